@@ -1,0 +1,540 @@
+"""The pystack side of each figure, and the list of figures (`FIGURES`) with their plans.
+
+Every function here builds its own world through the public API only (DESIGN.md §1):
+``pystack.Network(seed=1)``, ``async with net``, ``net.add_host``, ``net.add_switch``,
+``net.add_link(host, switch, subnet=...)``, ``host.socket(family, type)`` with trio's socket
+interface. Each repetition is one ``trio.run`` under ``MockClock(autojump_threshold=0)``
+(`harness.run_virtual`): virtual time for the stack, wall time (``time.perf_counter``) for
+the measurement, which covers only the steady-state loop, never the setup.
+
+What each figure measures (the anchor is in `benchmarks.anchors`):
+
+``tcp_echo_lo``        4-byte messages echoed over host a's loopback, one at a time: round
+                       trips/s. Anchor: kernel loopback through trio. Target ≥ 0.5×.
+``tcp_bulk_lo``        64 MiB written in 64 KiB ``send`` calls over loopback and read by a
+                       second task: MB/s. Anchor: ``memory_stream_pair``. Target ≥ 1.0×.
+``tcp_bulk_eth``       the same from host a (10.0.0.1) to host b (10.0.0.2), both linked to
+                       switch sw0 (Ethernet, MTU 1500). Anchor: ``memory_stream_pair``.
+                       Target ≥ 0.3×.
+``udp_pairs``          one 64-byte ``sendto`` then one ``recvfrom``, between two sockets on
+                       host a's loopback: pairs/s. Anchor: trio's FakeNet. Target ≥ 1.0×.
+``tcp_connect_close``  connect, server accepts and closes, client reads EOF and closes, over
+                       loopback: connections/s. Anchor: kernel loopback through trio, shown
+                       for reference; target ≥ 2,000/s absolute.
+``tcp_idle_memory``    10,000 established loopback connections left idle: the growth of
+                       Python's traced memory (``tracemalloc``), after a ``gc.collect()``,
+                       divided by the number of connections — both ends of a connection
+                       count, since both live in the emulated world. Target ≤ 20 KiB.
+``keepalive_hour``     1,000 idle connections from host a to host b over the switch, each
+                       client socket with SO_KEEPALIVE, TCP_KEEPIDLE 300 s and TCP_KEEPINTVL
+                       75 s (12 probes an hour each); the wall time that one hour of virtual
+                       time takes. If the wall budget runs out first, the time is
+                       extrapolated to the hour (the note says so). Target ≤ 10 s.
+``socket_scaling``     the ``udp_pairs`` loop with 10,000 other UDP sockets bound on the same
+                       host, against the same loop with 10: µs per pair; pystack column =
+                       10,000 sockets, anchor column = 10. Target ratio ≤ 1.2 (per-packet
+                       work must be O(1) in the number of sockets).
+
+``--quick`` shrinks every size (and judges the targets on those small sizes: indicative only).
+"""
+
+from __future__ import annotations
+
+import gc
+import socket
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from . import anchors
+from .harness import Deadline, Measurement, Plan, Target, grace, rate, run_virtual
+
+KiB = 1024
+MiB = 1024 * KiB
+
+SERVER_PORT = 8000
+
+
+def _pystack() -> Any:
+    """The package under test, imported at run time: it may not exist yet."""
+    import pystack
+
+    return pystack
+
+
+def _world() -> Any:
+    return _pystack().Network(seed=1)
+
+
+def _best_effort_nodelay(sock: Any) -> None:
+    # The kernel anchor's trio.SocketStream sets TCP_NODELAY; do the same when we can. In
+    # virtual time Nagle would cost no wall time anyway, so a refusal is not an error.
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, NotImplementedError, AttributeError):
+        pass
+
+
+async def _send_all(sock: Any, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        n = await sock.send(view)
+        view = view[n:]
+
+
+async def _recv_exactly(sock: Any, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = await sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionResetError("peer closed the connection early")
+        buf += chunk
+    return bytes(buf)
+
+
+async def _listener(host: Any, addr: str, port: int = SERVER_PORT, backlog: int = 1024) -> Any:
+    lsk = host.socket(socket.AF_INET, socket.SOCK_STREAM)
+    await lsk.bind((addr, port))
+    lsk.listen(backlog)
+    return lsk
+
+
+async def _connected_pair(client_host: Any, lsk: Any, addr: tuple[str, int]) -> tuple[Any, Any]:
+    """A connected (client, server-side) pair of stream sockets."""
+    c = client_host.socket(socket.AF_INET, socket.SOCK_STREAM)
+    await c.connect(addr)
+    s, _ = await lsk.accept()
+    return c, s
+
+
+def _two_hosts_on_a_switch(net: Any) -> tuple[Any, Any]:
+    a = net.add_host("a")
+    b = net.add_host("b")
+    sw = net.add_switch("sw0")
+    net.add_link(a, sw, subnet="10.0.0.0/24")  # a = 10.0.0.1
+    net.add_link(b, sw, subnet="10.0.0.0/24")  # b = 10.0.0.2
+    return a, b
+
+
+# ---------------------------------------------------------------------------------------
+# TCP echo
+
+
+def tcp_echo_lo(*, round_trips: int, seconds: float, size: int = 4) -> Measurement:
+    async def main() -> Measurement:
+        async with _world() as net:
+            a = net.add_host("a")
+            lsk = await _listener(a, "127.0.0.1")
+            c, s = await _connected_pair(a, lsk, ("127.0.0.1", SERVER_PORT))
+            _best_effort_nodelay(c)
+            _best_effort_nodelay(s)
+
+            async def echo() -> None:
+                while data := await s.recv(65536):
+                    await _send_all(s, data)
+                s.close()
+
+            msg = b"x" * size
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(echo)
+                done = 0
+                deadline = Deadline(seconds)
+                t0 = time.perf_counter()
+                while done < round_trips and not deadline.expired():
+                    await _send_all(c, msg)
+                    if await _recv_exactly(c, size) != msg:
+                        raise AssertionError("echo returned other bytes")
+                    done += 1
+                elapsed = time.perf_counter() - t0
+                c.close()
+            lsk.close()
+        return rate(done, elapsed)
+
+    return run_virtual(main, wall_limit=seconds + grace())
+
+
+# ---------------------------------------------------------------------------------------
+# TCP bulk
+
+
+async def _bulk(
+    sender: Any, receiver: Any, *, total: int, chunk: int, seconds: float
+) -> Measurement:
+    """Stream `total` bytes from `sender` to `receiver` in `chunk`-byte sends: MB/s."""
+    data = memoryview(b"\x5a" * chunk)
+    deadline = Deadline(seconds)
+    received = 0
+
+    async def write() -> None:
+        sent = 0
+        while sent < total and not deadline.expired():
+            await _send_all(sender, data)
+            sent += chunk
+        sender.close()  # FIN after the queued data: the reader sees EOF
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(write)
+        while data_in := await receiver.recv(65536):
+            received += len(data_in)
+    elapsed = time.perf_counter() - t0
+    receiver.close()
+    return rate(received / 1e6, elapsed)
+
+
+def tcp_bulk_lo(*, total: int, chunk: int, seconds: float) -> Measurement:
+    async def main() -> Measurement:
+        async with _world() as net:
+            a = net.add_host("a")
+            lsk = await _listener(a, "127.0.0.1")
+            c, s = await _connected_pair(a, lsk, ("127.0.0.1", SERVER_PORT))
+            lsk.close()
+            return await _bulk(c, s, total=total, chunk=chunk, seconds=seconds)
+
+    return run_virtual(main, wall_limit=seconds + grace())
+
+
+def tcp_bulk_eth(*, total: int, chunk: int, seconds: float) -> Measurement:
+    async def main() -> Measurement:
+        async with _world() as net:
+            a, b = _two_hosts_on_a_switch(net)
+            lsk = await _listener(b, "10.0.0.2")
+            c, s = await _connected_pair(a, lsk, ("10.0.0.2", SERVER_PORT))
+            lsk.close()
+            return await _bulk(c, s, total=total, chunk=chunk, seconds=seconds)
+
+    return run_virtual(main, wall_limit=seconds + grace())
+
+
+# ---------------------------------------------------------------------------------------
+# UDP pairs, and their cost against the number of open sockets
+
+
+async def _udp_pairs(host: Any, *, pairs: int, seconds: float, size: int) -> tuple[int, float]:
+    tx = host.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = host.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    await tx.bind(("127.0.0.1", 9000))
+    await rx.bind(("127.0.0.1", 9001))
+    dest = ("127.0.0.1", 9001)
+    msg = b"u" * size
+    gc.collect()
+    done = 0
+    deadline = Deadline(seconds)
+    t0 = time.perf_counter()
+    while done < pairs and not deadline.expired():
+        await tx.sendto(msg, dest)
+        data, _ = await rx.recvfrom(2048)
+        if len(data) != size:
+            raise AssertionError("datagram of the wrong size")
+        done += 1
+    elapsed = time.perf_counter() - t0
+    tx.close()
+    rx.close()
+    return done, elapsed
+
+
+def udp_pairs(*, pairs: int, seconds: float, size: int = 64) -> Measurement:
+    async def main() -> Measurement:
+        async with _world() as net:
+            a = net.add_host("a")
+            done, elapsed = await _udp_pairs(a, pairs=pairs, seconds=seconds, size=size)
+        return rate(done, elapsed)
+
+    return run_virtual(main, wall_limit=seconds + grace())
+
+
+def udp_pair_cost(*, sockets: int, pairs: int, seconds: float, size: int = 64) -> Measurement:
+    """µs per UDP pair on a host that has `sockets` other UDP sockets bound."""
+
+    async def main() -> Measurement:
+        async with _world() as net:
+            a = net.add_host("a")
+            others = []
+            for i in range(sockets):
+                s = a.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                await s.bind(("127.0.0.1", 10000 + i))
+                others.append(s)
+            done, elapsed = await _udp_pairs(a, pairs=pairs, seconds=seconds, size=size)
+            for s in others:
+                s.close()
+        if not done:
+            raise RuntimeError("the timed loop did no work")
+        return Measurement(elapsed / done * 1e6)
+
+    return run_virtual(main, wall_limit=seconds + grace() + sockets / 500)
+
+
+# ---------------------------------------------------------------------------------------
+# Connections
+
+
+def tcp_connect_close(*, connections: int, seconds: float) -> Measurement:
+    async def main() -> Measurement:
+        async with _world() as net:
+            a = net.add_host("a")
+            lsk = await _listener(a, "127.0.0.1")
+
+            async def close_at_once() -> None:
+                while True:
+                    s, _ = await lsk.accept()
+                    s.close()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(close_at_once)
+                done = 0
+                deadline = Deadline(seconds)
+                t0 = time.perf_counter()
+                while done < connections and not deadline.expired():
+                    c = a.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    await c.connect(("127.0.0.1", SERVER_PORT))
+                    if await c.recv(1) != b"":
+                        raise AssertionError("server sent data")
+                    c.close()
+                    done += 1
+                elapsed = time.perf_counter() - t0
+                nursery.cancel_scope.cancel()
+            lsk.close()
+        return rate(done, elapsed)
+
+    return run_virtual(main, wall_limit=seconds + grace())
+
+
+def tcp_idle_memory(*, connections: int, seconds: float) -> Measurement:
+    """KiB of traced Python memory per idle established connection (both ends)."""
+
+    async def main() -> Measurement:
+        async with _world() as net:
+            a = net.add_host("a")
+            lsk = await _listener(a, "127.0.0.1")
+            # One connection before tracing, so first-use allocations (caches, the first
+            # hash-table slots, interned names) are not charged to the measured ones.
+            warm = await _connected_pair(a, lsk, ("127.0.0.1", SERVER_PORT))
+            await trio.sleep(1)
+            kept: list[tuple[Any, Any]] = []
+            gc.collect()
+            tracemalloc.start()
+            try:
+                base = tracemalloc.get_traced_memory()[0]
+                deadline = Deadline(seconds)
+                while len(kept) < connections and not deadline.expired():
+                    kept.append(await _connected_pair(a, lsk, ("127.0.0.1", SERVER_PORT)))
+                await trio.sleep(1)  # delayed ACKs and other short timers settle: idle
+                gc.collect()
+                used = tracemalloc.get_traced_memory()[0] - base
+            finally:
+                tracemalloc.stop()
+            n = len(kept)
+            # No closing: leaving the network discards the world, which is quicker than
+            # 20,000 closes and is not what is measured.
+            del warm
+        if not n:
+            raise RuntimeError("no connection was opened")
+        note = ""
+        if n < connections:
+            note = f"only {n:,} of {connections:,} connections opened in {seconds:g} s"
+        return Measurement(used / n / KiB, note)
+
+    return run_virtual(main, wall_limit=seconds + grace(), virtual_limit=36000)
+
+
+def keepalive_hour(
+    *, connections: int, seconds: float, virtual: float = 3600.0, setup_seconds: float = 60.0
+) -> Measurement:
+    """Wall seconds that `virtual` seconds of virtual time take with idle keepalive conns."""
+
+    async def main() -> Measurement:
+        async with _world() as net:
+            a, b = _two_hosts_on_a_switch(net)
+            lsk = await _listener(b, "10.0.0.2")
+            addr = ("10.0.0.2", SERVER_PORT)
+            kept: list[tuple[Any, Any]] = []
+            setup = Deadline(setup_seconds)
+            while len(kept) < connections:
+                if setup.expired():
+                    raise TimeoutError(
+                        f"only {len(kept):,} connections opened in {setup_seconds:g} s"
+                    )
+                c = a.socket(socket.AF_INET, socket.SOCK_STREAM)
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 300)
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 75)
+                await c.connect(addr)
+                s, _ = await lsk.accept()
+                kept.append((c, s))
+            await trio.sleep(1)
+            gc.collect()
+            deadline = Deadline(seconds)
+            start_v = trio.current_time()
+            t0 = time.perf_counter()
+            step = 60.0
+            while trio.current_time() - start_v < virtual and not deadline.expired():
+                await trio.sleep(min(step, virtual - (trio.current_time() - start_v)))
+            wall = time.perf_counter() - t0
+            done_v = trio.current_time() - start_v
+            # The connections must have survived the hour: keepalive answered, not killed.
+            for c, s in kept[:: max(1, len(kept) // 10)]:
+                await _send_all(c, b"k")
+                if await _recv_exactly(s, 1) != b"k":
+                    raise AssertionError("a keepalive connection lost data")
+        if done_v >= virtual:
+            return Measurement(wall)
+        return Measurement(
+            wall * virtual / max(done_v, 1e-9),
+            f"extrapolated from {done_v:,.0f} s of virtual time in {wall:.1f} s wall",
+        )
+
+    return run_virtual(
+        main,
+        wall_limit=seconds + setup_seconds + grace(),
+        virtual_limit=virtual + 3600,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The list of figures
+
+
+@attrs.frozen
+class Figure:
+    name: str
+    title: str
+    unit: str
+    pystack: Callable[..., Measurement]
+    anchor: Callable[..., Measurement] | None
+    target: Target
+    full: Plan
+    quick: Plan
+    self_anchored: bool = False  # the anchor is pystack too (see harness.compare)
+
+
+def _bulk_plans(seconds: float) -> tuple[Plan, Plan]:
+    return (
+        Plan(
+            dict(total=64 * MiB, chunk=64 * KiB, seconds=seconds),
+            reps=3,
+            warmup=dict(total=16 * MiB, seconds=2.0),
+        ),
+        # Even in a quick run, warm up: the first megabytes through a fresh process run at
+        # half speed (the heap grows), which would halve the anchor.
+        Plan(
+            dict(total=4 * MiB, chunk=64 * KiB, seconds=1.0),
+            reps=1,
+            warmup=dict(total=4 * MiB, seconds=0.5),
+        ),
+    )
+
+
+FIGURES: dict[str, Figure] = {
+    f.name: f
+    for f in [
+        Figure(
+            "tcp_echo_lo",
+            "TCP echo, loopback, 4 B",
+            "rt/s",
+            tcp_echo_lo,
+            anchors.kernel_tcp_echo,
+            Target(">=", 0.5, "ratio"),
+            full=Plan(
+                dict(round_trips=30_000, seconds=1.5),
+                reps=3,
+                warmup=dict(round_trips=500, seconds=0.3),
+            ),
+            quick=Plan(dict(round_trips=2_000, seconds=0.3), reps=1, warmup=None),
+        ),
+        Figure(
+            "tcp_bulk_lo",
+            "TCP bulk, loopback, 64 KiB writes",
+            "MB/s",
+            tcp_bulk_lo,
+            anchors.memory_stream_bulk,
+            Target(">=", 1.0, "ratio"),
+            *_bulk_plans(seconds=6.0),
+        ),
+        Figure(
+            "tcp_bulk_eth",
+            "TCP bulk, Ethernet MTU 1500 via switch",
+            "MB/s",
+            tcp_bulk_eth,
+            anchors.memory_stream_bulk,
+            Target(">=", 0.3, "ratio"),
+            *_bulk_plans(seconds=8.0),
+        ),
+        Figure(
+            "udp_pairs",
+            "UDP send+recv pairs, 64 B",
+            "pairs/s",
+            udp_pairs,
+            anchors.fakenet_udp_pairs,
+            Target(">=", 1.0, "ratio"),
+            full=Plan(
+                dict(pairs=50_000, seconds=1.5),
+                reps=3,
+                warmup=dict(pairs=1_000, seconds=0.3),
+            ),
+            quick=Plan(dict(pairs=3_000, seconds=0.3), reps=1, warmup=None),
+        ),
+        Figure(
+            "tcp_connect_close",
+            "TCP connect+close, loopback",
+            "conn/s",
+            tcp_connect_close,
+            anchors.kernel_tcp_connect_close,
+            Target(">=", 2000, "value", "conn/s"),
+            full=Plan(
+                dict(connections=4_000, seconds=1.5),
+                reps=3,
+                warmup=dict(connections=200, seconds=0.3),
+            ),
+            quick=Plan(dict(connections=300, seconds=0.3), reps=1, warmup=None),
+        ),
+        Figure(
+            "tcp_idle_memory",
+            "memory per idle TCP conn (10,000)",
+            "KiB",
+            tcp_idle_memory,
+            None,
+            Target("<=", 20, "value", "KiB"),
+            full=Plan(dict(connections=10_000, seconds=60.0), reps=1, warmup=None),
+            quick=Plan(dict(connections=500, seconds=5.0), reps=1, warmup=None),
+        ),
+        Figure(
+            "keepalive_hour",
+            "1 h virtual, 1,000 keepalive conns",
+            "s wall",
+            keepalive_hour,
+            None,
+            Target("<=", 10, "value", "s"),
+            full=Plan(
+                dict(connections=1_000, seconds=30.0, setup_seconds=30.0), reps=1, warmup=None
+            ),
+            quick=Plan(
+                dict(connections=100, seconds=3.0, setup_seconds=5.0), reps=1, warmup=None
+            ),
+        ),
+        Figure(
+            "socket_scaling",
+            "per-packet cost, 10,000 vs 10 sockets",
+            "µs/pair",
+            udp_pair_cost,
+            udp_pair_cost,
+            Target("<=", 1.2, "ratio"),
+            full=Plan(
+                dict(sockets=10_000, pairs=30_000, seconds=1.5),
+                reps=3,
+                warmup=dict(sockets=10, pairs=1_000, seconds=0.3),
+                anchor_kwargs=dict(sockets=10),
+            ),
+            quick=Plan(
+                dict(sockets=1_000, pairs=2_000, seconds=0.3),
+                reps=1,
+                warmup=None,
+                anchor_kwargs=dict(sockets=10),
+            ),
+            self_anchored=True,
+        ),
+    ]
+}

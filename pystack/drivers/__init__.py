@@ -1,0 +1,1 @@
+"""Device drivers, as Linux's drivers/."""

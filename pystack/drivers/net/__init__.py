@@ -1,0 +1,1 @@
+"""Network device drivers: loopback and the emulated Ethernet NIC."""

@@ -1,0 +1,295 @@
+"""Emulated sockets with trio's socket interface.
+
+Read first: trio's `trio/_socket.py` (SocketType, _SocketType._nonblocking_helper: the
+checkpoint rules), the Python `socket` module documentation (address formats, the errors each
+call raises).
+
+`EmulatedSocket` is a `trio.socket.SocketType` backed by a descriptor in an emulated process.
+Every async method is a checkpoint as trio's own are: it checks for cancellation first, tries
+the call, and yields once after a call that did not block. Addresses are Python's: an AF_INET
+address is a (host, port) tuple where host is a dotted quad, a name the network knows ("a",
+"localhost"), "" for INADDR_ANY or "<broadcast>".
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket as _stdsocket
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..net import socket as sys
+from ..net.ipv4.udp import MSG_TRUNC, POLLERR, POLLHUP, POLLIN
+from ..uapi.ip import ip_int, ip_str
+
+if TYPE_CHECKING:
+    from ..kernel.sched import Task
+
+AF_INET = _stdsocket.AF_INET
+
+
+def resolve_host(task: "Task", host: Any, *, for_bind: bool) -> int:
+    """An AF_INET host part → an address, as the socket module's address parsing does."""
+    if isinstance(host, bytes):
+        host = host.decode("idna")
+    if not isinstance(host, str):
+        raise TypeError(f"str, bytes or bytearray expected, not {type(host).__name__}")
+    if host == "":
+        return 0
+    if host == "<broadcast>":
+        return 0xFFFFFFFF
+    try:
+        return ip_int(host)
+    except ValueError:
+        pass
+    addr = task.host.resolve(host)
+    if addr is None:
+        raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
+    return addr
+
+
+def parse_inet_address(task: "Task", address: Any, *, for_bind: bool = False,
+                       what: str = "connect") -> tuple[int, int]:
+    if not isinstance(address, tuple):
+        raise TypeError(f"AF_INET address must be tuple, not {type(address).__name__}")
+    if len(address) != 2:
+        raise TypeError("AF_INET address must be a pair (host, port)")
+    host, port = address
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
+    if not 0 <= port <= 65535:
+        raise OverflowError(f"{what}(): port must be 0-65535.")
+    return resolve_host(task, host, for_bind=for_bind), port
+
+
+def _addr_tuple(addr: tuple[int, int] | None) -> tuple[str, int] | None:
+    if addr is None:
+        return None
+    return ip_str(addr[0]), addr[1]
+
+
+class EmulatedSocket(trio.socket.SocketType):
+    """A socket on an emulated host, with the interface of `trio.socket.SocketType`."""
+
+    def __init__(self, task: "Task", fd: int, family: int, type_: int, proto: int):
+        self._task = task
+        self._fd = fd
+        self._family = family
+        self._type = type_
+        self._proto = proto
+        self._closed = False
+        self._did_shutdown_SHUT_WR = False
+
+    @classmethod
+    def create(cls, task: "Task", family: int = AF_INET, type: int = _stdsocket.SOCK_STREAM,
+               proto: int = 0) -> "EmulatedSocket":
+        fd = sys.sys_socket(task, int(family), int(type), int(proto))
+        real_proto = sys.sys_getsockopt(task, fd, _stdsocket.SOL_SOCKET, _stdsocket.SO_PROTOCOL)
+        stype = int(type) & 0xF
+        return cls(task, fd, family, stype, real_proto)
+
+    # -- attributes ---------------------------------------------------------------------------
+    @property
+    def family(self) -> _stdsocket.AddressFamily:
+        return _stdsocket.AddressFamily(self._family)
+
+    @property
+    def type(self) -> _stdsocket.SocketKind:
+        return _stdsocket.SocketKind(self._type)
+
+    @property
+    def proto(self) -> int:
+        return self._proto
+
+    @property
+    def did_shutdown_SHUT_WR(self) -> bool:
+        return self._did_shutdown_SHUT_WR
+
+    @property
+    def task(self) -> "Task":
+        """The emulated process whose fd table holds this socket."""
+        return self._task
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"fd={self._fd}"
+        return (f"<pystack socket {self._task.host.name}:{self._task.pid} {state} "
+                f"family={self.family.name} type={self.type.name}>")
+
+    def fileno(self) -> int:
+        return -1 if self._closed else self._fd
+
+    def _fdno(self) -> int:
+        if self._closed:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return self._fd
+
+    def get_inheritable(self) -> bool:
+        return False
+
+    def set_inheritable(self, inheritable: bool) -> None:
+        pass
+
+    def detach(self) -> int:
+        fd = self._fd
+        self._closed = True
+        return fd
+
+    def dup(self) -> "EmulatedSocket":
+        raise NotImplementedError("dup() of an emulated socket is not implemented yet")
+
+    def __enter__(self) -> "EmulatedSocket":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            sys.sys_close(self._task, self._fd)
+
+    # -- synchronous calls -------------------------------------------------------------------
+    def getsockname(self) -> Any:
+        return _addr_tuple(sys.sys_getsockname(self._task, self._fdno()))
+
+    def getpeername(self) -> Any:
+        return _addr_tuple(sys.sys_getpeername(self._task, self._fdno()))
+
+    def setsockopt(self, level: int, optname: int, value: Any, optlen: int | None = None) -> None:
+        if value is None:
+            if optlen is None:
+                raise TypeError("setsockopt(level, optname, None) needs an optlen")
+            value = bytes(optlen)
+        elif isinstance(value, bool):
+            value = int(value)
+        elif not isinstance(value, (int, bytes, bytearray, memoryview)):
+            raise TypeError(f"a bytes-like object or int is required, not "
+                            f"'{type(value).__name__}'")
+        sys.sys_setsockopt(self._task, self._fdno(), level, optname, value)
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
+        value = sys.sys_getsockopt(self._task, self._fdno(), level, optname)
+        if buflen is None:
+            if isinstance(value, (bytes, bytearray)):
+                return int.from_bytes(bytes(value[:4]).ljust(4, b"\0"), "little", signed=True)
+            return value
+        if isinstance(value, int):
+            value = value.to_bytes(4, "little", signed=True)
+        return bytes(value[:buflen])
+
+    def listen(self, backlog: int = min(_stdsocket.SOMAXCONN, 128)) -> None:
+        sys.sys_listen(self._task, self._fdno(), backlog)
+
+    def shutdown(self, flag: int) -> None:
+        sys.sys_shutdown(self._task, self._fdno(), flag)
+        if flag in (_stdsocket.SHUT_WR, _stdsocket.SHUT_RDWR):
+            self._did_shutdown_SHUT_WR = True
+
+    def is_readable(self) -> bool:
+        return bool(sys.sys_poll(self._task, self._fdno()) & (POLLIN | POLLERR | POLLHUP))
+
+    async def wait_writable(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await sys.sys_wait_writable(self._task, self._fdno())
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    # -- async calls -------------------------------------------------------------------------
+    async def bind(self, address: Any) -> None:
+        await trio.lowlevel.checkpoint()
+        addr, port = parse_inet_address(self._task, address, for_bind=True, what="bind")
+        sys.sys_bind(self._task, self._fdno(), self._family, addr, port)
+
+    async def connect(self, address: Any) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        addr, port = parse_inet_address(self._task, address, what="connect")
+        await sys.sys_connect(self._task, self._fdno(), self._family, addr, port)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def accept(self) -> tuple["EmulatedSocket", Any]:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        fd, addr = await sys.sys_accept4(self._task, self._fdno())
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        sock = EmulatedSocket(self._task, fd, self._family, self._type, self._proto)
+        return sock, _addr_tuple(addr)
+
+    async def send(self, data: Any, flags: int = 0) -> int:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        n = await sys.sys_sendto(self._task, self._fdno(), memoryview(data), flags, None)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return n
+
+    async def sendto(self, data: Any, *args: Any) -> int:
+        if len(args) == 1:
+            flags, address = 0, args[0]
+        elif len(args) == 2:
+            flags, address = args
+        else:
+            raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        addr, port = parse_inet_address(self._task, address, what="sendto")
+        n = await sys.sys_sendto(self._task, self._fdno(), memoryview(data), flags,
+                                 (self._family, addr, port))
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return n
+
+    async def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0,
+                      address: Any = None) -> int:
+        if ancdata:
+            raise NotImplementedError("ancillary data (sendmsg ancdata) is not implemented yet")
+        data = b"".join(bytes(b) for b in buffers)
+        if address is None:
+            return await self.send(data, flags)
+        return await self.sendto(data, flags, address)
+
+    async def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        data, _addr, _mf, _n = await sys.sys_recvfrom(self._task, self._fdno(), bufsize, flags)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return data
+
+    async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        view = memoryview(buffer).cast("B")
+        size = nbytes or len(view)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        data, _addr, _mf, n = await sys.sys_recvfrom(self._task, self._fdno(), size, flags)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        view[:len(data)] = data
+        return n if flags & MSG_TRUNC else len(data)
+
+    async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        data, addr, _mf, _n = await sys.sys_recvfrom(self._task, self._fdno(), bufsize, flags)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return data, _addr_tuple(addr)
+
+    async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0
+                            ) -> tuple[int, Any]:
+        view = memoryview(buffer).cast("B")
+        size = nbytes or len(view)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        data, addr, _mf, n = await sys.sys_recvfrom(self._task, self._fdno(), size, flags)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        view[:len(data)] = data
+        return (n if flags & MSG_TRUNC else len(data)), _addr_tuple(addr)
+
+    async def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0
+                      ) -> tuple[bytes, list, int, Any]:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        data, addr, msg_flags, _n = await sys.sys_recvfrom(self._task, self._fdno(), bufsize,
+                                                           flags)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return data, [], msg_flags, _addr_tuple(addr)
+
+    async def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0
+                           ) -> tuple[int, list, int, Any]:
+        views = [memoryview(b).cast("B") for b in buffers]
+        total = sum(len(v) for v in views)
+        data, anc, msg_flags, addr = await self.recvmsg(total, ancbufsize, flags)
+        pos = 0
+        for v in views:
+            chunk = data[pos:pos + len(v)]
+            v[:len(chunk)] = chunk
+            pos += len(chunk)
+        return len(data), anc, msg_flags, addr

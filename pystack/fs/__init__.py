@@ -1,0 +1,1 @@
+"""Files and descriptors, as Linux's fs/."""

@@ -1,0 +1,1 @@
+"""The parts of a kernel that are not networking: CPUs, softirqs, timers, tasks."""

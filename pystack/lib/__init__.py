@@ -1,0 +1,1 @@
+"""Library helpers that Linux keeps under lib/."""

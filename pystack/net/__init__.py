@@ -1,0 +1,1 @@
+"""The network stack, laid out as Linux's net/ tree."""

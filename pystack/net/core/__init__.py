@@ -1,0 +1,1 @@
+"""Protocol-independent networking core, as net/core/."""

@@ -1,0 +1,333 @@
+"""Network devices, the receive core and the transmit entry, as net/core/dev.c.
+
+Read first: net/core/dev.c (netif_rx, enqueue_to_backlog, process_backlog, net_rx_action,
+napi_poll, __netif_receive_skb_core, dev_queue_xmit, __dev_xmit_skb, net_tx_action),
+include/linux/netdevice.h (net_device, net_device_ops, napi_struct),
+Documentation/networking/napi.rst, net/sched/sch_generic.c (qdisc_run, dev_hard_start_xmit).
+
+RX: a driver's NAPI poll (or `process_backlog` for loopback) hands each skb to
+`netif_receive_skb`, which gives it to the packet taps and to the ptype handler for its
+protocol (`ip_rcv`, `arp_rcv`). `net_rx_action` polls the NAPI instances on a CPU's poll list,
+`weight` packets each, until the softirq budget (`netdev_budget`, 300) runs out; running out
+with work left counts a `time_squeeze` and leaves the rest for the next round.
+
+TX: `dev_queue_xmit` disables bottom halves, passes the skb through the device's qdisc (or
+straight to the driver for `noqueue` devices such as lo) and re-enables them, which is where
+the softirqs raised on the way (a loopback delivery, a TX completion) run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from ...kernel.softirq import (NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, local_bh_disable,
+                               local_bh_enable, raise_softirq)
+from . import drop_reason as dr
+from .drop_reason import kfree_skb
+
+if TYPE_CHECKING:
+    from ...kernel.sched import Cpu
+    from .net_namespace import Net
+    from .skbuff import SkBuff
+
+__all__ = ["NetDevice", "NetDeviceStats", "Napi", "register_netdevice", "dev_add_pack",
+           "netif_rx", "netif_receive_skb", "napi_schedule", "napi_complete_done",
+           "net_rx_action", "net_tx_action", "dev_queue_xmit", "netif_stop_queue",
+           "netif_wake_queue", "NETDEV_TX_OK", "NETDEV_TX_BUSY", "NET_XMIT_SUCCESS",
+           "NET_XMIT_DROP", "NET_XMIT_CN", "IFF_UP", "IFF_BROADCAST", "IFF_LOOPBACK",
+           "IFF_RUNNING", "IFF_MULTICAST", "IFF_NOARP"]
+
+IFF_UP = 0x1
+IFF_BROADCAST = 0x2
+IFF_LOOPBACK = 0x8
+IFF_NOARP = 0x80
+IFF_RUNNING = 0x40
+IFF_MULTICAST = 0x1000
+
+NETDEV_TX_OK = 0
+NETDEV_TX_BUSY = 0x10
+NET_XMIT_SUCCESS = 0
+NET_XMIT_DROP = 1
+NET_XMIT_CN = 2
+
+TAP_RX = "rx"
+TAP_TX = "tx"
+
+
+class NetDeviceStats:
+    """`struct rtnl_link_stats64`, the counters `ip -s link` prints."""
+
+    __slots__ = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors",
+                 "tx_errors", "rx_dropped", "tx_dropped", "rx_missed_errors",
+                 "rx_length_errors", "rx_nohandler", "multicast", "collisions")
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class NetDevice:
+    """`struct net_device`. Drivers subclass it and provide `ndo_start_xmit`."""
+
+    def __init__(self, net: "Net", name: str, *, mtu: int, flags: int, addr: bytes,
+                 broadcast: bytes, hard_header_len: int, tx_queue_len: int, irq_cpu: "Cpu"):
+        self.nd_net = net
+        self.name = name
+        self.ifindex = 0
+        self.mtu = mtu
+        self.min_mtu = 68
+        self.max_mtu = 65535
+        self.flags = flags
+        self.dev_addr = addr
+        self.broadcast = broadcast
+        self.hard_header_len = hard_header_len
+        self.tx_queue_len = tx_queue_len
+        self.irq_cpu = irq_cpu
+        self.stats = NetDeviceStats()
+        self.qdisc: Any = None  # None: noqueue
+        self.queue_stopped = False
+        self.ip_ptr: Any = None  # struct in_device
+        self.ptype_all: list[Callable[["SkBuff", "NetDevice", str], None]] = []  # taps
+        self.header_ops: Any = None
+
+    def __repr__(self) -> str:
+        return f"<NetDevice {self.nd_net.host.name}:{self.name}>"
+
+    def ndo_start_xmit(self, skb: "SkBuff") -> int:
+        raise NotImplementedError(f"{type(self).__name__} has no transmit function")
+
+    def ndo_open(self) -> None:
+        pass
+
+    @property
+    def is_up(self) -> bool:
+        return bool(self.flags & IFF_UP)
+
+
+def register_netdevice(net: "Net", dev: NetDevice) -> None:
+    if dev.name in net.dev_base:
+        raise ValueError(f"host {net.host.name!r} already has a device named {dev.name!r}")
+    dev.ifindex = net.new_ifindex()
+    net.dev_base[dev.name] = dev
+    net.dev_index[dev.ifindex] = dev
+
+
+# ptype_base: protocol handlers, global as in Linux (the handlers are the same on every host).
+ptype_base: dict[int, Callable[["SkBuff", NetDevice], None]] = {}
+
+
+def dev_add_pack(protocol: int, func: Callable[["SkBuff", NetDevice], None]) -> None:
+    ptype_base[protocol] = func
+
+
+class Napi:
+    """`struct napi_struct`: a poll function, a weight, and whether it is scheduled."""
+
+    __slots__ = ("poll", "weight", "dev", "cpu", "scheduled", "name")
+
+    def __init__(self, poll: Callable[["Napi", int], int], weight: int, cpu: "Cpu",
+                 dev: NetDevice | None = None, name: str = "napi"):
+        self.poll = poll
+        self.weight = weight
+        self.dev = dev
+        self.cpu = cpu
+        self.scheduled = False
+        self.name = name
+
+
+def napi_schedule(napi: Napi) -> None:
+    """Put `napi` on its CPU's poll list (once) and raise NET_RX."""
+    if napi.scheduled:
+        return
+    napi.scheduled = True
+    cpu = napi.cpu
+    cpu.poll_list.append(napi)
+    raise_softirq(cpu, NET_RX_SOFTIRQ)
+
+
+def napi_complete_done(napi: Napi, work_done: int) -> bool:
+    napi.scheduled = False
+    return True
+
+
+def net_rx_action(cpu: "Cpu") -> None:
+    """NET_RX softirq: poll the scheduled NAPI instances within the budget."""
+    net = cpu.host.net
+    budget = net.sysctl.netdev_budget
+    work_list = cpu.poll_list
+    cpu.poll_list = []
+    repoll: list[Napi] = []
+    i = 0
+    while i < len(work_list):
+        napi = work_list[i]
+        i += 1
+        weight = napi.weight
+        if net.tracer.active:
+            net.tracer.emit(net, "napi:napi_poll", napi=napi.name, budget=weight)
+        work = napi.poll(napi, weight)
+        budget -= work
+        if work >= weight and napi.scheduled:
+            repoll.append(napi)
+        if budget <= 0:
+            cpu.time_squeeze += 1
+            break
+    # Whatever was not polled, then what got scheduled meanwhile, then the repolls.
+    remaining = work_list[i:]
+    remaining.extend(cpu.poll_list)
+    remaining.extend(repoll)
+    cpu.poll_list = remaining
+    if remaining:
+        raise_softirq(cpu, NET_RX_SOFTIRQ)
+
+
+def netif_receive_skb(skb: "SkBuff") -> None:
+    """__netif_receive_skb_core: taps, then the protocol handler."""
+    dev = skb.dev
+    dev.nd_net.host.this_cpu.processed += 1
+    if skb.trace is not None:
+        skb.trace.hop(dev.nd_net, "netif_receive_skb")
+    skb.network_header = skb.data
+    for tap in dev.ptype_all:
+        tap(skb, dev, TAP_RX)
+    handler = ptype_base.get(skb.protocol)
+    if handler is None:
+        dev.stats.rx_nohandler += 1
+        kfree_skb(skb, dr.UNHANDLED_PROTO)
+        return
+    handler(skb, dev)
+
+
+def napi_gro_receive(napi: Napi, skb: "SkBuff") -> None:
+    """GRO entry point. Segments are not merged (GRO is not implemented): passed straight on."""
+    netif_receive_skb(skb)
+
+
+def netif_rx(skb: "SkBuff") -> int:
+    """Queue a received skb on this CPU's backlog (loopback and software devices)."""
+    dev = skb.dev
+    return enqueue_to_backlog(skb, dev.nd_net.host.this_cpu)
+
+
+def enqueue_to_backlog(skb: "SkBuff", cpu: "Cpu") -> int:
+    net = cpu.host.net
+    q = cpu.input_pkt_queue
+    qlen = len(q) - cpu.input_pkt_head
+    if qlen <= net.sysctl.netdev_max_backlog:
+        if skb.trace is not None:
+            skb.trace.hop(net, "enqueue_to_backlog")
+        q.append(skb)
+        if not cpu.backlog.scheduled:
+            napi_schedule(cpu.backlog)
+        return NET_XMIT_SUCCESS
+    cpu.dropped += 1
+    skb.dev.stats.rx_dropped += 1
+    kfree_skb(skb, dr.CPU_BACKLOG)
+    return NET_XMIT_DROP
+
+
+def process_backlog(napi: Napi, quota: int) -> int:
+    """The backlog's NAPI poll: deliver up to `quota` queued skbs."""
+    cpu = napi.cpu
+    work = 0
+    while work < quota:
+        q = cpu.input_pkt_queue
+        head = cpu.input_pkt_head
+        if head >= len(q):
+            break
+        skb = q[head]
+        q[head] = None
+        head += 1
+        if head == len(q):
+            q.clear()
+            head = 0
+        cpu.input_pkt_head = head
+        work += 1
+        if skb.trace is not None:
+            skb.trace.hop(skb.dev.nd_net, "process_backlog")
+        netif_receive_skb(skb)
+    if cpu.input_pkt_head >= len(cpu.input_pkt_queue):
+        napi_complete_done(napi, work)
+    return work
+
+
+# ---- transmit --------------------------------------------------------------------------------
+
+def dev_queue_xmit(skb: "SkBuff") -> int:
+    """Queue an skb for transmission on skb.dev; runs pending softirqs on the way out."""
+    dev = skb.dev
+    cpu = dev.nd_net.host.this_cpu
+    local_bh_disable(cpu)
+    try:
+        if skb.trace is not None:
+            skb.trace.hop(dev.nd_net, "dev_queue_xmit")
+        if not dev.flags & IFF_UP:
+            kfree_skb(skb, dr.DEV_READY)
+            return NET_XMIT_DROP
+        q = dev.qdisc
+        if q is None:
+            return dev_hard_start_xmit(skb, dev)
+        return __dev_xmit_skb(skb, q, dev, cpu)
+    finally:
+        local_bh_enable(cpu)
+
+
+def dev_hard_start_xmit(skb: "SkBuff", dev: NetDevice) -> int:
+    for tap in dev.ptype_all:
+        tap(skb, dev, TAP_TX)
+    if skb.trace is not None:
+        skb.trace.hop(dev.nd_net, "dev_hard_start_xmit")
+    return dev.ndo_start_xmit(skb)
+
+
+def __dev_xmit_skb(skb: "SkBuff", q: Any, dev: NetDevice, cpu: "Cpu") -> int:
+    # TCQ_F_CAN_BYPASS: an empty queue on a running device sends at once.
+    if not q and not dev.queue_stopped:
+        rc = dev_hard_start_xmit(skb, dev)
+        if rc == NETDEV_TX_BUSY:
+            q.requeue(skb)
+            return NET_XMIT_SUCCESS
+        return NET_XMIT_SUCCESS
+    rc = q.enqueue(skb)
+    if rc == NET_XMIT_SUCCESS:
+        qdisc_run(q, dev)
+    return rc
+
+
+def qdisc_run(q: Any, dev: NetDevice) -> None:
+    while not dev.queue_stopped:
+        skb = q.dequeue()
+        if skb is None:
+            return
+        if dev_hard_start_xmit(skb, dev) == NETDEV_TX_BUSY:
+            q.requeue(skb)
+            return
+
+
+def netif_stop_queue(dev: NetDevice) -> None:
+    dev.queue_stopped = True
+
+
+def netif_wake_queue(dev: NetDevice) -> None:
+    """Restart a stopped queue: the qdisc runs again from NET_TX."""
+    if dev.queue_stopped:
+        dev.queue_stopped = False
+        if dev.qdisc is not None and dev.qdisc:
+            __netif_schedule(dev)
+
+
+def __netif_schedule(dev: NetDevice) -> None:
+    cpu = dev.nd_net.host.this_cpu
+    if dev not in cpu.output_queue:
+        cpu.output_queue.append(dev)
+    raise_softirq(cpu, NET_TX_SOFTIRQ)
+
+
+def net_tx_action(cpu: "Cpu") -> None:
+    devs = cpu.output_queue
+    cpu.output_queue = []
+    for dev in devs:
+        if dev.qdisc is not None:
+            qdisc_run(dev.qdisc, dev)

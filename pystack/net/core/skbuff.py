@@ -1,0 +1,202 @@
+"""Socket buffers, as net/core/skbuff.c and include/linux/skbuff.h.
+
+Read first: include/linux/skbuff.h (the head/data/tail/end picture, skb_put/push/pull/reserve,
+skb_clone vs skb_copy, truesize), "How SKBs work" (http://vger.kernel.org/~davem/skb.html).
+
+One `bytearray` is the buffer; `head <= data <= tail <= end` index into it. The TX path
+reserves headroom once for every header it will push, so no layer reallocates; the RX path
+wraps the bytes the NIC "DMA'd" without copying them. A clone shares the buffer (and marks
+both as cloned); a writer must `unshare()` first, as Linux's skb_cow does.
+
+The attributes are plain slots with no validation: this object is created once per packet and
+touched at every layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+__all__ = ["SkBuff", "alloc_skb", "skb_from_frame", "SKB_TRUESIZE",
+           "PACKET_HOST", "PACKET_BROADCAST", "PACKET_MULTICAST", "PACKET_OTHERHOST",
+           "PACKET_OUTGOING", "PACKET_LOOPBACK", "CHECKSUM_NONE", "CHECKSUM_UNNECESSARY",
+           "CHECKSUM_COMPLETE", "CHECKSUM_PARTIAL", "MAX_HEADER"]
+
+# skb->pkt_type
+PACKET_HOST = 0
+PACKET_BROADCAST = 1
+PACKET_MULTICAST = 2
+PACKET_OTHERHOST = 3
+PACKET_OUTGOING = 4
+PACKET_LOOPBACK = 5
+
+# skb->ip_summed
+CHECKSUM_NONE = 0
+CHECKSUM_UNNECESSARY = 1
+CHECKSUM_COMPLETE = 2
+CHECKSUM_PARTIAL = 3
+
+# Headroom for link-layer + IP headers on the TX path (LL_MAX_HEADER + 48 in Linux).
+MAX_HEADER = 128 + 48
+
+# sizeof(struct sk_buff) + sizeof(struct skb_shared_info), each cache-aligned, on x86_64:
+# what Linux charges a socket per buffer on top of the data (SKB_TRUESIZE).
+_SKB_OVERHEAD = 256 + 320
+
+
+def SKB_TRUESIZE(size: int) -> int:
+    return size + _SKB_OVERHEAD
+
+
+class SkBuff:
+    __slots__ = (
+        "buf", "head", "data", "tail", "end",
+        "dev", "sk", "protocol", "pkt_type", "ip_summed", "csum", "priority", "mark",
+        "mac_header", "network_header", "transport_header",
+        "cb", "truesize", "destructor", "dst", "tstamp", "cloned", "trace", "hash",
+    )
+
+    def __init__(self, buf: bytearray, data: int, tail: int, truesize: int):
+        self.buf = buf
+        self.head = 0
+        self.data = data
+        self.tail = tail
+        self.end = len(buf)
+        self.dev: Any = None
+        self.sk: Any = None
+        self.protocol = 0
+        self.pkt_type = PACKET_HOST
+        self.ip_summed = CHECKSUM_NONE
+        self.csum = 0
+        self.priority = 0
+        self.mark = 0
+        self.mac_header = -1
+        self.network_header = -1
+        self.transport_header = -1
+        self.cb: Any = None  # the control block of the layer holding the skb
+        self.truesize = truesize
+        self.destructor: Callable[["SkBuff"], None] | None = None
+        self.dst: Any = None
+        self.tstamp = 0.0
+        self.cloned = False
+        self.trace: Any = None  # a PathTrace while this packet is being followed
+        self.hash = 0
+
+    # -- geometry ---------------------------------------------------------------------------
+    @property
+    def len(self) -> int:
+        return self.tail - self.data
+
+    def __len__(self) -> int:
+        return self.tail - self.data
+
+    def headroom(self) -> int:
+        return self.data - self.head
+
+    def tailroom(self) -> int:
+        return self.end - self.tail
+
+    def reserve(self, n: int) -> None:
+        """skb_reserve: make headroom on an empty buffer."""
+        self.data += n
+        self.tail += n
+
+    def put(self, n: int) -> int:
+        """skb_put: extend the data at the tail; returns the offset of the new area."""
+        old = self.tail
+        tail = old + n
+        if tail > self.end:
+            raise OverflowError(f"skb_put over the end: {n} bytes, {self.end - old} of tailroom")
+        self.tail = tail
+        return old
+
+    def put_data(self, data: bytes | bytearray | memoryview) -> int:
+        """skb_put_data: append a copy of `data`; returns its offset."""
+        off = self.put(len(data))
+        self.buf[off:self.tail] = data
+        return off
+
+    def push(self, n: int) -> int:
+        """skb_push: extend the data at the head; returns the new data offset."""
+        data = self.data - n
+        if data < self.head:
+            raise OverflowError(f"skb_push under the head: {n} bytes, {self.data} of headroom")
+        self.data = data
+        return data
+
+    def pull(self, n: int) -> bool:
+        """skb_pull: drop `n` bytes from the head. False (nothing done) if there are fewer."""
+        if n > self.tail - self.data:
+            return False
+        self.data += n
+        return True
+
+    def trim(self, length: int) -> None:
+        """skb_trim / pskb_trim: cut the data to `length` bytes."""
+        if length < self.tail - self.data:
+            self.tail = self.data + length
+
+    # -- contents -----------------------------------------------------------------------------
+    def view(self) -> memoryview:
+        """The data as a memoryview into the buffer (no copy)."""
+        return memoryview(self.buf)[self.data:self.tail]
+
+    def tobytes(self) -> bytes:
+        return bytes(self.buf[self.data:self.tail])
+
+    def reset_network_header(self) -> None:
+        self.network_header = self.data
+
+    def reset_transport_header(self) -> None:
+        self.transport_header = self.data
+
+    def reset_mac_header(self) -> None:
+        self.mac_header = self.data
+
+    # -- sharing ------------------------------------------------------------------------------
+    def clone(self) -> "SkBuff":
+        """skb_clone: a new skb over the same buffer. Both become read-only until unshared."""
+        n = SkBuff.__new__(SkBuff)
+        for name in SkBuff.__slots__:
+            setattr(n, name, getattr(self, name))
+        n.sk = None
+        n.destructor = None
+        n.cloned = True
+        self.cloned = True
+        n.trace = self.trace
+        return n
+
+    def copy(self) -> "SkBuff":
+        """skb_copy: a private copy of the whole buffer, headroom included."""
+        n = self.clone()
+        n.buf = bytearray(self.buf)
+        n.cloned = False
+        return n
+
+    def unshare(self) -> None:
+        """skb_cow: make the buffer private before writing into a cloned skb."""
+        if self.cloned:
+            self.buf = bytearray(self.buf)
+            self.cloned = False
+
+    def orphan(self) -> None:
+        """skb_orphan: release the owning socket's accounting now."""
+        d = self.destructor
+        if d is not None:
+            self.destructor = None
+            d(self)
+        self.sk = None
+
+    def __repr__(self) -> str:
+        return f"<SkBuff len={self.tail - self.data} proto={self.protocol:#06x}>"
+
+
+def alloc_skb(size: int, headroom: int = MAX_HEADER) -> SkBuff:
+    """alloc_skb + skb_reserve: room for `size` bytes of data after `headroom`."""
+    total = headroom + size
+    skb = SkBuff(bytearray(total), headroom, headroom, SKB_TRUESIZE(total))
+    return skb
+
+
+def skb_from_frame(frame: bytearray, truesize: int) -> SkBuff:
+    """build_skb over a received frame: the buffer is the frame, no copy."""
+    return SkBuff(frame, 0, len(frame), truesize)

@@ -1,0 +1,1 @@
+"""Ethernet, as net/ethernet/."""

@@ -1,0 +1,1 @@
+"""IPv4, as Linux's net/ipv4/."""

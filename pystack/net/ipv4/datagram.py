@@ -1,0 +1,50 @@
+"""Connecting a datagram socket, as net/ipv4/datagram.c.
+
+Read first: net/ipv4/datagram.c (__ip4_datagram_connect), net/ipv4/udp.c (udp_disconnect).
+"""
+
+from __future__ import annotations
+
+import errno
+
+from ...kernel.errors import KernelError
+from ..core.sock import SOCK_BINDADDR_LOCK, SOCK_BROADCAST
+from .fib import RTN_BROADCAST
+from .inet_sock import InetSock
+from .route import RouteError, ip_route_output
+from .tcp_states import TCP_CLOSE, TCP_ESTABLISHED
+
+
+def ip4_datagram_connect(sk: InetSock, daddr: int, dport: int) -> None:
+    net = sk.sk_net
+    sk.sk_dst_cache = None
+    oif = net.dev_index.get(sk.sk_bound_dev_if) if sk.sk_bound_dev_if else None
+    try:
+        rt = ip_route_output(net, daddr, sk.inet_saddr, oif)
+    except RouteError as e:
+        if e.errno == errno.ENETUNREACH:
+            net.mib.ip["OutNoRoutes"] += 1
+        raise KernelError(e.errno) from None
+    if rt.type == RTN_BROADCAST and not sk.sock_flag(SOCK_BROADCAST):
+        raise KernelError(errno.EACCES)
+    if not sk.inet_saddr:
+        sk.inet_saddr = rt.saddr
+    if not sk.inet_rcv_saddr:
+        sk.inet_rcv_saddr = rt.saddr
+    sk.inet_daddr = daddr
+    sk.inet_dport = dport
+    sk.sk_state = TCP_ESTABLISHED
+    sk.inet_id = net.ipv4.ip_id_rng.randrange(65536)
+    sk.sk_dst_cache = rt
+
+
+def ip4_datagram_disconnect(sk: InetSock) -> None:
+    """udp_disconnect: forget the peer; keep the local address only if bound explicitly."""
+    sk.sk_state = TCP_CLOSE
+    sk.inet_daddr = 0
+    sk.inet_dport = 0
+    sk.sk_bound_dev_if = sk.sk_bound_dev_if
+    if not sk.sk_userlocks & SOCK_BINDADDR_LOCK:
+        sk.inet_saddr = 0
+        sk.inet_rcv_saddr = 0
+    sk.sk_dst_cache = None

@@ -1,0 +1,1 @@
+"""Packet schedulers (qdiscs), as net/sched/."""

@@ -1,0 +1,265 @@
+"""The socket system calls, as net/socket.c: the edge where kernel errors become OSError.
+
+Read first: net/socket.c (__sys_socket, __sys_bind, __sys_connect, __sys_sendto,
+__sys_recvfrom, __sys_setsockopt, __sys_shutdown, sock_close), man 2 socket and its
+siblings for the errno each call may return.
+
+Every call takes the calling task (its fd table, credentials and CPU) and a descriptor.
+Calls that may block are async: they try the protocol's non-blocking operation, and on
+EAGAIN — unless the file is non-blocking or MSG_DONTWAIT is set — wait on the socket
+(wait.py) until a wake-up or the SO_RCVTIMEO/SO_SNDTIMEO deadline, then try again. A timeout
+reports EAGAIN, as Linux's does. `KernelError` from anywhere below becomes
+`OSError(errno, strerror)` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import math
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+
+import trio
+
+from ..fs.file import O_CLOEXEC, O_NONBLOCK, File, fput
+from ..kernel.errors import KernelError
+from ..kernel.sched import CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, Task
+from .core.sock import Socket
+from .core.wait import sk_wait_event
+from .ipv4.af_inet import (AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_TYPE_MASK,
+                           inet_create)
+from .ipv4.udp import MSG_DONTWAIT, POLLOUT
+
+T = TypeVar("T")
+
+__all__ = ["sys_socket", "sys_bind", "sys_connect", "sys_listen", "sys_accept4",
+           "sys_sendto", "sys_recvfrom", "sys_getsockname", "sys_getpeername",
+           "sys_setsockopt", "sys_getsockopt", "sys_shutdown", "sys_close", "sys_poll",
+           "sys_wait_writable", "sockfd_lookup", "SocketFile"]
+
+
+class SocketFile:
+    """`socket_file_ops`: what a file that holds a socket does on release."""
+
+    name = "socket"
+
+    @staticmethod
+    def release(file: File) -> None:
+        sock: Socket = file.private_data
+        sock.ops.release(sock)
+        sock.file = None
+
+
+def _to_oserror(fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except KernelError as e:
+            raise e.to_oserror() from None
+    return wrapper
+
+
+def _to_oserror_async(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except KernelError as e:
+            raise e.to_oserror() from None
+    return wrapper
+
+
+def _enter(task: Task) -> None:
+    """The task is on its CPU: kernel code below reads host.this_cpu."""
+    task.host.this_cpu = task.cpu
+
+
+def sockfd_lookup(task: Task, fd: int) -> tuple[File, Socket]:
+    file = task.files.fget(fd)
+    sock = file.private_data
+    if not isinstance(sock, Socket):
+        raise KernelError(errno.ENOTSOCK)
+    if sock.sk is None:
+        raise KernelError(errno.EBADF)
+    return file, sock
+
+
+def _trace(task: Task, event: str, **fields: Any) -> None:
+    net = task.host.net
+    if net.tracer.active:
+        net.tracer.emit(net, event, pid=task.pid, comm=task.comm, **fields)
+
+
+@_to_oserror
+def sys_socket(task: Task, family: int, type_: int, protocol: int = 0) -> int:
+    _enter(task)
+    flags = type_ & ~SOCK_TYPE_MASK
+    stype = type_ & SOCK_TYPE_MASK
+    if flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
+        raise KernelError(errno.EINVAL)
+    if family == AF_INET6:
+        raise NotImplementedError("IPv6 (AF_INET6) is not implemented yet in pystack")
+    if family != AF_INET:
+        raise KernelError(errno.EAFNOSUPPORT)
+    sock = Socket(stype, None)
+    inet_create(task.host.net, sock, protocol)
+    sock.sk.sk_uid = task.cred.uid
+    file = File(SocketFile, sock, O_NONBLOCK if flags & SOCK_NONBLOCK else 0)
+    sock.file = file
+    try:
+        fd = task.files.alloc_fd(file, O_CLOEXEC if flags & SOCK_CLOEXEC else 0)
+    except KernelError:
+        fput(file)  # sock_map_fd failed: release the socket just made (EMFILE)
+        raise
+    _trace(task, "EVENT_SOCKET", fd=fd, type=stype, protocol=sock.sk.sk_protocol)
+    return fd
+
+
+@_to_oserror
+def sys_bind(task: Task, fd: int, family: int, addr: int, port: int) -> None:
+    _enter(task)
+    _file, sock = sockfd_lookup(task, fd)
+    sock.ops.bind(sock, family, addr, port, task.capable(CAP_NET_BIND_SERVICE))
+    _trace(task, "EVENT_BIND", fd=fd, port=port)
+
+
+@_to_oserror_async
+async def sys_connect(task: Task, fd: int, family: int, addr: int, port: int) -> None:
+    _enter(task)
+    file, sock = sockfd_lookup(task, fd)
+    _trace(task, "EVENT_CONNECT", fd=fd, port=port)
+    result = sock.ops.connect(sock, family, addr, port)
+    if result is not None and hasattr(result, "__await__"):
+        await result  # a stream connect waits for the handshake
+
+
+@_to_oserror
+def sys_listen(task: Task, fd: int, backlog: int) -> None:
+    _enter(task)
+    _file, sock = sockfd_lookup(task, fd)
+    sock.ops.listen(sock, backlog)
+    _trace(task, "EVENT_LISTEN", fd=fd, backlog=backlog)
+
+
+@_to_oserror_async
+async def sys_accept4(task: Task, fd: int, flags: int = 0) -> tuple[int, tuple[int, int]]:
+    _enter(task)
+    _file, sock = sockfd_lookup(task, fd)
+    result = sock.ops.accept(sock, flags)
+    if hasattr(result, "__await__"):
+        result = await result
+    return result
+
+
+async def _blocking(task: Task, sock: Socket, nonblock: bool, timeo: float,
+                    attempt: Callable[[], T]) -> T:
+    deadline = math.inf if timeo == math.inf else trio.current_time() + timeo
+    while True:
+        _enter(task)
+        try:
+            return attempt()
+        except KernelError as e:
+            if e.errno != errno.EAGAIN or nonblock:
+                raise
+        sk = sock.sk
+        if sk is None:
+            raise KernelError(errno.EBADF)
+        if not await sk_wait_event(sk, deadline):
+            raise KernelError(errno.EAGAIN)
+        if sock.sk is None:
+            raise KernelError(errno.EBADF)
+
+
+@_to_oserror_async
+async def sys_sendto(task: Task, fd: int, data: Any, flags: int = 0,
+                     dest: tuple[int, int, int] | None = None) -> int:
+    """dest is (family, addr, port) or None."""
+    _enter(task)
+    file, sock = sockfd_lookup(task, fd)
+    addr = None
+    if dest is not None:
+        family, daddr, dport = dest
+        if family != AF_INET:
+            raise KernelError(errno.EAFNOSUPPORT)
+        addr = (daddr, dport)
+    nonblock = bool(file.f_flags & O_NONBLOCK or flags & MSG_DONTWAIT)
+    _trace(task, "EVENT_SOCK_SENDMSG", fd=fd, len=len(data))
+    return await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo,
+                           lambda: sock.ops.sendmsg(sock, data, flags, addr))
+
+
+@_to_oserror_async
+async def sys_recvfrom(task: Task, fd: int, size: int, flags: int = 0
+                       ) -> tuple[bytes, tuple[int, int] | None, int, int]:
+    """Returns (data, (addr, port) or None, msg_flags, length the call returns)."""
+    _enter(task)
+    if size < 0:
+        raise KernelError(errno.EINVAL)
+    file, sock = sockfd_lookup(task, fd)
+    nonblock = bool(file.f_flags & O_NONBLOCK or flags & MSG_DONTWAIT)
+    result = await _blocking(task, sock, nonblock, sock.sk.sk_rcvtimeo,
+                             lambda: sock.ops.recvmsg(sock, size, flags))
+    _trace(task, "EVENT_SOCK_RECVMSG", fd=fd, len=result[3])
+    return result
+
+
+@_to_oserror
+def sys_getsockname(task: Task, fd: int) -> tuple[int, int]:
+    _enter(task)
+    _file, sock = sockfd_lookup(task, fd)
+    return sock.ops.getname(sock, False)
+
+
+@_to_oserror
+def sys_getpeername(task: Task, fd: int) -> tuple[int, int]:
+    _enter(task)
+    _file, sock = sockfd_lookup(task, fd)
+    return sock.ops.getname(sock, True)
+
+
+@_to_oserror
+def sys_setsockopt(task: Task, fd: int, level: int, optname: int, optval: Any) -> None:
+    _enter(task)
+    _file, sock = sockfd_lookup(task, fd)
+    sock.ops.setsockopt(sock, level, optname, optval, task.capable(CAP_NET_ADMIN))
+
+
+@_to_oserror
+def sys_getsockopt(task: Task, fd: int, level: int, optname: int) -> Any:
+    _enter(task)
+    _file, sock = sockfd_lookup(task, fd)
+    return sock.ops.getsockopt(sock, level, optname)
+
+
+@_to_oserror
+def sys_shutdown(task: Task, fd: int, how: int) -> None:
+    _enter(task)
+    _file, sock = sockfd_lookup(task, fd)
+    sock.ops.shutdown(sock, how)
+
+
+@_to_oserror
+def sys_close(task: Task, fd: int) -> None:
+    _enter(task)
+    file = task.files.close_fd(fd)
+    fput(file)
+
+
+@_to_oserror
+def sys_poll(task: Task, fd: int) -> int:
+    """The socket's poll mask (POLLIN, POLLOUT, POLLERR, POLLHUP …)."""
+    _enter(task)
+    _file, sock = sockfd_lookup(task, fd)
+    return sock.ops.poll(sock)
+
+
+@_to_oserror_async
+async def sys_wait_writable(task: Task, fd: int) -> None:
+    _enter(task)
+    _file, sock = sockfd_lookup(task, fd)
+
+    def writable() -> None:
+        if not sock.ops.poll(sock) & POLLOUT:
+            raise KernelError(errno.EAGAIN)
+    await _blocking(task, sock, False, math.inf, writable)

@@ -1,0 +1,87 @@
+"""ICMP messages, as include/uapi/linux/icmp.h.
+
+Read first: RFC 792, RFC 1122 §3.2.2, RFC 1812 §4.3.2 (which errors may be sent).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import attrs
+
+from ..lib.checksum import csum_fold, csum_partial
+from . import BadPacket
+
+ICMP_ECHOREPLY = 0
+ICMP_DEST_UNREACH = 3
+ICMP_SOURCE_QUENCH = 4
+ICMP_REDIRECT = 5
+ICMP_ECHO = 8
+ICMP_TIME_EXCEEDED = 11
+ICMP_PARAMETERPROB = 12
+ICMP_TIMESTAMP = 13
+ICMP_TIMESTAMPREPLY = 14
+NR_ICMP_TYPES = 18
+
+# codes for ICMP_DEST_UNREACH
+ICMP_NET_UNREACH = 0
+ICMP_HOST_UNREACH = 1
+ICMP_PROT_UNREACH = 2
+ICMP_PORT_UNREACH = 3
+ICMP_FRAG_NEEDED = 4
+ICMP_SR_FAILED = 5
+ICMP_NET_UNKNOWN = 6
+ICMP_HOST_UNKNOWN = 7
+ICMP_HOST_ISOLATED = 8
+ICMP_NET_ANO = 9
+ICMP_HOST_ANO = 10
+ICMP_NET_UNR_TOS = 11
+ICMP_HOST_UNR_TOS = 12
+ICMP_PKT_FILTERED = 13
+ICMP_PREC_VIOLATION = 14
+ICMP_PREC_CUTOFF = 15
+NR_ICMP_UNREACH = 15
+
+# codes for ICMP_TIME_EXCEEDED
+ICMP_EXC_TTL = 0
+ICMP_EXC_FRAGTIME = 1
+
+# type, code, checksum, rest-of-header (id/seq, or unused/mtu)
+ICMP_HDR = struct.Struct("!BBHI")
+ICMP_ECHO_HDR = struct.Struct("!BBHHH")
+ICMP_HLEN = ICMP_HDR.size  # 8
+
+
+def icmp_is_err(type_: int) -> bool:
+    return type_ in (ICMP_DEST_UNREACH, ICMP_SOURCE_QUENCH, ICMP_REDIRECT,
+                     ICMP_TIME_EXCEEDED, ICMP_PARAMETERPROB)
+
+
+@attrs.frozen
+class IcmpHdr:
+    type: int
+    code: int
+    rest: int = 0  # the 32-bit "rest of header": id<<16|seq for echo, mtu for frag-needed
+    payload: bytes = b""
+
+    @property
+    def echo_id(self) -> int:
+        return self.rest >> 16
+
+    @property
+    def echo_seq(self) -> int:
+        return self.rest & 0xFFFF
+
+    @classmethod
+    def parse(cls, data: bytes | bytearray | memoryview, *, verify: bool = True) -> "IcmpHdr":
+        if len(data) < ICMP_HLEN:
+            raise BadPacket(f"an ICMP header needs {ICMP_HLEN} bytes, got {len(data)}")
+        if verify and csum_fold(csum_partial(data)) != 0:
+            raise BadPacket("bad ICMP checksum")
+        type_, code, _check, rest = ICMP_HDR.unpack_from(data)
+        return cls(type_, code, rest, bytes(data[ICMP_HLEN:]))
+
+    def emit(self) -> bytes:
+        raw = bytearray(ICMP_HDR.pack(self.type, self.code, 0, self.rest) + self.payload)
+        struct.pack_into("!H", raw, 2, csum_fold(csum_partial(raw)))
+        return bytes(raw)
