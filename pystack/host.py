@@ -25,6 +25,7 @@ from .net.core.dev import register_netdevice
 from .net.core.neighbour import NUD_NAMES, NUD_VALID
 from .net.core.net_namespace import Net
 from .net.ipv4.af_inet import inet_init
+from .net.ipv4.inet_connection_sock import tcp_init
 from .net.ipv4.devinet import InDevice, inet_insert_ifa
 from .net.ipv4.fib import RT_TABLE_MAIN, RTN_UNICAST, RTPROT_BOOT, FibAlias
 from .net.ipv4.devinet import RT_SCOPE_LINK, RT_SCOPE_UNIVERSE
@@ -64,6 +65,7 @@ class Host:
                                f"backlog/{cpu.id}")
         self._irq = IRQ_BASE - 1
         inet_init(self.net)
+        tcp_init(self.net)
         lo = LoopbackDevice(self.net, self.cpus[0])
         self._register(lo)
         self.net.loopback_dev = lo
@@ -187,7 +189,7 @@ class Host:
                       metric=metric, scope=scope, protocol=RTPROT_BOOT, table=RT_TABLE_MAIN,
                       mtu=mtu)
         try:
-            self.net.ipv4.fib.insert(fa)
+            self.net.ipv4.fib.insert(fa, excl=True)
         except FileExistsError:
             raise OSError(errno.EEXIST, "RTNETLINK answers: File exists") from None
 

@@ -64,6 +64,12 @@ def parse_inet_address(task: "Task", address: Any, *, for_bind: bool = False,
     return resolve_host(task, host, for_bind=for_bind), port
 
 
+def _check_size(size: int, call: str) -> None:
+    """The socket module refuses a negative size before any system call."""
+    if size < 0:
+        raise ValueError(f"negative buffersize in {call}")
+
+
 def _addr_tuple(addr: tuple[int, int] | None) -> tuple[str, int] | None:
     if addr is None:
         return None
@@ -244,6 +250,7 @@ class EmulatedSocket(trio.socket.SocketType):
         return await self.sendto(data, flags, address)
 
     async def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        _check_size(bufsize, "recv")
         await trio.lowlevel.checkpoint_if_cancelled()
         data, _addr, _mf, _n = await sys.sys_recvfrom(self._task, self._fdno(), bufsize, flags)
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -251,6 +258,9 @@ class EmulatedSocket(trio.socket.SocketType):
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
+        _check_size(nbytes, "recv_into")
+        if nbytes > len(view):
+            raise ValueError("buffer too small for requested bytes")
         size = nbytes or len(view)
         await trio.lowlevel.checkpoint_if_cancelled()
         data, _addr, _mf, n = await sys.sys_recvfrom(self._task, self._fdno(), size, flags)
@@ -259,6 +269,7 @@ class EmulatedSocket(trio.socket.SocketType):
         return n if flags & MSG_TRUNC else len(data)
 
     async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        _check_size(bufsize, "recvfrom")
         await trio.lowlevel.checkpoint_if_cancelled()
         data, addr, _mf, _n = await sys.sys_recvfrom(self._task, self._fdno(), bufsize, flags)
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -267,6 +278,9 @@ class EmulatedSocket(trio.socket.SocketType):
     async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0
                             ) -> tuple[int, Any]:
         view = memoryview(buffer).cast("B")
+        _check_size(nbytes, "recvfrom_into")
+        if nbytes > len(view):
+            raise ValueError("nbytes is greater than the length of the buffer")
         size = nbytes or len(view)
         await trio.lowlevel.checkpoint_if_cancelled()
         data, addr, _mf, n = await sys.sys_recvfrom(self._task, self._fdno(), size, flags)
@@ -276,6 +290,8 @@ class EmulatedSocket(trio.socket.SocketType):
 
     async def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0
                       ) -> tuple[bytes, list, int, Any]:
+        if bufsize < 0:
+            raise ValueError("negative buffer size in recvmsg()")
         await trio.lowlevel.checkpoint_if_cancelled()
         data, addr, msg_flags, _n = await sys.sys_recvfrom(self._task, self._fdno(), bufsize,
                                                            flags)

@@ -26,11 +26,14 @@ from ..kernel.errors import KernelError
 from ..kernel.sched import CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, Task
 from .core.sock import Socket
 from .core.wait import sk_wait_event
-from .ipv4.af_inet import (AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_TYPE_MASK,
-                           inet_create)
+from .ipv4.af_inet import (AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM,
+                           SOCK_TYPE_MASK,
+                           NoPortError, inet_create)
 from .ipv4.udp import MSG_DONTWAIT, POLLOUT
 
 T = TypeVar("T")
+
+SOCK_MAX = 11  # SOCK_PACKET + 1 (include/linux/net.h)
 
 __all__ = ["sys_socket", "sys_bind", "sys_connect", "sys_listen", "sys_accept4",
            "sys_sendto", "sys_recvfrom", "sys_getsockname", "sys_getpeername",
@@ -98,6 +101,8 @@ def sys_socket(task: Task, family: int, type_: int, protocol: int = 0) -> int:
     stype = type_ & SOCK_TYPE_MASK
     if flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
         raise KernelError(errno.EINVAL)
+    if stype >= SOCK_MAX:
+        raise KernelError(errno.EINVAL)  # __sock_create checks the type before the family
     if family == AF_INET6:
         raise NotImplementedError("IPv6 (AF_INET6) is not implemented yet in pystack")
     if family != AF_INET:
@@ -129,9 +134,21 @@ async def sys_connect(task: Task, fd: int, family: int, addr: int, port: int) ->
     _enter(task)
     file, sock = sockfd_lookup(task, fd)
     _trace(task, "EVENT_CONNECT", fd=fd, port=port)
-    result = sock.ops.connect(sock, family, addr, port)
-    if result is not None and hasattr(result, "__await__"):
-        await result  # a stream connect waits for the handshake
+    nonblock = bool(file.f_flags & O_NONBLOCK)
+    calls = 0
+
+    def attempt() -> None:
+        # The first call starts the connection; later ones (after a wait) see how it went.
+        nonlocal calls
+        calls += 1
+        sock.ops.connect(sock, family, addr, port, nonblock, calls > 1)
+
+    try:
+        await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo, attempt)
+    except KernelError as e:
+        if e.errno == errno.EAGAIN and calls > 1:
+            raise KernelError(errno.EINPROGRESS) from None  # SO_SNDTIMEO ran out
+        raise
 
 
 @_to_oserror
@@ -144,12 +161,25 @@ def sys_listen(task: Task, fd: int, backlog: int) -> None:
 
 @_to_oserror_async
 async def sys_accept4(task: Task, fd: int, flags: int = 0) -> tuple[int, tuple[int, int]]:
+    """Wait for a connection; return its new descriptor and the peer's address."""
     _enter(task)
-    _file, sock = sockfd_lookup(task, fd)
-    result = sock.ops.accept(sock, flags)
-    if hasattr(result, "__await__"):
-        result = await result
-    return result
+    file, sock = sockfd_lookup(task, fd)
+    if flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
+        raise KernelError(errno.EINVAL)
+    nonblock = bool(file.f_flags & O_NONBLOCK)
+    newsock = await _blocking(task, sock, nonblock, sock.sk.sk_rcvtimeo,
+                              lambda: sock.ops.accept(sock, flags))
+    newfile = File(SocketFile, newsock, O_NONBLOCK if flags & SOCK_NONBLOCK else 0)
+    newsock.file = newfile
+    newsock.sk.sk_uid = task.cred.uid
+    try:
+        newfd = task.files.alloc_fd(newfile, O_CLOEXEC if flags & SOCK_CLOEXEC else 0)
+    except KernelError:
+        fput(newfile)
+        raise
+    peer = newsock.ops.getname(newsock, True)
+    _trace(task, "EVENT_ACCEPT", fd=newfd)
+    return newfd, peer
 
 
 async def _blocking(task: Task, sock: Socket, nonblock: bool, timeo: float,
@@ -160,7 +190,7 @@ async def _blocking(task: Task, sock: Socket, nonblock: bool, timeo: float,
         try:
             return attempt()
         except KernelError as e:
-            if e.errno != errno.EAGAIN or nonblock:
+            if e.errno != errno.EAGAIN or nonblock or isinstance(e, NoPortError):
                 raise
         sk = sock.sk
         if sk is None:
@@ -185,8 +215,24 @@ async def sys_sendto(task: Task, fd: int, data: Any, flags: int = 0,
         addr = (daddr, dport)
     nonblock = bool(file.f_flags & O_NONBLOCK or flags & MSG_DONTWAIT)
     _trace(task, "EVENT_SOCK_SENDMSG", fd=fd, len=len(data))
-    return await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo,
-                           lambda: sock.ops.sendmsg(sock, data, flags, addr))
+    if sock.type != SOCK_STREAM:
+        return await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo,
+                               lambda: sock.ops.sendmsg(sock, data, flags, addr))
+    # A stream send queues what fits; a blocking one waits for room until all is queued
+    # (or a timeout/error after some was: then it reports what it queued).
+    view = memoryview(data)
+    total = 0
+    while True:
+        try:
+            n = await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo,
+                                lambda: sock.ops.sendmsg(sock, view[total:], flags, addr))
+        except KernelError:
+            if total:
+                return total
+            raise
+        total += n
+        if total >= len(view) or nonblock or not n:
+            return total
 
 
 @_to_oserror_async
@@ -197,9 +243,12 @@ async def sys_recvfrom(task: Task, fd: int, size: int, flags: int = 0
     if size < 0:
         raise KernelError(errno.EINVAL)
     file, sock = sockfd_lookup(task, fd)
-    nonblock = bool(file.f_flags & O_NONBLOCK or flags & MSG_DONTWAIT)
+    if file.f_flags & O_NONBLOCK:
+        flags |= MSG_DONTWAIT  # as __sys_recvfrom does: the protocol sees one flag
+    nonblock = bool(flags & MSG_DONTWAIT)
+    acc = bytearray()  # what a stream MSG_WAITALL receive has gathered so far
     result = await _blocking(task, sock, nonblock, sock.sk.sk_rcvtimeo,
-                             lambda: sock.ops.recvmsg(sock, size, flags))
+                             lambda: sock.ops.recvmsg(sock, size, flags, acc))
     _trace(task, "EVENT_SOCK_RECVMSG", fd=fd, len=result[3])
     return result
 

@@ -174,8 +174,19 @@ def _set_state(n: Neighbour, state: int) -> None:
 
 def neigh_probe(n: Neighbour) -> None:
     skb = n.arp_queue[-1] if n.arp_queue else None
-    n.probes += 1
+    # Linux solicits, then counts: arp_solicit sees the probes sent before this one.
     n.tbl.ops.solicit(n, skb)
+    n.probes += 1
+
+
+def neigh_suspect(n: Neighbour) -> None:
+    """The address may be stale: output goes through resolution (and so DELAY/PROBE)."""
+    n.output = neigh_resolve_output
+
+
+def neigh_connect(n: Neighbour) -> None:
+    """The address is confirmed: output goes straight out."""
+    n.output = n.tbl.output_connected
 
 
 def neigh_event_send(n: Neighbour, skb: "SkBuff | None") -> bool:
@@ -245,14 +256,17 @@ def neigh_timer_handler(timer: Timer) -> None:
         elif now <= n.used + s.neigh_delay_first_probe_time:
             _set_state(n, NUD_DELAY)
             n.updated = now
+            neigh_suspect(n)
             nxt = now + s.neigh_delay_first_probe_time
         else:
             _set_state(n, NUD_STALE)
             n.updated = now
+            neigh_suspect(n)
     elif state & NUD_DELAY:
         if now <= n.confirmed + s.neigh_delay_first_probe_time:
             _set_state(n, NUD_REACHABLE)
             n.updated = now
+            neigh_connect(n)
             nxt = n.confirmed + tbl.reachable_time(now)
         else:
             _set_state(n, NUD_PROBE)
@@ -297,10 +311,14 @@ def neigh_update(n: Neighbour, lladdr: bytes | None, new: int, flags: int = 0) -
         if old & NUD_INCOMPLETE and new & NUD_FAILED:
             neigh_invalidate(n)
         return
+    if lladdr is None and not old & NUD_VALID:
+        return  # an update with no address cannot make an entry valid
+    # Linux stamps `confirmed` for a CONNECTED update before deciding below to keep the old
+    # state: an ARP request repeating a known address (new == STALE) confirms nothing.
+    if new & NUD_CONNECTED:
+        n.confirmed = now
     if lladdr is None:
         lladdr = n.ha
-        if not old & NUD_VALID:
-            return  # an update with no address cannot make an entry valid
     elif old & NUD_VALID and lladdr != n.ha and not flags & NEIGH_UPDATE_F_OVERRIDE:
         # A different address without override: remember it as suspect, do not switch.
         if old & NUD_CONNECTED and flags & NEIGH_UPDATE_F_WEAK_OVERRIDE:
@@ -311,8 +329,6 @@ def neigh_update(n: Neighbour, lladdr: bytes | None, new: int, flags: int = 0) -
     elif old & NUD_VALID and lladdr == n.ha and new == NUD_STALE and not (
             flags & NEIGH_UPDATE_F_ADMIN):
         new = old  # the same address again: keep the better state
-    if new & NUD_CONNECTED:
-        n.confirmed = now
     n.updated = now
     if new != old:
         _del_timer(n)
@@ -349,7 +365,6 @@ def neigh_resolve_output(n: Neighbour, skb: "SkBuff") -> int:
 
 
 def neigh_output(n: Neighbour, skb: "SkBuff") -> int:
-    n.used = trio.current_time() if n.nud_state & NUD_CONNECTED == 0 else n.used
     return n.output(n, skb)
 
 

@@ -153,21 +153,26 @@ class SkBuff:
         self.mac_header = self.data
 
     # -- sharing ------------------------------------------------------------------------------
-    def clone(self) -> "SkBuff":
-        """skb_clone: a new skb over the same buffer. Both become read-only until unshared."""
+    def _header_copy(self) -> "SkBuff":
+        """__copy_skb_header: every field, no owner."""
         n = SkBuff.__new__(SkBuff)
         for name in SkBuff.__slots__:
             setattr(n, name, getattr(self, name))
         n.sk = None
         n.destructor = None
+        return n
+
+    def clone(self) -> "SkBuff":
+        """skb_clone: a new skb over the same buffer. Both become read-only until unshared."""
+        n = self._header_copy()
         n.cloned = True
         self.cloned = True
-        n.trace = self.trace
         return n
 
     def copy(self) -> "SkBuff":
-        """skb_copy: a private copy of the whole buffer, headroom included."""
-        n = self.clone()
+        """skb_copy: a private copy of the whole buffer, headroom included. The original is
+        left as it was (not marked cloned)."""
+        n = self._header_copy()
         n.buf = bytearray(self.buf)
         n.cloned = False
         return n

@@ -356,7 +356,8 @@ def sock_setsockopt(sk: Sock, optname: int, optval: Any, capable_net_admin: bool
     elif optname in (SO_SNDBUF, SO_SNDBUFFORCE):
         if optname == SO_SNDBUFFORCE and not capable_net_admin:
             raise KernelError(errno.EPERM)
-        val = min(val, s.wmem_max) if optname == SO_SNDBUF else val
+        # SO_SNDBUF clamps as a u32: a negative value asks for the maximum
+        val = min(val & 0xFFFFFFFF, s.wmem_max) if optname == SO_SNDBUF else val
         val = min(max(val, 0), 0x7FFFFFFF // 2)
         sk.sk_userlocks |= SOCK_SNDBUF_LOCK
         sk.sk_sndbuf = max(val * 2, SOCK_MIN_SNDBUF)
@@ -364,7 +365,7 @@ def sock_setsockopt(sk: Sock, optname: int, optval: Any, capable_net_admin: bool
     elif optname in (SO_RCVBUF, SO_RCVBUFFORCE):
         if optname == SO_RCVBUFFORCE and not capable_net_admin:
             raise KernelError(errno.EPERM)
-        val = min(val, s.rmem_max) if optname == SO_RCVBUF else val
+        val = min(val & 0xFFFFFFFF, s.rmem_max) if optname == SO_RCVBUF else val
         val = min(max(val, 0), 0x7FFFFFFF // 2)
         sk.sk_userlocks |= SOCK_RCVBUF_LOCK
         sk.sk_rcvbuf = max(val * 2, SOCK_MIN_RCVBUF)

@@ -144,14 +144,23 @@ def inet_bind(sock: Socket, family: int, addr: int, port: int, capable_bind: boo
     sk.sk_dst_cache = None
 
 
+class NoPortError(KernelError):
+    """inet_autobind's EAGAIN: no ephemeral port is free. Unlike a full buffer it does not
+    clear by waiting, so the syscall layer reports it at once, as Linux does."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.EAGAIN)
+
+
 def inet_autobind(sk: InetSock) -> None:
     if not sk.inet_num:
         if not sk.sk_prot.get_port(sk, 0):
-            raise KernelError(errno.EAGAIN)
+            raise NoPortError()
         sk.inet_sport = sk.inet_num
 
 
-def inet_dgram_connect(sock: Socket, family: int, addr: int, port: int) -> None:
+def inet_dgram_connect(sock: Socket, family: int, addr: int, port: int, nonblock: bool = False,
+                       resume: bool = False) -> None:
     sk = sock.sk
     if family == AF_UNSPEC:
         sk.sk_prot.disconnect(sk)
@@ -170,7 +179,7 @@ def inet_sendmsg(sock: Socket, data: Any, flags: int, addr: tuple[int, int] | No
     return sk.sk_prot.sendmsg(sk, data, flags, addr)
 
 
-def inet_recvmsg(sock: Socket, size: int, flags: int) -> Any:
+def inet_recvmsg(sock: Socket, size: int, flags: int, acc: bytearray | None = None) -> Any:
     sk = sock.sk
     return sk.sk_prot.recvmsg(sk, size, flags)
 
@@ -240,8 +249,12 @@ def inet_getsockopt(sock: Socket, level: int, optname: int) -> Any:
         return sock_getsockopt(sk, optname)
     if level == IPPROTO_IP:
         return ip_getsockopt(sk, optname)
+    if level != sk.sk_protocol:
+        # udp_getsockopt/tcp_getsockopt hand other levels to ip_getsockopt, which answers
+        # EOPNOTSUPP for a level that is not SOL_IP (setsockopt says ENOPROTOOPT).
+        raise KernelError(errno.EOPNOTSUPP)
     prot_get = getattr(sk.sk_prot, "getsockopt", None)
-    if prot_get is None or level != sk.sk_protocol:
+    if prot_get is None:
         raise KernelError(errno.ENOPROTOOPT)
     return prot_get(sk, optname)
 
@@ -266,6 +279,6 @@ def inet_init(net: "Net") -> None:
     inet_add_protocol(IPPROTO_UDP, udp_rcv, udp_err)
 
 
-__all__ = ["inet_init", "inet_create", "ProtoOps", "AF_INET", "AF_UNSPEC", "SOCK_DGRAM",
-           "SOCK_STREAM", "SOCK_RAW", "SOCK_NONBLOCK", "SOCK_CLOEXEC", "inet_dgram_ops",
-           "RTN_BROADCAST", "SS_CONNECTED", "SOCK_BINDPORT_LOCK"]
+__all__ = ["inet_init", "inet_create", "ProtoOps", "NoPortError", "AF_INET", "AF_UNSPEC",
+           "SOCK_DGRAM", "SOCK_STREAM", "SOCK_RAW", "SOCK_NONBLOCK", "SOCK_CLOEXEC",
+           "inet_dgram_ops", "RTN_BROADCAST", "SS_CONNECTED", "SOCK_BINDPORT_LOCK"]

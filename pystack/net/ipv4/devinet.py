@@ -38,6 +38,8 @@ class InIfaddr:
     scope: int
     dev: "NetDevice"
     label: str
+    # IFA_F_SECONDARY: another address of the device already holds this subnet (the primary)
+    secondary: bool = False
 
     @property
     def mask(self) -> int:
@@ -67,8 +69,12 @@ def inet_insert_ifa(dev: "NetDevice", local: int, prefixlen: int) -> InIfaddr:
     broadcast = (local | ~mask) & 0xFFFFFFFF if prefixlen < 31 else 0
     scope = RT_SCOPE_HOST if (local >> 24) == 127 else RT_SCOPE_UNIVERSE
     ifa = InIfaddr(local, prefixlen, broadcast, scope, dev, dev.name)
+    # __inet_insert_ifa: an address in the subnet of one already there is its secondary.
+    primary = next((p for p in in_dev.ifa_list if not p.secondary and p.prefixlen == prefixlen
+                    and (p.local & mask) == (local & mask)), None)
+    ifa.secondary = primary is not None
     in_dev.ifa_list.append(ifa)
-    fib_add_ifaddr(dev.nd_net, ifa)
+    fib_add_ifaddr(dev.nd_net, ifa, primary or ifa)
     return ifa
 
 

@@ -75,8 +75,6 @@ class FibAlias:
             parts.append(f"via {ip_str(self.gateway)}")
         if self.dev is not None:
             parts.append(f"dev {self.dev.name}")
-        if self.table == RT_TABLE_LOCAL:
-            parts.append("table local")
         if self.protocol != RTPROT_BOOT:
             parts.append(f"proto {self.protocol}")
         if self.scope != RT_SCOPE_UNIVERSE:
@@ -96,17 +94,19 @@ class FibTable:
         self._by_len: dict[int, dict[int, list[FibAlias]]] = {}
         self._lens: list[int] = []  # prefix lengths present, longest first
 
-    def insert(self, fa: FibAlias) -> None:
-        bucket = self._by_len.setdefault(fa.prefixlen, {})
+    def insert(self, fa: FibAlias, excl: bool = False) -> None:
+        """Add a route. FileExistsError for a duplicate; with `excl` (NLM_F_EXCL, what
+        `ip route add` asks) any route of the same prefix and metric is one."""
+        aliases = self._by_len.get(fa.prefixlen, {}).get(fa.dst, [])
+        for old in aliases:
+            if old.metric == fa.metric and (excl or (
+                    old.type == fa.type and (old.dev is fa.dev or fa.type != RTN_UNICAST)
+                    and old.gateway == fa.gateway)):
+                raise FileExistsError(f"route {fa} exists already")
         if fa.prefixlen not in self._lens:
             self._lens.append(fa.prefixlen)
             self._lens.sort(reverse=True)
-        aliases = bucket.setdefault(fa.dst, [])
-        for old in aliases:
-            if (old.metric == fa.metric and old.type == fa.type
-                    and (old.dev is fa.dev or fa.type != RTN_UNICAST)
-                    and old.gateway == fa.gateway):
-                raise FileExistsError(f"route {fa} exists already")
+        aliases = self._by_len.setdefault(fa.prefixlen, {}).setdefault(fa.dst, [])
         aliases.append(fa)
         aliases.sort(key=lambda a: a.metric)
 
@@ -145,7 +145,8 @@ class FibTable:
         for plen in sorted(self._by_len, reverse=False):
             for dst in sorted(self._by_len[plen]):
                 out.extend(self._by_len[plen][dst])
-        out.sort(key=lambda fa: (fa.prefixlen != 0, fa.dst, fa.prefixlen, fa.metric))
+        # `ip route`'s order (a fib_trie walk): by address, the longer prefix first.
+        out.sort(key=lambda fa: (fa.prefixlen != 0, fa.dst, -fa.prefixlen, fa.metric))
         return out
 
 
@@ -160,8 +161,8 @@ class Fib:
     def table(self, table_id: int) -> FibTable:
         return self.local if table_id == RT_TABLE_LOCAL else self.main
 
-    def insert(self, fa: FibAlias) -> None:
-        self.table(fa.table).insert(fa)
+    def insert(self, fa: FibAlias, excl: bool = False) -> None:
+        self.table(fa.table).insert(fa, excl)
         self.genid += 1
 
     def delete(self, table_id: int, dst: int, prefixlen: int, **match) -> FibAlias:
@@ -177,17 +178,20 @@ class Fib:
         return self.main.lookup(daddr)
 
 
-def fib_add_ifaddr(net: "Net", ifa: InIfaddr) -> None:
-    """The routes an address brings (fib_add_ifaddr)."""
+def fib_add_ifaddr(net: "Net", ifa: InIfaddr, prim: InIfaddr | None = None) -> None:
+    """The routes an address brings (fib_add_ifaddr). `prim` is the primary address of the
+    subnet (the address itself unless it is a secondary): its address is the routes' source,
+    and a secondary brings only its local route, the subnet's routes being there already."""
     from ..core.dev import IFF_LOOPBACK
 
     fib = net.ipv4.fib
     dev = ifa.dev
+    src = (prim or ifa).local
     mask = inet_make_mask(ifa.prefixlen)
     prefix = ifa.local & mask
-    fib.insert(FibAlias(ifa.local, 32, RTN_LOCAL, dev, prefsrc=ifa.local, scope=RT_SCOPE_HOST,
+    fib.insert(FibAlias(ifa.local, 32, RTN_LOCAL, dev, prefsrc=src, scope=RT_SCOPE_HOST,
                         protocol=RTPROT_KERNEL, table=RT_TABLE_LOCAL))
-    if prefix and (prefix != ifa.local or ifa.prefixlen < 32):
+    if prefix and not ifa.secondary and (prefix != ifa.local or ifa.prefixlen < 32):
         if dev.flags & IFF_LOOPBACK:
             fib.insert(FibAlias(prefix, ifa.prefixlen, RTN_LOCAL, dev, prefsrc=ifa.local,
                                 scope=RT_SCOPE_HOST, protocol=RTPROT_KERNEL,

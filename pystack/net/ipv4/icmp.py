@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from ..core.skbuff import SkBuff
 
 XRLIM_BURST_FACTOR = 6
+IPTOS_TOS_MASK = 0x1E
+IPTOS_PREC_INTERNETCONTROL = 0xC0
 # The most of the offending datagram an error quotes: the whole reply fits in 576 bytes.
 ICMP_ERR_QUOTE = 576 - 20 - 8
 
@@ -50,25 +52,31 @@ def icmp_rcv(skb: "SkBuff") -> None:
     mib = net.mib.icmp
     if skb.trace is not None:
         skb.trace.hop(net, "icmp_rcv")
+    # Linux counts every message in InMsgs first; each failure below adds InErrors.
+    mib["InMsgs"] += 1
     length = skb.tail - skb.data
-    if length < 8:
-        mib["InErrors"] += 1
-        kfree_skb(skb, dr.PKT_TOO_SMALL)
-        return
     if csum_fold(csum_partial(memoryview(skb.buf)[skb.data:skb.tail])) != 0:
         mib["InCsumErrors"] += 1
         mib["InErrors"] += 1
         kfree_skb(skb, dr.ICMP_CSUM)
         return
-    mib["InMsgs"] += 1
+    if length < 8:
+        mib["InErrors"] += 1
+        kfree_skb(skb, dr.NOT_SPECIFIED)
+        return
     type_ = skb.buf[skb.data]
     net.mib.icmp_in(type_)
+    if type_ > NR_ICMP_TYPES:
+        mib["InErrors"] += 1  # RFC 1122 3.2.2: unknown types are silently discarded
+        kfree_skb(skb, dr.UNHANDLED_PROTO)
+        return
     rt = skb.dst
     if rt is not None and rt.type in (RTN_BROADCAST, RTN_MULTICAST):
         # RFC 1122 3.2.2.6: echo to broadcast may be ignored (icmp_echo_ignore_broadcasts);
-        # errors and everything else addressed to a broadcast are dropped.
+        # errors addressed to a broadcast are dropped. Both count as InErrors in Linux.
         if type_ != ICMP_ECHO or net.sysctl.icmp_echo_ignore_broadcasts:
-            consume_skb(skb)
+            mib["InErrors"] += 1
+            kfree_skb(skb, dr.INVALID_PROTO)
             return
     if type_ == ICMP_ECHO:
         icmp_echo(net, skb)
@@ -106,11 +114,12 @@ def icmp_reply(net: "Net", skb_in: "SkBuff", type_: int, code: int, body: bytes,
     except RouteError:
         net.mib.icmp["OutErrors"] += 1
         return
-    _icmp_push(net, rt, type_, code, body, daddr, saddr or rt.saddr, skb_in.trace)
+    tos = skb_in.buf[skb_in.network_header + 1]  # a reply keeps the request's TOS
+    _icmp_push(net, rt, type_, code, body, daddr, saddr or rt.saddr, skb_in.trace, tos=tos)
 
 
 def _icmp_push(net: "Net", rt, type_: int, code: int, body: bytes, daddr: int, saddr: int,
-               trace=None, ttl: int | None = None) -> None:
+               trace=None, ttl: int | None = None, tos: int = 0) -> None:
     skb = alloc_skb(8 + len(body) - 4)
     off = skb.put(4 + len(body))
     buf = skb.buf
@@ -127,7 +136,7 @@ def _icmp_push(net: "Net", rt, type_: int, code: int, body: bytes, daddr: int, s
     skb.trace = trace
     if trace is not None:
         trace.hop(net, "icmp_push")
-    ip_build_header(skb, saddr, daddr, IPPROTO_ICMP, ttl or net.sysctl.ip_default_ttl)
+    ip_build_header(skb, saddr, daddr, IPPROTO_ICMP, ttl or net.sysctl.ip_default_ttl, tos)
     net.mib.icmp["OutMsgs"] += 1
     net.mib.icmp_out(type_)
     ip_local_out(net, skb)
@@ -201,7 +210,10 @@ def icmp_send(skb_in: "SkBuff", type_: int, code: int, info: int) -> None:
         rest = struct.pack("!HH", 0, info & 0xFFFF)
     else:
         rest = struct.pack("!I", info & 0xFFFFFFFF) if type_ == ICMP_PARAMETERPROB else b"\0" * 4
-    _icmp_push(net, rt, type_, code, rest + quote, saddr, src or rt.saddr, skb_in.trace)
+    # Errors go out as network control traffic: RT_TOS(tos) | IPTOS_PREC_INTERNETCONTROL.
+    tos = (_tos & IPTOS_TOS_MASK) | IPTOS_PREC_INTERNETCONTROL
+    _icmp_push(net, rt, type_, code, rest + quote, saddr, src or rt.saddr, skb_in.trace,
+               tos=tos)
 
 
 def icmpv4_xrlim_allow(net: "Net", rt, type_: int, code: int, daddr: int) -> bool:

@@ -42,9 +42,11 @@ def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
     length = skb.tail - skb.data
     mib["InReceives"] += 1
     net.mib.ipext["InOctets"] += length
+    # ip_rcv_core: a header that is not all there is a header error (IP_INHDR), as is a bad
+    # version or IHL; only a total length beyond what arrived is PKT_TOO_SMALL.
     if length < 20:
         mib["InHdrErrors"] += 1
-        kfree_skb(skb, dr.PKT_TOO_SMALL)
+        kfree_skb(skb, dr.IP_INHDR)
         return
     buf = skb.buf
     off = skb.data
@@ -56,7 +58,7 @@ def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
         return
     if length < ihl:
         mib["InHdrErrors"] += 1
-        kfree_skb(skb, dr.PKT_TOO_SMALL)
+        kfree_skb(skb, dr.IP_INHDR)
         return
     if ip_fast_csum(memoryview(buf)[off:off + ihl]) != 0:
         net.mib.ipext["InCsumErrors"] += 1
@@ -66,7 +68,6 @@ def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
     tot_len = (buf[off + 2] << 8) | buf[off + 3]
     if length < tot_len:
         net.mib.ipext["InTruncatedPkts"] += 1
-        mib["InDiscards"] += 1
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
     if tot_len < ihl:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 _pack_ip = IP_HDR.pack_into
 _BCAST = b"\xff" * 6
+_IFF_NOARP_P2P = 0x80 | 0x10  # IFF_NOARP | IFF_POINTOPOINT (include/uapi/linux/if.h)
 _ZERO_MAC = b"\0" * 6
 
 # IP_MTU_DISCOVER values (include/uapi/linux/in.h)
@@ -111,6 +112,13 @@ def ip_finish_output2(skb: "SkBuff") -> int:
         skb.trace.hop(net, "ip_finish_output2")
     if dev.flags & IFF_LOOPBACK:
         eth_header(skb, dev, ETH_P_IP, _ZERO_MAC)
+        return dev_queue_xmit(skb)
+    # A point-to-point device without ARP and without a link header (tun in IFF_TUN mode,
+    # drivers/net/tun.py): Linux gives its neighbours NUD_NOARP and arp_direct_ops, whose
+    # output is neigh_direct_output -> dev_queue_xmit, and dev_hard_header pushes nothing
+    # because the device has no header_ops. So: no ARP, no Ethernet header.
+    # (Added for the packetdrill runner; a full NUD_NOARP neighbour model can replace it.)
+    if dev.flags & _IFF_NOARP_P2P == _IFF_NOARP_P2P and dev.header_ops is None:
         return dev_queue_xmit(skb)
     if rt.type in (RTN_BROADCAST, RTN_MULTICAST):
         net.mib.ipext["OutBcastPkts"] += 1

@@ -141,6 +141,7 @@ def _route_output_slow(net: "Net", daddr: int, saddr: int, oif: "NetDevice | Non
     type_ = fa.type
     if ipv4_is_lbcast(daddr):
         type_ = RTN_BROADCAST
+        gateway = 0  # __mkroute_output: a broadcast route has no nexthop info (fi = NULL)
     if not saddr:
         saddr = fa.prefsrc or inet_select_addr(dev, gateway or daddr, RT_SCOPE_LINK)
     rt = Rtable(dev, type_, gateway, daddr, saddr, genid)

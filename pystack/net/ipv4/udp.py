@@ -472,14 +472,15 @@ def udp_recvmsg(sk: UdpSock, size: int, flags: int) -> tuple[bytes, tuple[int, i
     """One attempt: (data, (saddr, sport), msg_flags, length to return).
 
     Raises KernelError(EAGAIN) when nothing is queued. A socket shut down for reading
-    returns b"" at once, as Linux's datagram receive does.
+    returns b"" at once, as Linux's datagram receive does, unless the call is non-blocking
+    (MSG_DONTWAIT): __skb_recv_udp does not wait then, and reports EAGAIN.
     """
     err = sock_error(sk)
     if err:
         raise KernelError(err)
     q = sk.sk_receive_queue
     if not q:
-        if sk.sk_shutdown & RCV_SHUTDOWN:
+        if sk.sk_shutdown & RCV_SHUTDOWN and not flags & MSG_DONTWAIT:
             return b"", None, 0, 0
         raise KernelError(errno.EAGAIN)
     skb = q[0]

@@ -1,0 +1,648 @@
+"""TCP, the process side: the socket, its states, send/receive, close, options, TCP_INFO,
+as net/ipv4/tcp.c and net/ipv4/af_inet.c's stream operations.
+
+Read first: RFC 9293 §3.3.2 (the state machine), net/ipv4/tcp.c (tcp_sendmsg_locked,
+tcp_recvmsg_locked, tcp_close, tcp_shutdown, tcp_disconnect, do_tcp_setsockopt,
+tcp_get_info, tcp_poll, tcp_set_state), net/ipv4/af_inet.c (inet_stream_connect, inet_listen,
+inet_accept), man 7 tcp.
+
+Only `tcp_set_state` writes `sk_state`. Every operation here is synchronous and takes the socket
+lock (`lock_sock`), so segments arriving meanwhile from softirq wait on the backlog and are
+processed by `release_sock`. An operation that must wait raises KernelError(EAGAIN); the
+syscall layer waits on the socket and calls it again.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ...kernel.errors import KernelError
+from ..core.drop_reason import consume_skb
+from ..core.skbuff import SKB_TRUESIZE, SkBuff
+from ..core.sock import (RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_DEAD, SOCK_DONE,
+                         SOCK_KEEPOPEN, SOCK_LINGER, SS_CONNECTED, SS_CONNECTING,
+                         SS_UNCONNECTED, Socket, lock_sock, release_sock, sock_error,
+                         sock_graft)
+from .inet_sock import InetSock
+from .tcp_cong import TCP_INIT_CWND, tcp_ca_find
+from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
+                         TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
+                         TCP_SYN_SENT, TCP_TIME_WAIT)
+from ..core.sock import SOCK_SNDBUF_LOCK
+
+if TYPE_CHECKING:
+    from ..core.net_namespace import Net
+
+# TCP socket options (include/uapi/linux/tcp.h)
+TCP_NODELAY = 1
+TCP_MAXSEG = 2
+TCP_CORK = 3
+TCP_KEEPIDLE = 4
+TCP_KEEPINTVL = 5
+TCP_KEEPCNT = 6
+TCP_SYNCNT = 7
+TCP_LINGER2 = 8
+TCP_DEFER_ACCEPT = 9
+TCP_WINDOW_CLAMP = 10
+TCP_INFO = 11
+TCP_QUICKACK = 12
+TCP_CONGESTION = 13
+TCP_USER_TIMEOUT = 18
+TCP_NOTSENT_LOWAT = 25
+
+# tp->nonagle
+TCP_NAGLE_OFF = 1
+TCP_NAGLE_CORK = 2
+TCP_NAGLE_PUSH = 4
+
+# icsk_ca_state
+TCP_CA_Open = 0
+TCP_CA_Disorder = 1
+TCP_CA_CWR = 2
+TCP_CA_Recovery = 3
+TCP_CA_Loss = 4
+
+# TCP_SKB_CB(skb)->sacked
+TCPCB_SACKED_ACKED = 0x01
+TCPCB_SACKED_RETRANS = 0x02
+TCPCB_LOST = 0x04
+TCPCB_EVER_RETRANS = 0x80
+
+TCP_RTO_MIN = 0.2
+TCP_RTO_MAX = 120.0
+TCP_TIMEOUT_INIT = 1.0
+TCP_DELACK_MIN = 0.04
+TCP_DELACK_MAX = 0.2
+TCP_ATO_MIN = 0.04
+TCP_MAX_QUICKACKS = 16
+TCP_TIMEWAIT_LEN = 60.0
+TCP_FIN_TIMEOUT = 60.0
+MAX_TCP_HEADER = 320
+TCP_MSS_DEFAULT = 536
+TCP_MIN_MSS = 88
+MAX_TCP_KEEPIDLE = 32767
+MAX_TCP_KEEPINTVL = 32767
+MAX_TCP_KEEPCNT = 127
+
+# SIOCINQ / SIOCOUTQ
+SIOCINQ = 0x541B
+SIOCOUTQ = 0x5411
+
+_TCP_INFO = struct.Struct("@8B24I4Q6I4Q2I2Q4I")
+
+__all__ = ["TcpSock", "TcpSkbCb", "tcp_set_state", "tcp_done"]
+
+
+class TcpSkbCb:
+    """TCP_SKB_CB: where a queued segment sits in sequence space, and its history."""
+
+    __slots__ = ("seq", "end_seq", "tcp_flags", "sacked", "when", "ack_seq", "eor",
+                 "first_tx", "window", "opts")
+
+    def __init__(self, seq: int, end_seq: int, tcp_flags: int):
+        self.seq = seq
+        self.end_seq = end_seq
+        self.tcp_flags = tcp_flags
+        self.sacked = 0
+        self.when = 0.0  # last transmission time
+        self.first_tx = 0.0
+        self.ack_seq = 0
+        self.eor = False
+        self.window = 0  # the raw window field of a received segment
+        self.opts: Any = None  # its parsed options (TcpOptions)
+
+
+def before(a: int, b: int) -> bool:
+    return ((a - b) & 0xFFFFFFFF) >= 0x80000000
+
+
+def after(a: int, b: int) -> bool:
+    return before(b, a)
+
+
+class TcpSock(InetSock):
+    """`struct tcp_sock` with its `inet_connection_sock` part."""
+
+    __slots__ = (
+        # inet_connection_sock
+        "icsk_rto", "icsk_backoff", "icsk_retransmits", "icsk_ca_state", "icsk_ca_ops",
+        "icsk_pending", "icsk_probes_out", "icsk_user_timeout", "icsk_syn_retries",
+        "icsk_ack_pending", "icsk_ack_quick", "icsk_ack_pingpong", "icsk_ack_ato",
+        "icsk_ack_rcv_mss", "icsk_ack_lrcvtime", "icsk_accept_queue", "icsk_syn_queue",
+        "retransmit_timer", "delack_timer", "keepalive_timer", "sk_max_ack_backlog",
+        "parent", "bound_explicitly", "retrans_stamp", "lingering",
+        # tcp_sock: sequence space
+        "snd_una", "snd_nxt", "snd_wnd", "max_window", "snd_wl1", "snd_sml", "write_seq",
+        "pushed_seq", "rcv_nxt", "copied_seq", "rcv_wup", "rcv_wnd", "rcv_ssthresh",
+        "window_clamp", "iss", "irs", "urg_data",
+        # segment sizes and options
+        "mss_cache", "advmss", "user_mss", "mss_clamp", "tstamp_ok", "sack_ok", "wscale_ok",
+        "snd_wscale", "rcv_wscale", "ts_recent", "ts_recent_stamp", "tsoffset", "nonagle",
+        "dsack", "duplicate_sack", "selective_acks", "rx_opt_saw_tstamp", "rcv_tsecr",
+        # RTT, congestion
+        "srtt_us", "mdev_us", "mdev_max_us", "rttvar_us", "rtt_seq", "min_rtt_us",
+        "snd_cwnd", "snd_ssthresh", "snd_cwnd_cnt", "snd_cwnd_clamp", "prior_cwnd",
+        "prior_ssthresh", "packets_out", "retrans_out", "sacked_out", "lost_out",
+        "high_seq", "undo_marker", "undo_retrans", "total_retrans", "reordering",
+        "dup_acks", "max_packets_out", "cwnd_limited", "ca_priv", "lsndtime", "rcv_tstamp",
+        "last_oow_ack_time", "snd_cwnd_stamp",
+        # queues
+        "write_queue", "rtx_queue", "out_of_order_queue", "sk_wmem_queued",
+        # options
+        "keepalive_time", "keepalive_intvl", "keepalive_probes", "linger2", "notsent_lowat",
+        "defer_accept",
+        # counters
+        "bytes_acked", "bytes_received", "bytes_sent", "bytes_retrans", "segs_in",
+        "segs_out", "data_segs_in", "data_segs_out", "delivered", "rcv_ooopack",
+        "dsack_dups", "rcv_space",
+    )
+
+    def __init__(self, net: "Net", family: int, type_: int, protocol: int, prot: Any):
+        super().__init__(net, family, type_, protocol, prot)
+        s = net.sysctl
+        self.icsk_rto = TCP_TIMEOUT_INIT
+        self.icsk_backoff = 0
+        self.icsk_retransmits = 0
+        self.icsk_ca_state = TCP_CA_Open
+        self.icsk_ca_ops = tcp_ca_find(s.tcp_congestion_control) or tcp_ca_find("cubic")
+        self.icsk_pending = 0
+        self.icsk_probes_out = 0
+        self.icsk_user_timeout = 0
+        self.icsk_syn_retries = 0
+        self.icsk_ack_pending = 0
+        self.icsk_ack_quick = 0
+        self.icsk_ack_pingpong = 0
+        self.icsk_ack_ato = 0.0  # 0 until the first data arrives (quick-ack start)
+        self.icsk_ack_rcv_mss = TCP_MSS_DEFAULT
+        self.icsk_ack_lrcvtime = 0.0
+        self.icsk_accept_queue: deque[TcpSock] = deque()
+        self.icsk_syn_queue: dict[tuple[int, int], Any] = {}
+        self.retransmit_timer: Any = None
+        self.delack_timer: Any = None
+        self.keepalive_timer: Any = None
+        self.sk_max_ack_backlog = 0
+        self.parent: TcpSock | None = None
+        self.bound_explicitly = False
+        self.retrans_stamp = 0.0
+        self.lingering = False
+        self.snd_una = self.snd_nxt = self.snd_wl1 = self.snd_sml = 0
+        self.write_seq = self.pushed_seq = 0
+        self.snd_wnd = self.max_window = 0
+        self.rcv_nxt = self.copied_seq = self.rcv_wup = 0
+        self.rcv_wnd = self.rcv_ssthresh = 0
+        self.window_clamp = 0
+        self.iss = self.irs = 0
+        self.urg_data = 0
+        self.mss_cache = TCP_MSS_DEFAULT
+        self.advmss = TCP_MSS_DEFAULT
+        self.user_mss = 0
+        self.mss_clamp = 0xFFFF
+        self.tstamp_ok = bool(s.tcp_timestamps)
+        self.sack_ok = bool(s.tcp_sack)
+        self.wscale_ok = bool(s.tcp_window_scaling)
+        self.snd_wscale = 0
+        self.rcv_wscale = 0
+        self.ts_recent = 0
+        self.ts_recent_stamp = 0.0
+        self.tsoffset = 0
+        self.nonagle = 0
+        self.dsack = False
+        self.duplicate_sack: tuple[int, int] | None = None
+        self.selective_acks: list[tuple[int, int]] = []
+        self.rx_opt_saw_tstamp = False
+        self.rcv_tsecr = 0
+        self.srtt_us = 0
+        self.mdev_us = 0
+        self.mdev_max_us = 0
+        self.rttvar_us = 0
+        self.rtt_seq = 0
+        self.min_rtt_us = 0
+        self.snd_cwnd = TCP_INIT_CWND
+        self.snd_ssthresh = 0x7FFFFFFF
+        self.snd_cwnd_cnt = 0
+        self.snd_cwnd_clamp = 0xFFFFFFFF
+        self.prior_cwnd = 0
+        self.prior_ssthresh = 0
+        self.packets_out = self.retrans_out = self.sacked_out = self.lost_out = 0
+        self.high_seq = 0
+        self.undo_marker = 0
+        self.undo_retrans = -1
+        self.total_retrans = 0
+        self.reordering = 3
+        self.dup_acks = 0
+        self.max_packets_out = 0
+        self.cwnd_limited = False
+        self.ca_priv: Any = None
+        self.lsndtime = 0.0
+        self.rcv_tstamp = 0.0
+        self.last_oow_ack_time = -1.0
+        self.snd_cwnd_stamp = 0.0
+        self.write_queue: deque[SkBuff] = deque()  # not yet sent
+        self.rtx_queue: deque[SkBuff] = deque()  # sent, not yet acked
+        self.out_of_order_queue: list[SkBuff] = []
+        self.sk_wmem_queued = 0
+        self.keepalive_time = 0
+        self.keepalive_intvl = 0
+        self.keepalive_probes = 0
+        self.linger2 = 0
+        self.notsent_lowat = 0
+        self.defer_accept = 0
+        self.bytes_acked = self.bytes_received = self.bytes_sent = self.bytes_retrans = 0
+        self.segs_in = self.segs_out = self.data_segs_in = self.data_segs_out = 0
+        self.delivered = 0
+        self.rcv_ooopack = 0
+        self.dsack_dups = 0
+        self.rcv_space = 0
+        self.sk_sndbuf = s.tcp_wmem[1]
+        self.sk_rcvbuf = s.tcp_rmem[1]
+
+    def now(self) -> float:
+        return trio.current_time()
+
+    def is_cwnd_limited(self) -> bool:
+        """tcp_is_cwnd_limited: only grow cwnd when it is what limits sending."""
+        if self.snd_cwnd < self.snd_ssthresh:
+            return self.snd_cwnd < 2 * self.max_packets_out
+        return self.cwnd_limited
+
+    def packets_in_flight(self) -> int:
+        return self.packets_out - (self.sacked_out + self.lost_out) + self.retrans_out
+
+    def recv_q(self) -> int:
+        if self.sk_state == TCP_LISTEN:
+            return len(self.icsk_accept_queue)
+        return (self.rcv_nxt - self.copied_seq) & 0xFFFFFFFF
+
+    def send_q(self) -> int:
+        if self.sk_state == TCP_LISTEN:
+            return self.sk_max_ack_backlog
+        return (self.write_seq - self.snd_una) & 0xFFFFFFFF
+
+    def __repr__(self) -> str:
+        from .tcp_states import TCP_STATE_NAMES
+        return f"<TcpSock {TCP_STATE_NAMES.get(self.sk_state)} :{self.inet_num}>"
+
+
+# -- state ----------------------------------------------------------------------------------
+
+def tcp_set_state(sk: TcpSock, state: int) -> None:
+    """The only writer of sk_state; keeps CurrEstab and the tracepoint."""
+    old = sk.sk_state
+    if old == state:
+        return
+    net = sk.sk_net
+    mib = net.mib.tcp
+    if state == TCP_CLOSE and old in (TCP_ESTABLISHED, TCP_CLOSE_WAIT):
+        mib["EstabResets"] += 1
+    if state == TCP_ESTABLISHED:
+        mib["CurrEstab"] += 1
+    elif old == TCP_ESTABLISHED:
+        if state == TCP_CLOSE_WAIT:
+            pass  # still counted: CurrEstab covers ESTABLISHED and CLOSE_WAIT
+        else:
+            mib["CurrEstab"] -= 1
+    if old == TCP_CLOSE_WAIT and state != TCP_ESTABLISHED:
+        mib["CurrEstab"] -= 1
+    if state == TCP_CLOSE:
+        from .tcp_ipv4 import tcp_unhash
+        tcp_unhash(sk)
+    sk.sk_state = state
+    if net.tracer.active:
+        from .tcp_states import TCP_STATE_NAMES
+        net.tracer.emit(net, "sock:inet_sock_set_state", sport=sk.inet_num, dport=sk.inet_dport,
+                        oldstate=TCP_STATE_NAMES.get(old), newstate=TCP_STATE_NAMES.get(state))
+
+
+def tcp_done(sk: TcpSock) -> None:
+    """The connection is over: timers off, state CLOSE, wake everyone."""
+    from .tcp_timer import tcp_clear_xmit_timers
+    if sk.sk_state in (TCP_SYN_SENT, TCP_SYN_RECV):
+        sk.sk_net.mib.tcp["AttemptFails"] += 1
+    tcp_set_state(sk, TCP_CLOSE)
+    tcp_clear_xmit_timers(sk)
+    sk.sk_shutdown = SHUTDOWN_MASK
+    if not sk.sock_flag(SOCK_DEAD):
+        sk.sk_state_change(sk)
+    else:
+        tcp_destroy(sk)
+
+
+def tcp_destroy(sk: TcpSock) -> None:
+    """inet_csk_destroy_sock: free every queued buffer of a closed orphan."""
+    tcp_purge_queues(sk)
+    from .tcp_timer import tcp_clear_xmit_timers
+    tcp_clear_xmit_timers(sk)
+
+
+def tcp_purge_queues(sk: TcpSock) -> None:
+    for q in (sk.write_queue, sk.rtx_queue):
+        while q:
+            skb = q.popleft()
+            sk.sk_wmem_queued -= skb.truesize
+            consume_skb(skb)
+    for skb in sk.out_of_order_queue:
+        consume_skb(skb)
+    sk.out_of_order_queue.clear()
+    while sk.sk_receive_queue:
+        consume_skb(sk.sk_receive_queue.popleft())
+    sk.packets_out = sk.sacked_out = sk.lost_out = sk.retrans_out = 0
+
+
+# -- send ---------------------------------------------------------------------------------------
+
+def sk_stream_memory_free(sk: TcpSock) -> bool:
+    return sk.sk_wmem_queued < sk.sk_sndbuf
+
+
+def sk_stream_is_writeable(sk: TcpSock) -> bool:
+    return sk.sk_sndbuf - sk.sk_wmem_queued >= sk.sk_wmem_queued // 2 and (
+        not sk.notsent_lowat or (sk.write_seq - sk.snd_nxt) & 0xFFFFFFFF < sk.notsent_lowat)
+
+
+def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
+    """Queue as much of `data` as the send buffer takes; return how much (never 0: EAGAIN)."""
+    from .tcp_output import tcp_current_mss, tcp_push
+    MSG_OOB, MSG_MORE, MSG_EOR = 0x1, 0x8000, 0x80
+    lock_sock(sk)
+    try:
+        if flags & MSG_OOB:
+            raise NotImplementedError("TCP urgent data (MSG_OOB) is not implemented yet")
+        state = sk.sk_state
+        if state not in (TCP_ESTABLISHED, TCP_CLOSE_WAIT):
+            err = sock_error(sk)
+            if err:
+                raise KernelError(err)
+            if state not in (TCP_SYN_SENT, TCP_SYN_RECV):
+                raise KernelError(errno.EPIPE)
+            raise KernelError(errno.EAGAIN)  # sk_stream_wait_connect
+        err = sock_error(sk)
+        if err:
+            raise KernelError(err)
+        if sk.sk_shutdown & SEND_SHUTDOWN:
+            raise KernelError(errno.EPIPE)
+        mss_now = tcp_current_mss(sk)
+        view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
+        total = len(view)
+        copied = 0
+        while copied < total:
+            skb = sk.write_queue[-1] if sk.write_queue else None
+            room = 0
+            if skb is not None and not skb.cb.eor and not skb.cb.tcp_flags & 0x03:
+                room = mss_now - (skb.tail - skb.data)
+            if room <= 0:
+                if not sk_stream_memory_free(sk):
+                    break
+                skb = tcp_stream_alloc_skb(sk, mss_now)
+                room = mss_now
+            chunk = min(room, total - copied)
+            skb.put_data(view[copied:copied + chunk])
+            skb.cb.end_seq = (skb.cb.end_seq + chunk) & 0xFFFFFFFF
+            sk.write_seq = (sk.write_seq + chunk) & 0xFFFFFFFF
+            copied += chunk
+        if not copied:
+            if total == 0:
+                return 0
+            raise KernelError(errno.EAGAIN)
+        if flags & MSG_EOR and sk.write_queue:
+            sk.write_queue[-1].cb.eor = True
+        nonagle = sk.nonagle
+        if flags & MSG_MORE:
+            nonagle |= TCP_NAGLE_CORK
+        if copied < total and sk.write_queue:
+            nonagle |= TCP_NAGLE_PUSH  # out of memory: push what we have (forced_push)
+        tcp_push(sk, mss_now, nonagle)
+        if sk.sk_net.tracer.active:
+            sk.sk_net.tracer.emit(sk.sk_net, "TCP_SENDMSG", len=copied)
+        return copied
+    finally:
+        release_sock(sk)
+
+
+def tcp_stream_alloc_skb(sk: TcpSock, size: int) -> SkBuff:
+    skb = SkBuff(bytearray(size), 0, 0, SKB_TRUESIZE(size + MAX_TCP_HEADER))
+    skb.sk = sk
+    skb.cb = TcpSkbCb(sk.write_seq, sk.write_seq, 0x10)  # ACK
+    sk.write_queue.append(skb)
+    sk.sk_wmem_queued += skb.truesize
+    return skb
+
+
+# -- receive ------------------------------------------------------------------------------------
+
+def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
+                ) -> tuple[bytes, None, int, int]:
+    """Copy received bytes. With MSG_WAITALL the bytes gather in `acc` across waits."""
+    from .tcp_output import tcp_cleanup_rbuf
+    MSG_OOB, MSG_PEEK, MSG_WAITALL = 0x1, 0x2, 0x100
+    lock_sock(sk)
+    try:
+        if flags & MSG_OOB:
+            raise KernelError(errno.EINVAL)
+        if sk.sk_state == TCP_LISTEN:
+            raise KernelError(errno.ENOTCONN)
+        want = size - (len(acc) if acc is not None else 0)
+        target = want if flags & MSG_WAITALL else min(max(sk.sk_rcvlowat, 1), want)
+        avail = tcp_inq(sk)
+        done = (sk.sock_flag(SOCK_DONE) or sk.sk_shutdown & RCV_SHUTDOWN
+                or sk.sk_state == TCP_CLOSE)
+        if avail == 0 or (avail < target and not done):
+            if avail and flags & MSG_WAITALL and acc is not None and not flags & MSG_PEEK:
+                acc.extend(_copy_out(sk, min(avail, want), False))
+                tcp_cleanup_rbuf(sk, avail)
+            if size == 0:
+                return b"", None, 0, 0
+            if avail == 0:
+                err = sock_error(sk)
+                if err:
+                    if acc:
+                        return bytes(acc), None, 0, len(acc)
+                    raise KernelError(err)
+                if done:
+                    if sk.sk_state == TCP_CLOSE and not sk.sock_flag(SOCK_DONE) \
+                            and not sk.sk_shutdown & RCV_SHUTDOWN:
+                        raise KernelError(errno.ENOTCONN)
+                    if sk.sock_flag(SOCK_DONE) and not flags & MSG_PEEK:
+                        sk.copied_seq = sk.rcv_nxt  # the reader has seen the FIN
+                    got = bytes(acc) if acc else b""
+                    return got, None, 0, len(got)
+            raise KernelError(errno.EAGAIN)
+        n = min(avail, want)
+        data = _copy_out(sk, n, bool(flags & MSG_PEEK))
+        if acc:
+            acc.extend(data)
+            data = bytes(acc)
+        if not flags & MSG_PEEK:
+            tcp_cleanup_rbuf(sk, n)
+        return data, None, 0, len(data)
+    finally:
+        release_sock(sk)
+
+
+def tcp_inq(sk: TcpSock) -> int:
+    """Bytes of data a read would return now (the FIN, if received, is not data)."""
+    avail = (sk.rcv_nxt - sk.copied_seq) & 0xFFFFFFFF
+    if avail and sk.sock_flag(SOCK_DONE):
+        avail -= 1
+    return avail
+
+
+def _copy_out(sk: TcpSock, n: int, peek: bool) -> bytes:
+    out = bytearray()
+    q = sk.sk_receive_queue
+    seq = sk.copied_seq
+    i = 0
+    while len(out) < n and i < len(q):
+        skb = q[i]
+        payload = skb.tail - skb.data
+        offset = (seq - skb.cb.seq) & 0xFFFFFFFF
+        if offset < payload:
+            take = min(payload - offset, n - len(out))
+            out += skb.buf[skb.data + offset:skb.data + offset + take]
+            seq = (seq + take) & 0xFFFFFFFF
+            offset += take
+        if offset < payload:
+            break
+        if peek:
+            i += 1
+        else:
+            q.popleft()
+            consume_skb(skb)
+    if not peek:
+        sk.copied_seq = seq
+    return bytes(out)
+
+
+# -- poll and ioctl -------------------------------------------------------------------------------
+
+def tcp_poll(sk: TcpSock) -> int:
+    POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLRDNORM, POLLWRNORM, POLLRDHUP = (
+        0x1, 0x2, 0x4, 0x8, 0x10, 0x40, 0x100, 0x2000)
+    state = sk.sk_state
+    mask = 0
+    if state == TCP_LISTEN:
+        return POLLIN | POLLRDNORM if sk.icsk_accept_queue else 0
+    if sk.sk_shutdown == SHUTDOWN_MASK or state == TCP_CLOSE:
+        mask |= POLLHUP
+    if sk.sk_shutdown & RCV_SHUTDOWN:
+        mask |= POLLIN | POLLRDNORM | POLLRDHUP
+    if state not in (TCP_SYN_SENT, TCP_SYN_RECV):
+        if tcp_inq(sk) >= max(sk.sk_rcvlowat, 1):
+            mask |= POLLIN | POLLRDNORM
+        if not sk.sk_shutdown & SEND_SHUTDOWN:
+            if sk_stream_is_writeable(sk):
+                mask |= POLLOUT | POLLWRNORM
+        else:
+            mask |= POLLOUT | POLLWRNORM
+    if sk.sk_err:
+        mask |= POLLERR
+    return mask
+
+
+def tcp_ioctl(sk: TcpSock, cmd: int) -> int:
+    if cmd == SIOCINQ:
+        if sk.sk_state == TCP_LISTEN:
+            raise KernelError(errno.EINVAL)
+        return tcp_inq(sk)
+    if cmd == SIOCOUTQ:
+        if sk.sk_state == TCP_LISTEN:
+            raise KernelError(errno.EINVAL)
+        return (sk.write_seq - sk.snd_una) & 0xFFFFFFFF
+    raise KernelError(errno.ENOIOCTLCMD if hasattr(errno, "ENOIOCTLCMD") else errno.ENOTTY)
+
+
+# -- close ----------------------------------------------------------------------------------------
+
+_NEXT_STATE = {  # tcp_close_state: where close/shutdown(SHUT_WR) leads, and whether a FIN goes
+    TCP_ESTABLISHED: (TCP_FIN_WAIT1, True), TCP_SYN_SENT: (TCP_CLOSE, False),
+    TCP_SYN_RECV: (TCP_FIN_WAIT1, True), TCP_FIN_WAIT1: (TCP_FIN_WAIT1, False),
+    TCP_FIN_WAIT2: (TCP_FIN_WAIT2, False), TCP_CLOSING: (TCP_CLOSING, False),
+    TCP_TIME_WAIT: (TCP_CLOSE, False), TCP_CLOSE: (TCP_CLOSE, False),
+    TCP_CLOSE_WAIT: (TCP_LAST_ACK, True), TCP_LAST_ACK: (TCP_LAST_ACK, False),
+    TCP_LISTEN: (TCP_CLOSE, False),
+}
+
+
+def tcp_close_state(sk: TcpSock) -> bool:
+    new, send_fin = _NEXT_STATE[sk.sk_state]
+    tcp_set_state(sk, new)
+    return send_fin
+
+
+def tcp_shutdown(sk: TcpSock, how: int) -> None:
+    from .tcp_output import tcp_send_fin
+    if not how & SEND_SHUTDOWN:
+        return
+    if sk.sk_state in (TCP_ESTABLISHED, TCP_SYN_SENT, TCP_SYN_RECV, TCP_CLOSE_WAIT):
+        if tcp_close_state(sk):
+            tcp_send_fin(sk)
+
+
+def tcp_close(sk: TcpSock, timeout: int) -> None:
+    """close(2): FIN (or RST when data would be lost), then the socket lives on as an orphan
+    until the connection has finished closing."""
+    from .tcp_output import tcp_send_active_reset, tcp_send_fin
+    from .tcp_ipv4 import inet_csk_listen_stop
+    from .tcp_timer import tcp_reset_keepalive_timer
+    lock_sock(sk)
+    try:
+        sk.sk_shutdown = SHUTDOWN_MASK
+        net = sk.sk_net
+        if sk.sk_state == TCP_LISTEN:
+            tcp_set_state(sk, TCP_CLOSE)
+            inet_csk_listen_stop(sk)
+            sk.sock_set_flag(SOCK_DEAD)
+            return
+        unread = tcp_inq(sk)
+        while sk.sk_receive_queue:
+            consume_skb(sk.sk_receive_queue.popleft())
+        sk.sock_set_flag(SOCK_DEAD)
+        if sk.sk_state == TCP_CLOSE:
+            tcp_destroy(sk)
+            return
+        if unread > 0:
+            # RFC 2525 2.17: unread data is lost, so the peer must know: reset.
+            net.mib.tcpext_inc("TCPAbortOnClose")
+            tcp_set_state(sk, TCP_CLOSE)
+            tcp_send_active_reset(sk)
+            tcp_done(sk)
+        elif sk.sock_flag(SOCK_LINGER) and not sk.sk_lingertime:
+            sk.sk_prot.disconnect(sk)
+            net.mib.tcpext_inc("TCPAbortOnData")
+            tcp_done(sk)
+        elif tcp_close_state(sk):
+            tcp_send_fin(sk)
+        if sk.sk_state == TCP_FIN_WAIT2:
+            tcp_reset_keepalive_timer(sk, tcp_fin_time(sk))
+        if sk.sk_state == TCP_CLOSE:
+            tcp_destroy(sk)
+    finally:
+        release_sock(sk)
+
+
+def tcp_fin_time(sk: TcpSock) -> float:
+    return float(sk.linger2 or sk.sk_net.sysctl.tcp_fin_timeout)
+
+
+def tcp_disconnect(sk: TcpSock) -> None:
+    """Abort the connection (connect(AF_UNSPEC), SO_LINGER 0, listen_stop of children)."""
+    from .tcp_output import tcp_send_active_reset
+    from .tcp_timer import tcp_clear_xmit_timers
+    old = sk.sk_state
+    if old != TCP_CLOSE:
+        tcp_set_state(sk, TCP_CLOSE)
+    if old in (TCP_ESTABLISHED, TCP_CLOSE_WAIT, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_SYN_RECV,
+               TCP_CLOSING, TCP_LAST_ACK):
+        tcp_send_active_reset(sk)
+    elif old == TCP_SYN_SENT:
+        sk.sk_err = errno.ECONNRESET
+    tcp_clear_xmit_timers(sk)
+    tcp_purge_queues(sk)
+    sk.inet_dport = 0
+    sk.sk_shutdown = 0
+    sk.sock_set_flag(SOCK_DONE, False)
+    sk.sk_error_report(sk)

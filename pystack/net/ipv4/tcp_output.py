@@ -1,0 +1,627 @@
+"""TCP output, as net/ipv4/tcp_output.c (and ip_queue_xmit of net/ipv4/ip_output.c).
+
+Read first: RFC 9293 §3.8 (windows, Nagle RFC 896, silly window avoidance), RFC 1122
+§4.2.3.4, RFC 7323 §2-3, net/ipv4/tcp_output.c (tcp_transmit_skb, tcp_options_write,
+tcp_syn_options, tcp_established_options, tcp_select_initial_window, __tcp_select_window,
+tcp_write_xmit, tcp_nagle_test, tcp_send_ack, tcp_send_delayed_ack, tcp_send_fin,
+tcp_send_active_reset, tcp_connect, tcp_retransmit_skb, tcp_mtu_to_mss, tcp_sndbuf_expand).
+
+Queued segments keep only their payload; every transmission builds a fresh skb with the
+headers in front (the one copy per transmission that Linux avoids with clones: here a
+retransmission must never write headers into a buffer a receiver may still hold).
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from typing import TYPE_CHECKING
+
+import trio
+
+from ...lib.checksum import csum_partial, csum_tcpudp_magic
+from ...uapi.ip import IPPROTO_TCP
+from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST,
+                         TCPHDR_SYN, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK, TCPOPT_NOP,
+                         TCPOPT_SACK, flags_str)
+from ..core.dev import NET_XMIT_CN, NET_XMIT_SUCCESS
+from ..core.skbuff import SKB_TRUESIZE, SkBuff, alloc_skb
+from ..core.sock import SOCK_DEAD
+from .inet_sock import IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, IP_PMTUDISC_WANT
+from .ip_output import ip_build_header, ip_local_out
+from .route import RouteError, ip_route_output
+from .tcp import (MAX_TCP_HEADER, TCP_ATO_MIN, TCP_DELACK_MAX, TCP_MAX_QUICKACKS,
+                  TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, TCPCB_EVER_RETRANS,
+                  TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSkbCb, TcpSock,
+                  after, before)
+from .tcp_states import TCP_SYN_SENT
+
+if TYPE_CHECKING:
+    from ..core.net_namespace import Net
+
+_pack_tcp = TCP_HDR.pack_into
+TCPOLEN_TSTAMP_ALIGNED = 12
+TCP_MAX_WINDOW = 65535
+MASK = 0xFFFFFFFF
+
+
+def tcp_time_stamp(sk: TcpSock) -> int:
+    """The TS clock: milliseconds, plus the connection's random offset."""
+    return (int(trio.current_time() * 1000) + sk.tsoffset) & MASK
+
+
+# -- sizes ------------------------------------------------------------------------------------
+
+def tcp_mtu_to_mss(sk: TcpSock, pmtu: int) -> int:
+    mss = pmtu - 20 - 20
+    mss = min(mss, sk.mss_clamp)
+    mss = max(mss, 48)
+    if sk.tstamp_ok:
+        mss -= TCPOLEN_TSTAMP_ALIGNED
+    return max(mss, 8)
+
+
+def tcp_sync_mss(sk: TcpSock, pmtu: int) -> int:
+    sk.mss_cache = tcp_mtu_to_mss(sk, pmtu)
+    return sk.mss_cache
+
+
+def tcp_current_mss(sk: TcpSock) -> int:
+    mss = sk.mss_cache
+    rt = sk.sk_dst_cache
+    if rt is not None:
+        pmtu = rt.dst_mtu()
+        if tcp_mtu_to_mss(sk, pmtu) != mss:
+            mss = tcp_sync_mss(sk, pmtu)
+    if sk.selective_acks or sk.duplicate_sack:
+        # SACK blocks take room in every segment while they are being sent.
+        blocks = len(sk.selective_acks) + (1 if sk.duplicate_sack else 0)
+        mss -= TCPOLEN_SACK_BASE + 2 + blocks * TCPOLEN_SACK_PERBLOCK
+    return max(mss, 8)
+
+
+def ipv4_default_advmss(mtu: int) -> int:
+    return min(max(mtu - 40, 256), 65535 - 40)
+
+
+def tcp_win_from_space(space: int) -> int:
+    """With tcp_adv_win_scale = 1: half of the buffer is for the window."""
+    return space - (space >> 1) if space > 0 else 0
+
+
+def tcp_space(sk: TcpSock) -> int:
+    return tcp_win_from_space(sk.sk_rcvbuf - sk.sk_rmem_alloc)
+
+
+def tcp_full_space(sk: TcpSock) -> int:
+    return tcp_win_from_space(sk.sk_rcvbuf)
+
+
+def tcp_select_initial_window(sk: TcpSock, space: int, mss: int, wscale_ok: bool
+                              ) -> tuple[int, int, int]:
+    """(rcv_wnd, window_clamp, rcv_wscale) for a SYN or SYN-ACK."""
+    window_clamp = sk.window_clamp or (0xFFFF << 14)
+    space = min(window_clamp, space)
+    if space > mss:
+        space -= space % mss
+    rcv_wnd = min(space, 0xFFFF)
+    rcv_wscale = 0
+    if wscale_ok:
+        s = sk.sk_net.sysctl
+        space = max(space, s.tcp_rmem[2], s.rmem_max)
+        space = min(space, window_clamp)
+        rcv_wscale = max(0, min(space.bit_length() - 1 - 15, 14))
+    window_clamp = min(0xFFFF << rcv_wscale, window_clamp)
+    return rcv_wnd, window_clamp, rcv_wscale
+
+
+def __tcp_select_window(sk: TcpSock) -> int:
+    mss = sk.icsk_ack_rcv_mss
+    free_space = tcp_space(sk)
+    allowed_space = tcp_full_space(sk)
+    full_space = min(sk.window_clamp, allowed_space)
+    if mss > full_space:
+        mss = full_space
+        if mss <= 0:
+            return 0
+    if free_space < (full_space >> 1):
+        sk.icsk_ack_quick = 0
+        free_space -= free_space % (1 << sk.rcv_wscale)
+        if free_space < (allowed_space >> 4) or free_space < mss:
+            return 0
+    if free_space > sk.rcv_ssthresh:
+        free_space = sk.rcv_ssthresh
+    window = sk.rcv_wnd
+    if sk.rcv_wscale:
+        unit = 1 << sk.rcv_wscale
+        window = (free_space + unit - 1) // unit * unit
+    else:
+        if window <= free_space - mss or window > free_space:
+            window = free_space - free_space % mss if mss else free_space
+        elif mss == full_space and free_space > window + (full_space >> 1):
+            window = free_space
+    return window
+
+
+def tcp_receive_window(sk: TcpSock) -> int:
+    win = (sk.rcv_wup + sk.rcv_wnd - sk.rcv_nxt) & MASK
+    return 0 if win >= 0x80000000 else win
+
+
+def tcp_select_window(sk: TcpSock) -> int:
+    """The window for the next segment's header, never shrinking what was offered."""
+    cur_win = tcp_receive_window(sk)
+    new_win = __tcp_select_window(sk)
+    if new_win < cur_win:
+        unit = 1 << sk.rcv_wscale
+        new_win = (cur_win + unit - 1) // unit * unit
+    sk.rcv_wnd = new_win
+    sk.rcv_wup = sk.rcv_nxt
+    if not sk.wscale_ok:
+        new_win = min(new_win, TCP_MAX_WINDOW)
+    else:
+        new_win = min(new_win, 0xFFFF << sk.rcv_wscale)
+    new_win >>= sk.rcv_wscale
+    if new_win == 0:
+        sk.sk_net.mib.tcpext_inc("TCPToZeroWindowAdv")
+    return new_win
+
+
+def tcp_sndbuf_expand(sk: TcpSock) -> None:
+    """Size the send buffer for the congestion window (what gives Linux its 87040 bytes)."""
+    if sk.sk_userlocks & 1:  # SOCK_SNDBUF_LOCK
+        return
+    per_mss = max(sk.mss_clamp if sk.mss_clamp < 0xFFFF else 0, sk.mss_cache) + MAX_TCP_HEADER \
+        + 320
+    per_mss = (1 << (per_mss - 1).bit_length()) + 256
+    nr_segs = max(10, sk.snd_cwnd, sk.reordering + 1)
+    sndmem = 2 * nr_segs * per_mss
+    if sk.sk_sndbuf < sndmem:
+        sk.sk_sndbuf = min(sndmem, sk.sk_net.sysctl.tcp_wmem[2])
+
+
+# -- options --------------------------------------------------------------------------------------
+
+def _syn_options(sk: TcpSock, mss: int, tsval: int, tsecr: int, synack: bool,
+                 sack: bool, ts: bool, wscale: int) -> bytes:
+    out = bytearray(struct.pack("!BBH", 2, 4, mss))
+    if ts:
+        if sack:
+            out += bytes((4, 2, 8, 10))
+        else:
+            out += bytes((1, 1, 8, 10))
+        out += struct.pack("!II", tsval, tsecr)
+    elif sack:
+        out += bytes((1, 1, 4, 2))
+    if wscale >= 0:
+        out += bytes((1, 3, 3, wscale))
+    return bytes(out)
+
+
+def _established_options(sk: TcpSock) -> bytes:
+    out = bytearray()
+    if sk.tstamp_ok:
+        out += struct.pack("!BBBBII", 1, 1, 8, 10, tcp_time_stamp(sk), sk.ts_recent)
+    if sk.sack_ok and (sk.duplicate_sack or sk.selective_acks):
+        blocks = ([sk.duplicate_sack] if sk.duplicate_sack else []) + sk.selective_acks
+        room = (40 - len(out) - 4) // 8
+        blocks = blocks[:room]
+        out += bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_SACK,
+                      TCPOLEN_SACK_BASE + len(blocks) * TCPOLEN_SACK_PERBLOCK))
+        for start, end in blocks:
+            out += struct.pack("!II", start, end)
+        if sk.duplicate_sack:
+            sk.duplicate_sack = None  # a D-SACK is reported once
+    return bytes(out)
+
+
+# -- transmission --------------------------------------------------------------------------------
+
+def ip_queue_xmit(sk: TcpSock, skb: SkBuff) -> int:
+    """Route (through the socket's cached dst), add the IP header, send."""
+    net = sk.sk_net
+    rt = sk.sk_dst_cache
+    if rt is None or rt.genid != net.ipv4.fib.genid:
+        oif = net.dev_index.get(sk.sk_bound_dev_if) if sk.sk_bound_dev_if else None
+        try:
+            rt = ip_route_output(net, sk.inet_daddr, sk.inet_saddr, oif)
+        except RouteError as e:
+            net.mib.ip["OutNoRoutes"] += 1
+            sk.sk_err_soft = e.errno
+            return -e.errno
+        sk.sk_dst_cache = rt
+    skb.dst = rt
+    pmtu = sk.pmtudisc
+    df = pmtu in (IP_PMTUDISC_WANT, IP_PMTUDISC_DO, IP_PMTUDISC_PROBE)
+    if df:
+        ip_id = sk.inet_id
+        sk.inet_id = (ip_id + 1) & 0xFFFF
+    else:
+        ip_id = net.ipv4.ip_ident
+        net.ipv4.ip_ident = (ip_id + 1) & 0xFFFF
+    ip_build_header(skb, sk.inet_saddr, sk.inet_daddr, IPPROTO_TCP, sk.ttl(), sk.tos, df,
+                    ip_id)
+    skb.priority = sk.sk_priority
+    skb.mark = sk.sk_mark
+    return ip_local_out(net, skb)
+
+
+def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
+                     payload: memoryview | bytes = b"", *, syn_options: bytes | None = None,
+                     window: int | None = None) -> int:
+    """Build one segment (header, options, payload) and hand it to IP."""
+    net = sk.sk_net
+    opts = syn_options if syn_options is not None else _established_options(sk)
+    hlen = 20 + len(opts)
+    plen = len(payload)
+    out = alloc_skb(hlen + plen, headroom=MAX_TCP_HEADER - 60 + 64)
+    off = out.put(hlen + plen)
+    buf = out.buf
+    if window is None:
+        window = tcp_select_window(sk) if not flags & TCPHDR_SYN else min(sk.rcv_wnd, 0xFFFF)
+    ack_seq = sk.rcv_nxt if flags & TCPHDR_ACK else 0
+    _pack_tcp(buf, off, sk.inet_sport, sk.inet_dport, seq & MASK, ack_seq, (hlen // 4) << 4,
+              flags, window, 0, 0)
+    buf[off + 20:off + hlen] = opts
+    if plen:
+        buf[off + hlen:off + hlen + plen] = payload
+    check = csum_tcpudp_magic(sk.inet_saddr, sk.inet_daddr, hlen + plen, IPPROTO_TCP,
+                              csum_partial(memoryview(buf)[off:off + hlen + plen]))
+    buf[off + 16] = check >> 8
+    buf[off + 17] = check & 0xFF
+    out.transport_header = off
+    out.sk = sk
+    if skb is not None and skb.trace is not None:
+        out.trace = skb.trace
+    elif net.follow_next is not None and plen:
+        out.trace = net.follow_next
+        net.follow_next = None
+    if out.trace is not None:
+        out.trace.hop(net, "tcp_transmit_skb")
+    if flags & TCPHDR_ACK:
+        tcp_event_ack_sent(sk)
+    if plen:
+        now = trio.current_time()
+        sk.data_segs_out += 1
+        sk.lsndtime = now
+        if sk.icsk_ack_ato and now - sk.icsk_ack_lrcvtime < sk.icsk_ack_ato:
+            sk.icsk_ack_pingpong = 1  # we answer quickly: an interactive exchange
+    sk.segs_out += 1
+    net.mib.tcp["OutSegs"] += 1
+    if flags & TCPHDR_RST:
+        net.mib.tcp["OutRsts"] += 1
+    if net.tracer.active:
+        net.tracer.emit(net, "TCP_TRANSKB", flags=flags_str(flags), seq=seq, len=plen,
+                        sport=sk.inet_sport, dport=sk.inet_dport)
+    rc = ip_queue_xmit(sk, out)
+    if rc < 0:
+        return rc
+    return 0 if rc in (NET_XMIT_SUCCESS, NET_XMIT_CN) else -errno.ENOBUFS
+
+
+def tcp_event_ack_sent(sk: TcpSock) -> None:
+    from .tcp_timer import inet_csk_clear_delack
+    if sk.icsk_ack_quick:
+        sk.icsk_ack_quick -= 1
+    inet_csk_clear_delack(sk)
+
+
+def _send_data_skb(sk: TcpSock, skb: SkBuff) -> int:
+    cb = skb.cb
+    flags = cb.tcp_flags
+    now = trio.current_time()
+    cb.when = now
+    if not cb.first_tx:
+        cb.first_tx = now
+    payload = memoryview(skb.buf)[skb.data:skb.tail]
+    syn_opts = None
+    if flags & TCPHDR_SYN:
+        syn_opts = tcp_syn_options(sk)
+    return tcp_transmit_skb(sk, skb, flags, cb.seq, payload, syn_options=syn_opts)
+
+
+def tcp_syn_options(sk: TcpSock) -> bytes:
+    return _syn_options(sk, sk.advmss, tcp_time_stamp(sk), sk.ts_recent, False, sk.sack_ok,
+                        sk.tstamp_ok, sk.rcv_wscale if sk.wscale_ok else -1)
+
+
+def tcp_nagle_check(partial: bool, sk: TcpSock, nonagle: int) -> bool:
+    """True if Nagle holds the partial segment back (tcp_nagle_check + minshall)."""
+    if not partial:
+        return False
+    if nonagle & TCP_NAGLE_CORK:
+        return True
+    if nonagle:
+        return False
+    return bool(sk.packets_out) and after(sk.snd_sml, sk.snd_una) and not after(sk.snd_sml,
+                                                                                 sk.snd_nxt)
+
+
+def tcp_snd_wnd_test(sk: TcpSock, end_seq: int) -> bool:
+    return not after(end_seq, (sk.snd_una + sk.snd_wnd) & MASK)
+
+
+def tcp_fragment(sk: TcpSock, skb: SkBuff, length: int) -> None:
+    """Split a queued, unsent segment after `length` bytes (the MSS shrank)."""
+    cb = skb.cb
+    rest = SkBuff(bytearray(skb.buf[skb.data + length:skb.tail]), 0, 0,
+                  SKB_TRUESIZE(skb.tail - skb.data - length + MAX_TCP_HEADER))
+    rest.tail = len(rest.buf)
+    rest.sk = sk
+    rest.cb = TcpSkbCb((cb.seq + length) & MASK, cb.end_seq, cb.tcp_flags)
+    rest.cb.eor = cb.eor
+    cb.end_seq = (cb.seq + length) & MASK
+    cb.tcp_flags &= ~(TCPHDR_FIN | TCPHDR_PSH)
+    skb.tail = skb.data + length
+    sk.sk_wmem_queued += rest.truesize
+    idx = sk.write_queue.index(skb)
+    sk.write_queue.insert(idx + 1, rest)
+
+
+def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = False) -> bool:
+    """Send queued data as the congestion window, the peer's window and Nagle allow.
+    Returns True if something is queued but nothing is in flight (a probe is needed)."""
+    from .tcp_timer import tcp_rearm_rto
+    sent = 0
+    q = sk.write_queue
+    sk.cwnd_limited = False
+    while q:
+        skb = q[0]
+        cb = skb.cb
+        quota = sk.snd_cwnd - sk.packets_in_flight()
+        if quota <= 0:
+            sk.cwnd_limited = True
+            break
+        length = skb.tail - skb.data
+        if length > mss_now:
+            tcp_fragment(sk, skb, mss_now)
+            length = mss_now
+        if not tcp_snd_wnd_test(sk, cb.end_seq):
+            break
+        # tcp_nagle_test: only the last segment of the queue can be held back.
+        test_nonagle = nonagle if len(q) == 1 else TCP_NAGLE_PUSH
+        if (not test_nonagle & TCP_NAGLE_PUSH and not cb.tcp_flags & TCPHDR_FIN
+                and tcp_nagle_check(length < mss_now, sk, test_nonagle)):
+            break
+        q.popleft()
+        if _send_data_skb(sk, skb) < 0:
+            q.appendleft(skb)
+            break
+        tcp_event_new_data_sent(sk, skb)
+        if length < mss_now:
+            sk.snd_sml = cb.end_seq
+        sent += 1
+        if push_one:
+            break
+    if sent:
+        sk.max_packets_out = max(sk.max_packets_out, sk.packets_out)
+        if sk.packets_out >= sk.snd_cwnd:
+            sk.cwnd_limited = True
+        tcp_rearm_rto(sk, only_if_idle=True)
+    return not sk.packets_out and bool(q)
+
+
+def tcp_event_new_data_sent(sk: TcpSock, skb: SkBuff) -> None:
+    cb = skb.cb
+    prior = sk.packets_out
+    sk.snd_nxt = cb.end_seq if after(cb.end_seq, sk.snd_nxt) or sk.snd_nxt == cb.seq \
+        else sk.snd_nxt
+    sk.rtx_queue.append(skb)
+    sk.packets_out += 1
+    sk.bytes_sent += skb.tail - skb.data
+    if not prior:
+        sk.retrans_stamp = 0.0
+
+
+def tcp_push(sk: TcpSock, mss_now: int, nonagle: int) -> None:
+    """Send what is queued; the last segment is marked PSH unless more is coming."""
+    from .tcp_timer import tcp_check_probe_timer
+    q = sk.write_queue
+    if not q:
+        return
+    if not nonagle & TCP_NAGLE_CORK:
+        q[-1].cb.tcp_flags |= TCPHDR_PSH
+        sk.pushed_seq = sk.write_seq
+    if tcp_write_xmit(sk, mss_now, nonagle):
+        tcp_check_probe_timer(sk)
+
+
+def tcp_data_snd_check(sk: TcpSock) -> None:
+    """After an ACK: send what the new window allows."""
+    from .tcp_timer import tcp_check_probe_timer
+    if sk.write_queue:
+        if tcp_write_xmit(sk, tcp_current_mss(sk), sk.nonagle):
+            tcp_check_probe_timer(sk)
+    if not sk.sock_flag(SOCK_DEAD):
+        from .tcp import sk_stream_is_writeable
+        if sk_stream_is_writeable(sk):
+            sk.sk_write_space(sk)
+
+
+# -- control segments -----------------------------------------------------------------------------
+
+def tcp_acceptable_seq(sk: TcpSock) -> int:
+    if not before((sk.snd_una + sk.snd_wnd) & MASK, sk.snd_nxt) or not sk.snd_wnd:
+        return sk.snd_nxt
+    return (sk.snd_una + sk.snd_wnd) & MASK
+
+
+def tcp_send_ack(sk: TcpSock) -> None:
+    if sk.sk_state == 7:  # TCP_CLOSE
+        return
+    tcp_transmit_skb(sk, None, TCPHDR_ACK, tcp_acceptable_seq(sk))
+
+
+def tcp_send_delayed_ack(sk: TcpSock) -> None:
+    """Arm the delayed-ACK timer (40 ms, up to 200 ms), or send now if one is overdue."""
+    from .tcp_timer import ICSK_ACK_TIMER, inet_csk_reset_delack
+    ato = max(sk.icsk_ack_ato, TCP_ATO_MIN)
+    ato = min(ato, TCP_DELACK_MAX)
+    now = trio.current_time()
+    timeout = now + ato
+    if sk.icsk_ack_pending & ICSK_ACK_TIMER and sk.delack_timer is not None \
+            and sk.delack_timer.pending():
+        if sk.delack_timer.expires <= now + ato / 2:
+            tcp_send_ack(sk)
+            return
+        timeout = min(timeout, sk.delack_timer.expires)
+    inet_csk_reset_delack(sk, timeout)
+
+
+def tcp_send_fin(sk: TcpSock) -> None:
+    q = sk.write_queue
+    if q and not q[-1].cb.tcp_flags & TCPHDR_FIN:
+        tail = q[-1]
+        tail.cb.tcp_flags |= TCPHDR_FIN
+        tail.cb.end_seq = (tail.cb.end_seq + 1) & MASK
+    else:
+        skb = SkBuff(bytearray(0), 0, 0, SKB_TRUESIZE(MAX_TCP_HEADER))
+        skb.sk = sk
+        skb.cb = TcpSkbCb(sk.write_seq, (sk.write_seq + 1) & MASK, TCPHDR_FIN | TCPHDR_ACK)
+        q.append(skb)
+        sk.sk_wmem_queued += skb.truesize
+    sk.write_seq = (sk.write_seq + 1) & MASK
+    # __tcp_push_pending_frames: the FIN goes out now, without marking PSH.
+    from .tcp_timer import tcp_check_probe_timer
+    if tcp_write_xmit(sk, tcp_current_mss(sk), TCP_NAGLE_OFF):
+        tcp_check_probe_timer(sk)
+
+
+def tcp_send_active_reset(sk: TcpSock) -> None:
+    tcp_transmit_skb(sk, None, TCPHDR_RST | TCPHDR_ACK, tcp_acceptable_seq(sk))
+
+
+def tcp_connect(sk: TcpSock) -> None:
+    """Send the SYN of an active open."""
+    from .tcp_timer import ICSK_TIME_RETRANS, inet_csk_reset_xmit_timer
+    rt = sk.sk_dst_cache
+    mtu = rt.dst_mtu() if rt is not None else 1500
+    sk.advmss = min(ipv4_default_advmss(mtu), sk.user_mss or 0xFFFF)
+    if sk.user_mss:
+        sk.mss_clamp = sk.user_mss
+    tcp_sync_mss(sk, mtu)
+    sk.icsk_ack_rcv_mss = 536  # TCP_MSS_DEFAULT until tcp_initialize_rcv_mss
+    rcv_wnd, clamp, wscale = tcp_select_initial_window(
+        sk, tcp_full_space(sk), sk.advmss - (TCPOLEN_TSTAMP_ALIGNED if sk.ts_recent_stamp
+                                             else 0), sk.wscale_ok)
+    sk.rcv_wnd = rcv_wnd
+    sk.window_clamp = clamp
+    sk.rcv_wscale = wscale
+    sk.rcv_ssthresh = rcv_wnd
+    sk.snd_una = sk.iss
+    sk.snd_nxt = sk.iss
+    sk.snd_sml = sk.iss
+    sk.write_seq = (sk.iss + 1) & MASK
+    sk.pushed_seq = sk.write_seq
+    sk.rcv_nxt = 0
+    sk.rcv_wup = 0
+    sk.copied_seq = 0
+    sk.snd_wnd = 0
+    skb = SkBuff(bytearray(0), 0, 0, SKB_TRUESIZE(MAX_TCP_HEADER))
+    skb.sk = sk
+    skb.cb = TcpSkbCb(sk.iss, (sk.iss + 1) & MASK, TCPHDR_SYN)
+    sk.sk_wmem_queued += skb.truesize
+    _send_data_skb(sk, skb)
+    sk.retrans_stamp = skb.cb.when
+    tcp_event_new_data_sent(sk, skb)
+    sk.snd_nxt = (sk.iss + 1) & MASK
+    sk.sk_net.mib.tcp["ActiveOpens"] += 1
+    inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, sk.icsk_rto)
+
+
+def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff) -> int:
+    """Send a segment of the retransmit queue again."""
+    net = sk.sk_net
+    cb = skb.cb
+    if before(cb.end_seq, sk.snd_una) or cb.end_seq == sk.snd_una:
+        return -1
+    if not sk.retrans_stamp:
+        sk.retrans_stamp = cb.first_tx or trio.current_time()
+    if before(cb.seq, sk.snd_una):
+        # Partly acked: send only what is still outstanding.
+        trim = (sk.snd_una - cb.seq) & MASK
+        skb.data += min(trim, skb.tail - skb.data)
+        cb.seq = sk.snd_una
+    mss = tcp_current_mss(sk)
+    if skb.tail - skb.data > mss:
+        _split_rtx(sk, skb, mss)
+    if net.tracer.active:
+        net.tracer.emit(net, "tcp:tcp_retransmit_skb", sport=sk.inet_sport,
+                        dport=sk.inet_dport, seq=cb.seq)
+    rc = _send_data_skb(sk, skb)
+    if rc < 0:
+        return rc
+    if not cb.sacked & TCPCB_SACKED_RETRANS:
+        sk.retrans_out += 1
+    cb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS
+    sk.total_retrans += 1
+    sk.bytes_retrans += skb.tail - skb.data
+    net.mib.tcp["RetransSegs"] += 1
+    return 0
+
+
+def _split_rtx(sk: TcpSock, skb: SkBuff, mss: int) -> None:
+    cb = skb.cb
+    rest = SkBuff(bytearray(skb.buf[skb.data + mss:skb.tail]), 0, 0,
+                  SKB_TRUESIZE(skb.tail - skb.data - mss + MAX_TCP_HEADER))
+    rest.tail = len(rest.buf)
+    rest.sk = sk
+    rest.cb = TcpSkbCb((cb.seq + mss) & MASK, cb.end_seq, cb.tcp_flags)
+    rest.cb.sacked = cb.sacked & ~TCPCB_SACKED_RETRANS
+    rest.cb.when = cb.when
+    rest.cb.first_tx = cb.first_tx
+    cb.end_seq = (cb.seq + mss) & MASK
+    cb.tcp_flags &= ~(TCPHDR_FIN | TCPHDR_PSH)
+    skb.tail = skb.data + mss
+    sk.sk_wmem_queued += rest.truesize
+    idx = sk.rtx_queue.index(skb)
+    sk.rtx_queue.insert(idx + 1, rest)
+    sk.packets_out += 1
+    if cb.sacked & TCPCB_LOST:
+        rest.cb.sacked |= TCPCB_LOST
+        sk.lost_out += 1
+
+
+def tcp_xmit_retransmit_queue(sk: TcpSock) -> None:
+    """Retransmit the segments marked lost, as the congestion window allows."""
+    for skb in list(sk.rtx_queue):
+        cb = skb.cb
+        if sk.packets_in_flight() >= sk.snd_cwnd:
+            break
+        if cb.sacked & TCPCB_LOST and not cb.sacked & (TCPCB_SACKED_RETRANS
+                                                       | TCPCB_SACKED_ACKED):
+            if tcp_retransmit_skb(sk, skb) < 0:
+                break
+
+
+def tcp_send_probe0(sk: TcpSock) -> None:
+    """Zero-window probe: a segment with an old sequence number, to make the peer ACK."""
+    tcp_transmit_skb(sk, None, TCPHDR_ACK, (sk.snd_una - 1) & MASK)
+
+
+def tcp_cleanup_rbuf(sk: TcpSock, copied: int) -> None:
+    """After the reader took data: send a window update if it opened the window enough."""
+    from .tcp_timer import ICSK_ACK_SCHED
+    time_to_ack = False
+    if sk.icsk_ack_pending & ICSK_ACK_SCHED:
+        if ((sk.rcv_nxt - sk.rcv_wup) & MASK) > sk.icsk_ack_rcv_mss or sk.icsk_ack_quick:
+            time_to_ack = True
+    if copied > 0 and not time_to_ack and not sk.sk_shutdown & 1:
+        rcv_window_now = tcp_receive_window(sk)
+        if 2 * rcv_window_now <= sk.window_clamp:
+            new_window = __tcp_select_window(sk)
+            if new_window and new_window >= 2 * rcv_window_now:
+                time_to_ack = True
+    if time_to_ack:
+        tcp_send_ack(sk)
+
+
+def tcp_make_synack(listener: TcpSock, req, tsval: int) -> bytes:
+    return _syn_options(listener, req.mss, tsval, req.ts_recent, True, req.sack_ok,
+                        req.tstamp_ok, req.rcv_wscale if req.wscale_ok else -1)
+
+
+__all__ = ["tcp_transmit_skb", "tcp_write_xmit", "tcp_push", "tcp_send_ack",
+           "tcp_send_delayed_ack", "tcp_send_fin", "tcp_send_active_reset", "tcp_connect",
+           "tcp_retransmit_skb", "tcp_current_mss", "tcp_select_initial_window",
+           "TCP_SYN_SENT", "TCPHDR_ACK"]
