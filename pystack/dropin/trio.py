@@ -252,6 +252,8 @@ class EmulatedSocket(trio.socket.SocketType):
     async def recv(self, bufsize: int, flags: int = 0) -> bytes:
         _check_size(bufsize, "recv")
         await trio.lowlevel.checkpoint_if_cancelled()
+        if bufsize == 0:
+            return await self._recv_nothing(b"")
         data, _addr, _mf, _n = await sys.sys_recvfrom(self._task, self._fdno(), bufsize, flags)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return data
@@ -263,10 +265,20 @@ class EmulatedSocket(trio.socket.SocketType):
             raise ValueError("buffer too small for requested bytes")
         size = nbytes or len(view)
         await trio.lowlevel.checkpoint_if_cancelled()
+        if size == 0:
+            return await self._recv_nothing(0)
         data, _addr, _mf, n = await sys.sys_recvfrom(self._task, self._fdno(), size, flags)
         await trio.lowlevel.cancel_shielded_checkpoint()
         view[:len(data)] = data
         return n if flags & MSG_TRUNC else len(data)
+
+    async def _recv_nothing(self, result: Any) -> Any:
+        """recv(0) and recv_into of nothing make no system call in CPython (sock_recv_guts:
+        "If 0 bytes were requested, do nothing"): no datagram is consumed, nothing waits.
+        recvfrom(0) and recvmsg(0) do call, and consume one."""
+        self._fdno()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return result
 
     async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         _check_size(bufsize, "recvfrom")

@@ -27,8 +27,7 @@ from ..kernel.sched import CAP_NET_ADMIN, CAP_NET_BIND_SERVICE, Task
 from .core.sock import Socket
 from .core.wait import sk_wait_event
 from .ipv4.af_inet import (AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM,
-                           SOCK_TYPE_MASK,
-                           NoPortError, inet_create)
+                           SOCK_TYPE_MASK, NoPortError, inet_create)
 from .ipv4.udp import MSG_DONTWAIT, POLLOUT
 
 T = TypeVar("T")
@@ -187,6 +186,8 @@ async def _blocking(task: Task, sock: Socket, nonblock: bool, timeo: float,
     deadline = math.inf if timeo == math.inf else trio.current_time() + timeo
     while True:
         _enter(task)
+        sk = sock.sk
+        woken = sk.sk_wakeups if sk is not None else 0
         try:
             return attempt()
         except KernelError as e:
@@ -195,6 +196,8 @@ async def _blocking(task: Task, sock: Socket, nonblock: bool, timeo: float,
         sk = sock.sk
         if sk is None:
             raise KernelError(errno.EBADF)
+        if sk.sk_wakeups != woken:
+            continue  # woken while we held the socket: the answer may have changed
         if not await sk_wait_event(sk, deadline):
             raise KernelError(errno.EAGAIN)
         if sock.sk is None:
@@ -226,8 +229,12 @@ async def sys_sendto(task: Task, fd: int, data: Any, flags: int = 0,
         try:
             n = await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo,
                                 lambda: sock.ops.sendmsg(sock, view[total:], flags, addr))
-        except KernelError:
+        except KernelError as e:
             if total:
+                # Report what was queued; a pending error stays for the next call, as in
+                # tcp_sendmsg_locked (which only consumes it when nothing was copied).
+                if sock.sk is not None and e.errno not in (errno.EAGAIN, errno.EPIPE):
+                    sock.sk.sk_err = e.errno
                 return total
             raise
         total += n

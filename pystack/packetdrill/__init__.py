@@ -1,10 +1,16 @@
-"""The front end of packetdrill's script language: tokenizer, syntax tree and parser.
+"""packetdrill scripts against pystack: the language's front end and a runner.
 
 packetdrill (github.com/google/packetdrill) tests a TCP stack with scripts that interleave
-system calls with the packets the stack must send and the packets injected into it. This
-package turns such a script's text into a tree of `ast` nodes; running that tree against
-pystack is a separate concern. The grammar is in
-/work/shared/conformance/packetdrill/syntax.md; start with `parser.parse`.
+system calls with the packets the stack must send and the packets injected into it.
+
+Read first: the grammar in /work/shared/conformance/packetdrill/syntax.md, then
+* the front end: lexer.py -> parser.py (`parse(text) -> ast.Script`), ast.py;
+* the runner: runner.py (`run_script(path_or_text) -> Result`, the harness), events.py (the
+  event loop and timing), matcher.py + packet.py (packets), syscalls.py + expr.py (calls),
+  commands.py (back-quoted commands), tcp_info.py (`%{ }%`), report.py (`--report DIR`);
+* the device underneath: pystack/drivers/net/tun.py.
+
+Command line: `python -m pystack.packetdrill SCRIPT...` or `--report DIR [--json]`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from . import ast
 from .lexer import PacketdrillError, PacketdrillSyntaxError, PacketdrillUnsupported, tokenize
 from .parser import parse
+from .runner import Result, run_script, run_script_async
 
 __all__ = [
     "ast",
@@ -20,4 +27,7 @@ __all__ = [
     "PacketdrillError",
     "PacketdrillSyntaxError",
     "PacketdrillUnsupported",
+    "Result",
+    "run_script",
+    "run_script_async",
 ]

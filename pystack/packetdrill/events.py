@@ -13,9 +13,12 @@ checked against T2 when it returns. Any failure there ends the whole run.
 
 from __future__ import annotations
 
+import re
+
 import trio
 import trio.testing
 
+from ..net import socket as syscalls
 from ..uapi.ip import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP
 from . import ast
 from .matcher import (Endpoint, MatchError, SocketModel, SocketState, aggregate,
@@ -23,7 +26,8 @@ from .matcher import (Endpoint, MatchError, SocketModel, SocketState, aggregate,
                       verify_fragments, verify_outbound)
 from .packet import Packet, format_packet
 from .state import ANY_TIME_SNIFF_LIMIT, HANG_LIMIT, IDLE_WAIT, NO_TIME_RANGE, State, Timed
-from .syscalls import ScriptError, Unsupported, run_syscall
+from .expr import ScriptError, Unsupported
+from .syscalls import run_syscall
 from .tcp_info import CodeBlock, decode_tcp_info, run_code_blocks
 
 __all__ = ["run_events"]
@@ -137,7 +141,6 @@ async def _blocking_syscall(st: State, te: Timed, action: ast.SyscallEvent) -> N
     began = trio.Event()
     st.syscall_busy = te
     st.syscall_idle = trio.Event()
-    last_time = st.last.time if st.last is not None else None
 
     async def thread() -> None:
         await st.wait_for_event(te, "system call start")
@@ -150,7 +153,6 @@ async def _blocking_syscall(st: State, te: Timed, action: ast.SyscallEvent) -> N
         st.syscall_busy = None
         st.syscall_idle.set()
 
-    del last_time
     st.nursery.start_soon(thread, name=f"syscall line {te.event.line}")
     await began.wait()
     await trio.testing.wait_all_tasks_blocked()
@@ -158,7 +160,6 @@ async def _blocking_syscall(st: State, te: Timed, action: ast.SyscallEvent) -> N
 
 def _snapshot(st: State, te: Timed, action: ast.CodeEvent) -> None:
     """run_code_event: TCP_INFO of the socket under test, now."""
-    from ..net import socket as syscalls
     sock = st.socket_under_test
     if sock is None or sock.live_fd < 0:
         raise st.fail(te, "no socket to use for code")
@@ -171,9 +172,8 @@ def _snapshot(st: State, te: Timed, action: ast.CodeEvent) -> None:
 
 
 async def _end_of_script(st: State) -> None:
-    if not await _await_idle(st):
-        raise st.fail(st.syscall_busy, "runtime error: exiting while a blocking system call "
-                                       "is in progress")
+    """As packetdrill ends a script: the cleanup command, the code blocks, then a last wait
+    (one second) for a blocking call still running."""
     if st.script.cleanup_command is not None:
         try:
             st.shell.run(st.script.cleanup_command, "script")
@@ -183,6 +183,9 @@ async def _end_of_script(st: State) -> None:
         err = run_code_blocks(st.code_blocks, st.path)
         if err:
             raise st.fail(None, err)
+    if not await _await_idle(st):
+        raise st.fail(st.syscall_busy, "runtime error: exiting while a blocking system call "
+                                       "is in progress")
 
 
 # --- packets ----------------------------------------------------------------------------------
@@ -199,7 +202,9 @@ def _socket_for(st: State, sp, te: Timed) -> SocketModel:
             child.script_local = Endpoint(0, pkt.dport)
             child.script_remote_isn = child.live_remote_isn = pkt.seq
             child.live_remote = Endpoint(cfg.remote_ip, _ephemeral_port(st))
-            child.live_local = Endpoint(cfg.local_ip, cfg.bind_port)
+            # packetdrill sends to the harness's bind address; the listener's own address is
+            # the same unless the script bound elsewhere, and then it is the one that works.
+            child.live_local = _bound_address(st, sock)
             st.sockets.append(child)
             st.socket_under_test = child
             return child
@@ -226,19 +231,23 @@ def _socket_for(st: State, sp, te: Timed) -> SocketModel:
     raise st.fail(te, "error handling packet: no matching socket for script packet")
 
 
+def _bound_address(st: State, sock: SocketModel | None) -> Endpoint:
+    ip, port = 0, 0
+    if sock is not None and sock.live_fd >= 0:
+        try:
+            ip, port = syscalls.sys_getsockname(st.task, sock.live_fd)
+        except OSError:
+            pass
+    return Endpoint(ip or st.cfg.local_ip, port or st.cfg.bind_port)
+
+
 def _fill_live_tuple(st: State, sock: SocketModel) -> None:
     """A socket that has only been bound has no live peer yet; inbound packets to it come
     from the remote address (an extension: packetdrill would send from 0.0.0.0:0)."""
     if not sock.live_local.ip or not sock.live_local.port:
-        from ..net import socket as syscalls
-        ip, port = 0, 0
-        if sock.live_fd >= 0:
-            try:
-                ip, port = syscalls.sys_getsockname(st.task, sock.live_fd)
-            except OSError:
-                pass
-        sock.live_local = Endpoint(sock.live_local.ip or ip or st.cfg.local_ip,
-                                   sock.live_local.port or port or st.cfg.bind_port)
+        bound = _bound_address(st, sock)
+        sock.live_local = Endpoint(sock.live_local.ip or bound.ip,
+                                   sock.live_local.port or bound.port)
     if not sock.live_remote.ip:
         sock.live_remote = Endpoint(st.cfg.remote_ip, sock.live_remote.port or
                                     _ephemeral_port(st))
@@ -279,11 +288,15 @@ def _inbound(st: State, te: Timed, sp, sock: SocketModel) -> None:
     st.tun.tun_get_user(live.emit())
 
 
+_TIME_PREFIX = re.compile(r"^\s*(\*|\+?[0-9.]+(\s*~\s*\+?[0-9.]+)?)\s+")
+
+
 def _script_line(st: State, te: Timed) -> str:
+    """The line's packet as written (its time stamp and comment cut off)."""
     line = te.event.line
     text = st.lines[line - 1] if 0 < line <= len(st.lines) else ""
     text = text.split("//")[0].strip()
-    return text
+    return _TIME_PREFIX.sub("", text, count=1)
 
 
 async def _sniff(st: State, te: Timed, sock: SocketModel, sp) -> Packet:
@@ -346,14 +359,14 @@ async def _outbound(st: State, te: Timed, sp, sock: SocketModel) -> None:
         if not (live.proto == IPPROTO_TCP and total < expected_len and
                 not st.cfg.strict_segments):
             break
-    if total != expected_len:
+    if total != expected_len and pkt.proto != IPPROTO_ICMP:  # (what an ICMP quotes varies)
         _mismatch(st, te, f"live packet payload: expected {expected_len} bytes vs actual "
                           f"{total} bytes", sniffed)
     live = sniffed[0] if len(sniffed) == 1 else aggregate(sniffed)
     try:
         actual = verify_outbound(sock, live, sp, _ts_tolerance(st, te), st.cfg)
     except MatchError as e:
-        _mismatch(st, te, str(e), [live])
+        _mismatch(st, te, str(e), [e.actual or live])
     err = st.verify_time(te, te.kind, te.time, te.end, round(live.time * 1e6),
                          st.last.time if st.last is not None else None, "outbound packet")
     if err:
@@ -367,11 +380,13 @@ def _ts_tolerance(st: State, te: Timed) -> float:
 
 def _mismatch(st: State, te: Timed, message: str, actual: list[Packet]) -> None:
     expected = _script_line(st, te)
+    action = te.event.action
+    sp_ttl = action.ip_info.ttl if isinstance(action, ast.PacketEvent) and action.ip_info else 0
     lines = [f"script packet: {te.time / 1e6:9.6f} {expected}"]
     shown = []
     for i, p in enumerate(actual):
         label = "actual packet" if len(actual) == 1 else f"actual #{i}"
-        text = format_packet(p)
+        text = format_packet(p, ttl=bool(sp_ttl))
         shown.append(text)
         lines.append(f"{label}: {p.time:9.6f} {text}")
     raise st.fail(te, f"error handling packet: {message}", details="\n".join(lines),

@@ -57,7 +57,10 @@ class SocketState:
 
 
 class MatchError(Exception):
-    """A mapping or verification failure; the message is packetdrill's wording."""
+    """A mapping or verification failure; the message is packetdrill's wording. `actual` is
+    the live packet in script space, when there is one."""
+
+    actual: Packet | None = None
 
 
 @attrs.define
@@ -140,7 +143,10 @@ def _resolve(value: Any, defines: dict[str, str], what: str) -> int:
     text = defines.get(value)
     if text is None:
         raise MatchError(f"unknown name {value!r} in {what} (define it with -D {value}=...)")
-    return int(text, 0)
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise MatchError(f"-D {value}={text} is not a number, as {what} needs") from None
 
 
 def script_packet(ev: ast.PacketEvent, cfg: Config, line: int = 0) -> ScriptPacket:
@@ -178,7 +184,11 @@ def script_packet(ev: ast.PacketEvent, cfg: Config, line: int = 0) -> ScriptPack
                 raise MatchError("<...> for TCP options can only be used with outbound packets")
             sp.check_options = False
         elif ev.tcp_options is not None:
-            pkt.options = [encode_option(o.kind, _option_values(o, cfg)) for o in ev.tcp_options]
+            try:
+                pkt.options = [encode_option(o.kind, _option_values(o, cfg))
+                               for o in ev.tcp_options]
+            except (ValueError, struct.error) as e:
+                raise MatchError(f"bad TCP option value: {e}") from None
             if sum(1 if k in (TCPOPT_EOL, TCPOPT_NOP) else 2 + len(d)
                    for k, d in pkt.options) % 4:
                 raise MatchError("TCP options are not padded correctly to ensure TCP header "
@@ -309,21 +319,20 @@ def owns_live_packet(sock: SocketModel | None, live: Packet, expect_icmp: bool,
             live.src == cfg.local_ip and live.dst == cfg.remote_ip
     if sock is None:
         return False
-    if (live.src, live.sport, live.dst, live.dport) == (
-            sock.live_local.ip, sock.live_local.port, sock.live_remote.ip, sock.live_remote.port):
-        return True
     udp_match = live.proto == IPPROTO_UDP and sock.protocol == IPPROTO_UDP and \
         sock.state == SocketState.ACTIVE_CONNECTING
     tcp_match = live.proto == IPPROTO_TCP and live.flag("S") and not live.flag(".") and \
         sock.protocol == IPPROTO_TCP and sock.state == SocketState.ACTIVE_SYN_SENT
-    if not (udp_match or tcp_match):
-        return False
-    if live.dst != sock.live_remote.ip or live.dport != sock.live_remote.port:
-        return False
-    sock.live_local = Endpoint(live.src, live.sport)
-    if live.proto == IPPROTO_TCP:
-        sock.live_local_isn = live.seq
-    return True
+    if (udp_match or tcp_match) and live.dst == sock.live_remote.ip and \
+            live.dport == sock.live_remote.port:
+        # The first packet of a connect: learn the live port (and ISN), even if the local
+        # address was filled in earlier (events._fill_live_tuple).
+        sock.live_local = Endpoint(live.src, live.sport)
+        if live.proto == IPPROTO_TCP:
+            sock.live_local_isn = live.seq
+        return True
+    return (live.src, live.sport, live.dst, live.dport) == (
+        sock.live_local.ip, sock.live_local.port, sock.live_remote.ip, sock.live_remote.port)
 
 
 def convert_live_seq(sock: SocketModel, pkt: Packet) -> None:
@@ -464,11 +473,15 @@ def verify_outbound(sock: SocketModel | None, live: Packet, sp: ScriptPacket,
     space) and check headers, options and payload. Returns the mapped packet (for printing);
     raises MatchError on the first difference."""
     actual = map_outbound(sock, live, sp)
-    _verify_headers(actual, sp.pkt, sp, strict=True)
-    if sp.pkt.proto == IPPROTO_TCP:
-        _verify_options(actual, sp, ts_tolerance_usecs, cfg)
-    if actual.proto != IPPROTO_ICMP and actual.payload != sp.pkt.payload:
-        raise MatchError("incorrect outbound data payload")
+    try:
+        _verify_headers(actual, sp.pkt, sp, strict=True)
+        if sp.pkt.proto == IPPROTO_TCP:
+            _verify_options(actual, sp, ts_tolerance_usecs, cfg)
+        if actual.proto != IPPROTO_ICMP and actual.payload != sp.pkt.payload:
+            raise MatchError("incorrect outbound data payload")
+    except MatchError as e:
+        e.actual = actual  # the packet as compared, for the message
+        raise
     return actual
 
 

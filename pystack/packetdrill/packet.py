@@ -305,19 +305,23 @@ def format_options(options: list[tuple[int, bytes]]) -> str:
     return ",".join(parts)
 
 
-def _ip_info(pkt: Packet) -> str:
-    ecn = pkt.tos & 3
-    return {0: "", 1: "[ect1] ", 2: "[ect0] ", 3: "[ce] "}[ecn]
+def _ip_info(pkt: Packet, ttl: bool) -> str:
+    fields = [{0: "", 1: "ect1", 2: "ect0", 3: "ce"}[pkt.tos & 3]]
+    if ttl:
+        fields.append(f"ttl {pkt.ttl}")
+    fields = [f for f in fields if f]
+    return f"[{', '.join(fields)}] " if fields else ""
 
 
 def format_packet(pkt: Packet, direction: str = ">", *, addresses: bool = False,
-                  options_known: bool = True) -> str:
+                  ttl: bool = False) -> str:
     """`pkt` as a script line's packet part: `> S. 0:0(0) ack 1 win 65535 <mss 1460>`.
-    With `addresses`, an explicit `ipv4 SRC > DST:` prefix and the ports are shown too."""
+    With `addresses`, an explicit `ipv4 SRC > DST:` prefix and the ports are shown too; with
+    `ttl`, the IP TTL as `[ttl N]`."""
     head = f"{direction} "
     if addresses:
         head += f"ipv4 {ip_str(pkt.src)} > {ip_str(pkt.dst)}: "
-    head += _ip_info(pkt)
+    head += _ip_info(pkt, ttl)
     if pkt.proto == IPPROTO_TCP:
         ports = f"{pkt.sport} > {pkt.dport} " if addresses else ""
         n = len(pkt.payload)
@@ -327,7 +331,7 @@ def format_packet(pkt: Packet, direction: str = ">", *, addresses: bool = False,
         text += f" win {pkt.window}"
         if pkt.flag("U") or pkt.urg:
             text += f" urg {pkt.urg}"
-        if pkt.options and options_known:
+        if pkt.options:
             text += f" <{format_options(pkt.options)}>"
         return text
     if pkt.proto == IPPROTO_UDP:

@@ -21,12 +21,15 @@ without `...` must not block (the runner waits for it, as packetdrill's main thr
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import random
+import signal
+import threading
 import time
 import traceback
-from typing import Any
+from typing import Any, Iterator
 
 import attrs
 import trio
@@ -42,7 +45,7 @@ from .lexer import PacketdrillError, PacketdrillUnsupported
 from .matcher import Config
 from .parser import parse
 from .state import HARNESS_DEFINES, SEED, WALL_CLOCK_LIMIT, ScriptFailure, State
-from .syscalls import ScriptError, Unsupported
+from .expr import ScriptError, Unsupported
 
 __all__ = ["Result", "run_script", "run_script_async"]
 
@@ -132,22 +135,73 @@ def _ipv4(value: str | None, name: str) -> int:
 def run_script(path_or_text: str | os.PathLike, *, ip_version: str = "ipv4",
                wall_clock_limit: float = WALL_CLOCK_LIMIT) -> Result:
     """Run one script (a path, or the script's text) in a fresh emulated world; never raises
-    for anything the script does: every error becomes the Result's reason."""
+    for anything the script does: every error becomes the Result's reason.
+
+    A run that takes more than `wall_clock_limit` seconds of real time is cancelled and
+    failed; one stuck in code that never yields to trio is stopped by SIGALRM a few seconds
+    later (when running in the main thread)."""
     started = time.monotonic()
-    guard = _WallGuard(started + wall_clock_limit)
+    name = _name_of(path_or_text)
+    guard = _WallGuard(started + wall_clock_limit, wall_clock_limit)
     try:
-        _seed_trio_scheduler(SEED)
-        result = trio.run(run_script_async, path_or_text, ip_version, guard,
-                          clock=trio.testing.MockClock(autojump_threshold=0),
-                          instruments=[guard])
-    except BaseException as e:  # noqa: BLE001 -- a run must never take the caller down
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        result = Result(_name_of(path_or_text), "fail",
-                        f"runner crashed: {type(e).__name__}: {e}",
-                        "".join(traceback.format_exception(e))[-4000:])
+        with _hard_stop(wall_clock_limit + HARD_STOP_GRACE):
+            try:
+                _seed_trio_scheduler(SEED)
+                result = trio.run(run_script_async, path_or_text, ip_version, guard,
+                                  clock=trio.testing.MockClock(autojump_threshold=0),
+                                  instruments=[guard])
+            except BaseException as e:  # noqa: BLE001 -- a run must never take the caller down
+                if isinstance(e, KeyboardInterrupt):
+                    raise
+                if _caused_by(e, _HardStop):
+                    raise _HardStop() from None
+                result = Result(name, "fail", f"runner crashed: {type(e).__name__}: {e}",
+                                "".join(traceback.format_exception(e))[-4000:])
+    except _HardStop:
+        result = Result(name, "fail", f"wall-clock guard: the script was stopped after "
+                        f"{wall_clock_limit + HARD_STOP_GRACE:.0f} s of real time, inside code "
+                        "that never returned to the event loop")
     result.wall_time = time.monotonic() - started
     return result
+
+
+HARD_STOP_GRACE = 5.0
+
+
+class _HardStop(BaseException):
+    """Raised by SIGALRM in a run that stopped yielding to trio."""
+
+
+@contextlib.contextmanager
+def _hard_stop(seconds: float) -> Iterator[None]:
+    usable = (hasattr(signal, "setitimer") and
+              threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise _HardStop()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _caused_by(exc: BaseException | None, kind: type) -> bool:
+    seen = 0
+    while exc is not None and seen < 50:
+        if isinstance(exc, kind):
+            return True
+        if isinstance(exc, BaseExceptionGroup):
+            return any(_caused_by(sub, kind) for sub in exc.exceptions)
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _seed_trio_scheduler(seed: int) -> None:
@@ -161,8 +215,9 @@ def _seed_trio_scheduler(seed: int) -> None:
 class _WallGuard(trio.abc.Instrument):
     """Cancels a run that has taken more than its share of real time."""
 
-    def __init__(self, deadline: float):
+    def __init__(self, deadline: float, limit: float):
         self.deadline = deadline
+        self.limit = limit
         self.scope: trio.CancelScope | None = None
         self.fired = False
 
@@ -173,8 +228,11 @@ class _WallGuard(trio.abc.Instrument):
 
 
 def _name_of(path_or_text: Any) -> str:
-    text = os.fspath(path_or_text) if isinstance(path_or_text, os.PathLike) else path_or_text
-    if "\n" not in text and text.endswith(".pkt"):
+    """The script's path, or "<script>" when given the script's text."""
+    if isinstance(path_or_text, os.PathLike):
+        return os.fspath(path_or_text)
+    text = path_or_text
+    if "\n" not in text and (text.endswith(".pkt") or os.path.isfile(text)):
         return text
     return "<script>"
 
@@ -220,6 +278,8 @@ async def run_script_async(path_or_text: str | os.PathLike, ip_version: str = "i
         if scope.cancelled_caught:
             cancelled_by_guard = True
     except BaseException as e:  # noqa: BLE001 -- sorted into a Result below
+        if _caused_by(e, _HardStop):
+            raise
         failure = _pick(e)
         if isinstance(failure, (KeyboardInterrupt, SystemExit)):
             raise failure from None
@@ -227,7 +287,7 @@ async def run_script_async(path_or_text: str | os.PathLike, ip_version: str = "i
     warnings = list(state.shell.warnings) if state.shell else []
     if cancelled_by_guard:
         return Result(name, "fail", f"wall-clock guard: the script ran for more than "
-                      f"{WALL_CLOCK_LIMIT:.0f} s of real time (virtual time "
+                      f"{guard.limit:g} s of real time (virtual time "
                       f"{state.now() / 1e6:.6f} s)", warnings=warnings)
     return Result(name, "pass", warnings=warnings)
 

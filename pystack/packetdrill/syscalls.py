@@ -19,7 +19,6 @@ buffer is answered with EFAULT here, since pystack has no user memory to fault o
 from __future__ import annotations
 
 import errno
-import ipaddress
 import math
 import os
 import struct
@@ -31,29 +30,15 @@ from ..kernel.errors import KernelError
 from ..net import socket as syscalls
 from ..net.core.wait import sk_wait_event
 from . import ast
+from .expr import ELLIPSIS, ScriptError, Unsupported, evaluate
 from .matcher import Endpoint, SocketModel, SocketState
 from .symbols import SYMBOLS, errno_name, lookup
 
 if TYPE_CHECKING:
     from .runner import State
 
-__all__ = ["ELLIPSIS", "evaluate", "Unsupported", "ScriptError", "run_syscall"]
+__all__ = ["run_syscall", "Unsupported", "ScriptError"]
 
-
-class Unsupported(Exception):
-    """The script uses something the runner or pystack does not model."""
-
-
-class ScriptError(Exception):
-    """The syscall did not do what the script says (packetdrill's runtime error)."""
-
-
-class _Ellipsis:
-    def __repr__(self) -> str:
-        return "..."
-
-
-ELLIPSIS = _Ellipsis()
 
 AF_INET, AF_UNSPEC = 2, 0
 SOCK_STREAM, SOCK_DGRAM = 1, 2
@@ -62,63 +47,6 @@ O_RDWR, O_NONBLOCK = 2, 0o4000
 MSG_PEEK = 0x2
 POLLERR, POLLHUP, POLLNVAL = 0x8, 0x10, 0x20
 _SETFL_MASK = 0o2000 | 0o4000 | 0o20000 | 0o40000 | 0o1000000  # APPEND NONBLOCK ASYNC DIRECT NOATIME
-
-
-# --- expressions ------------------------------------------------------------------------------
-
-def evaluate(expr: ast.Expr, defines: dict[str, str]) -> Any:
-    """A syscall argument as a Python value: ints, bytes, lists, dicts (named struct members),
-    tuples (positional struct members) or ELLIPSIS."""
-    if isinstance(expr, ast.Int):
-        return expr.value
-    if isinstance(expr, ast.Name):
-        return _name(expr.name, defines)
-    if isinstance(expr, ast.String):
-        return expr.to_bytes()
-    if isinstance(expr, ast.Null):
-        return 0
-    if isinstance(expr, ast.EllipsisExpr):
-        return ELLIPSIS
-    if isinstance(expr, ast.BinaryOp):
-        left, right = evaluate(expr.left, defines), evaluate(expr.right, defines)
-        if not isinstance(left, int) or not isinstance(right, int):
-            raise ScriptError(f"'{expr.op}' needs integers")
-        return left | right
-    if isinstance(expr, ast.Array):
-        return [evaluate(e, defines) for e in expr.items]
-    if isinstance(expr, ast.Struct):
-        if expr.items and all(isinstance(i, ast.Assign) for i in expr.items):
-            out = {}
-            for item in expr.items:
-                target = item.target
-                key = target.name
-                out[key] = evaluate(item.value, defines)
-            return out
-        return tuple(evaluate(e, defines) for e in expr.items)
-    if isinstance(expr, ast.Call):
-        args = [evaluate(a, defines) for a in expr.args]
-        if expr.name in ("htons", "htonl", "ntohs", "ntohl") and len(args) == 1:
-            return args[0]  # values stay in host order here; the sockaddr code knows
-        if expr.name == "inet_addr" and len(args) == 1 and isinstance(args[0], bytes):
-            return int(ipaddress.IPv4Address(args[0].decode()))
-        raise Unsupported(f"expression {expr.name}(...)")
-    if isinstance(expr, ast.Assign):
-        raise ScriptError("a 'name=value' member outside a struct")
-    raise ScriptError(f"cannot evaluate {expr!r}")
-
-
-def _name(name: str, defines: dict[str, str]) -> Any:
-    if name in defines:
-        text = defines[name]
-        try:
-            return int(text, 0)
-        except ValueError:
-            value = lookup(text)
-            return value if value is not None else text.encode()
-    value = lookup(name)
-    if value is None:
-        raise ScriptError(f"unknown symbol {name!r}")
-    return value
 
 
 # --- the syscall layer ------------------------------------------------------------------------

@@ -102,7 +102,8 @@ def run_code_blocks(blocks: list[CodeBlock], filename: str) -> str | None:
     namespace.update(CODE_SYMBOLS)
     for block in blocks:
         namespace.update(block.snapshot)
-        source = textwrap.dedent(block.text).strip("\n")
+        first, _, rest = block.text.partition("\n")
+        source = (first.strip() + "\n" + textwrap.dedent(rest)).strip()
         try:
             code = compile(source + "\n", f"{filename}:{block.line}", "exec")
             exec(code, namespace)  # noqa: S102 -- the script's own assertions, as packetdrill

@@ -12,7 +12,8 @@ from pystack.lib.checksum import (csum_add, csum_fold, csum_partial, csum_tcpudp
                                   ip_fast_csum)
 
 # Derandomized: the same examples on every run, as the project's fixed-seed rule asks.
-SEEDED = settings(derandomize=True, max_examples=300, deadline=None)
+SEEDED = settings(derandomize=True, max_examples=200, deadline=None)
+WITH_SCAPY = settings(derandomize=True, max_examples=60, deadline=None)  # scapy is slow
 
 
 def naive_sum(data: bytes) -> int:
@@ -65,7 +66,7 @@ def ip_header(**fields) -> bytes:
     return bytes(IP(src="10.0.0.1", dst="10.0.0.2", **fields))[:20]
 
 
-@SEEDED
+@WITH_SCAPY
 @given(st.integers(0, 0xFFFF), st.integers(1, 255), st.integers(0, 0xFF),
        st.integers(0, 1480))
 def test_ip_fast_csum_of_a_correct_header_is_zero(ident, ttl, tos, payload_len):
@@ -74,7 +75,7 @@ def test_ip_fast_csum_of_a_correct_header_is_zero(ident, ttl, tos, payload_len):
     assert ip_fast_csum(hdr) == 0
 
 
-@SEEDED
+@WITH_SCAPY
 @given(st.integers(0, 0xFFFF), st.integers(1, 255))
 def test_ip_fast_csum_of_a_zeroed_field_is_the_checksum_scapy_computes(ident, ttl):
     pkt = IP(bytes(IP(src="10.1.2.3", dst="10.9.8.7", id=ident, ttl=ttl)))
@@ -105,7 +106,7 @@ def udp_checksum(src: str, dst: str, sport: int, dport: int, payload: bytes) -> 
 addresses = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
 
 
-@SEEDED
+@WITH_SCAPY
 @given(addresses, addresses, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF),
        st.binary(max_size=600))
 def test_udp_checksum_agrees_with_scapy(src, dst, sport, dport, payload):

@@ -331,6 +331,25 @@ async def test_a_negative_buffer_size_raises_valueerror_before_any_syscall():
             await s.recvmsg(-1)
 
 
+async def test_recv_of_zero_bytes_neither_waits_nor_consumes():
+    # CPython's sock_recv_guts makes no system call for 0 bytes; recvfrom(0) does (checked
+    # with Python 3.11 on Linux 6.18).
+    async with lan(1) as (net, a):
+        s = udp(a)
+        await s.bind(("127.0.0.1", 9000))
+        start = trio.current_time()
+        assert await s.recv(0) == b""  # on an empty socket: at once
+        assert await s.recv_into(bytearray(0)) == 0
+        assert trio.current_time() == start
+        for data in (b"one", b"two"):
+            await udp(a).sendto(data, ("127.0.0.1", 9000))
+        assert await s.recv(0) == b""
+        assert await s.recv(10) == b"one"
+        with trio.fail_after(1):
+            assert (await s.recvfrom(0))[0] == b""  # consumed "two"
+        assert not s.is_readable()
+
+
 async def test_getsockopt_with_buflen_returns_bytes():
     async with lan(1) as (net, a):
         s = udp(a)

@@ -97,6 +97,11 @@ class EthernetNic(NetDevice):
         """A frame arrives from the wire."""
         if not (self.flags & IFF_UP):
             return
+        if len(frame) < ETH_HLEN:
+            # A runt: the hardware drops it and counts it (e1000's RUC → rx_length_errors).
+            self.stats.rx_length_errors += 1
+            self.stats.rx_errors += 1
+            return
         # The MAC filter of a NIC out of promiscuous mode: unicast for others never reaches
         # the ring (a switch floods unknown destinations to every port).
         if not frame[0] & 1 and frame[:6] != self.dev_addr:

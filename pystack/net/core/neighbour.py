@@ -329,7 +329,10 @@ def neigh_update(n: Neighbour, lladdr: bytes | None, new: int, flags: int = 0) -
     elif old & NUD_VALID and lladdr == n.ha and new == NUD_STALE and not (
             flags & NEIGH_UPDATE_F_ADMIN):
         new = old  # the same address again: keep the better state
-    n.updated = now
+    if new != old or lladdr != n.ha:
+        # Only an effective update moves `updated`: a no-op must not restart the locktime
+        # window in which ARP ignores other addresses.
+        n.updated = now
     if new != old:
         _del_timer(n)
         if new & NUD_PROBE:

@@ -106,6 +106,9 @@ _INERT_INT_OPTIONS = {SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE, SO_NO_CHECK, SO_BSDC
 
 
 def _readable(sk: "Sock") -> None:
+    # Count every wake-up: a waiter compares the count from before its attempt, so a wake-up
+    # that happened while it held the socket (release_sock ran the backlog) is not lost.
+    sk.sk_wakeups += 1
     wq = sk.sk_wq
     if wq is not None and wq:
         wq.unpark_all()
@@ -128,7 +131,7 @@ class Sock:
                  "sk_priority", "sk_mark", "sk_wq", "sk_lock_owned", "sk_backlog",
                  "sk_backlog_len", "sk_backlog_rcv", "sk_data_ready", "sk_write_space",
                  "sk_state_change", "sk_error_report", "sk_dst_cache", "sk_inert_opts",
-                 "sk_uid", "__weakref__")
+                 "sk_uid", "sk_wakeups", "__weakref__")
 
     def __init__(self, net: "Net", family: int, type_: int, protocol: int, prot: Any):
         s = net.sysctl
@@ -171,6 +174,7 @@ class Sock:
         self.sk_dst_cache: Any = None
         self.sk_inert_opts: dict[tuple[int, int], Any] | None = None
         self.sk_uid = 0
+        self.sk_wakeups = 0
 
     def sock_flag(self, flag: int) -> bool:
         return bool(self.sk_flags & (1 << flag))

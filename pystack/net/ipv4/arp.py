@@ -13,19 +13,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import trio
+
 from ...uapi.arp import ARP_HDR, ARP_LEN, ARPHRD_ETHER, ARPOP_REPLY, ARPOP_REQUEST
 from ...uapi.ethernet import BROADCAST, ETH_HLEN, ETH_P_ARP, ETH_P_IP
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_HOST_UNREACH
 from ..core import drop_reason as dr
 from ..core.dev import IFF_LOOPBACK, IFF_NOARP, dev_queue_xmit
 from ..core.drop_reason import consume_skb, kfree_skb
-from ..core.neighbour import (NEIGH_UPDATE_F_OVERRIDE, NEIGH_UPDATE_F_WEAK_OVERRIDE,
-                              NUD_NOARP, NUD_PROBE, NUD_REACHABLE, NUD_STALE, NUD_VALID,
-                              NeighOps, Neighbour, NeighTable, neigh_update)
+from ..core.neighbour import (NEIGH_UPDATE_F_OVERRIDE, NUD_NOARP, NUD_PROBE, NUD_REACHABLE,
+                              NUD_STALE, NUD_VALID, NeighOps, Neighbour, NeighTable,
+                              neigh_update)
 from ..core.skbuff import PACKET_HOST, PACKET_OTHERHOST, alloc_skb
 from ..ethernet.eth import eth_header
 from .devinet import RT_SCOPE_LINK, inet_select_addr
-from .fib import RTN_LOCAL, inet_addr_type
+from .fib import RTN_LOCAL, RTN_UNICAST, inet_addr_type
 
 if TYPE_CHECKING:
     from ..core.dev import NetDevice
@@ -129,11 +131,11 @@ def arp_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
         kfree_skb(skb, dr.INVALID_PROTO)
         return
     arp_process(net, skb, dev, op, bytes(sha), int.from_bytes(sip_b, "big"),
-                int.from_bytes(tip_b, "big"))
+                int.from_bytes(tip_b, "big"), bytes(tha))
 
 
 def arp_process(net: "Net", skb: "SkBuff", dev: "NetDevice", op: int, sha: bytes, sip: int,
-                tip: int) -> None:
+                tip: int, tha: bytes = b"\0" * 6) -> None:
     tbl = net.ipv4.arp_tbl
     if sha[0] & 1 or (tip >> 28) == 0xE or tip == 0xFFFFFFFF:
         kfree_skb(skb, dr.INVALID_PROTO)  # multicast sender or target: not for ARP
@@ -159,14 +161,28 @@ def arp_process(net: "Net", skb: "SkBuff", dev: "NetDevice", op: int, sha: bytes
         return
     n = tbl.lookup(sip, dev)
     if n is not None:
-        # A reply to us (or a request we overheard) updates what we know.
+        # A reply to us (or a request we overheard) updates what we know. Only a unicast
+        # reply asserts reachability. A different address replaces the known one only after
+        # `locktime` since the entry's last update, or for a gratuitous ARP: of several
+        # replies back to back, the first wins (arp_process).
         state = NUD_REACHABLE if op == ARPOP_REPLY and skb.pkt_type == PACKET_HOST else NUD_STALE
-        flags = NEIGH_UPDATE_F_OVERRIDE if op == ARPOP_REPLY else NEIGH_UPDATE_F_WEAK_OVERRIDE
+        override = (trio.current_time() > n.updated + net.sysctl.neigh_locktime
+                    or arp_is_garp(net, op, sip, tip, sha, tha))
         if n.nud_state & NUD_NOARP:
             consume_skb(skb)
             return
-        neigh_update(n, sha, state, flags)
+        neigh_update(n, sha, state, NEIGH_UPDATE_F_OVERRIDE if override else 0)
     consume_skb(skb)
+
+
+def arp_is_garp(net: "Net", op: int, sip: int, tip: int, sha: bytes, tha: bytes) -> bool:
+    """A gratuitous ARP: sender and target address equal (a reply also repeats its hardware
+    address as target), for a unicast address that is not ours."""
+    if sip != tip:
+        return False
+    if op == ARPOP_REPLY and sha != tha:
+        return False
+    return inet_addr_type(net, sip) == RTN_UNICAST
 
 
 __all__ = ["arp_rcv", "arp_send", "arp_tbl_create", "neigh_connected_output", "arp_solicit"]

@@ -39,11 +39,12 @@ def ip4_datagram_connect(sk: InetSock, daddr: int, dport: int) -> None:
 
 
 def ip4_datagram_disconnect(sk: InetSock) -> None:
-    """udp_disconnect: forget the peer; keep the local address only if bound explicitly."""
+    """udp_disconnect: forget the peer and the bound device; keep the local address only if
+    bound explicitly."""
     sk.sk_state = TCP_CLOSE
     sk.inet_daddr = 0
     sk.inet_dport = 0
-    sk.sk_bound_dev_if = sk.sk_bound_dev_if
+    sk.sk_bound_dev_if = 0  # __udp_disconnect forgets SO_BINDTODEVICE too (checked on 6.18)
     if not sk.sk_userlocks & SOCK_BINDADDR_LOCK:
         sk.inet_saddr = 0
         sk.inet_rcv_saddr = 0

@@ -100,8 +100,7 @@ class FibTable:
         aliases = self._by_len.get(fa.prefixlen, {}).get(fa.dst, [])
         for old in aliases:
             if old.metric == fa.metric and (excl or (
-                    old.type == fa.type and (old.dev is fa.dev or fa.type != RTN_UNICAST)
-                    and old.gateway == fa.gateway)):
+                    old.type == fa.type and old.dev is fa.dev and old.gateway == fa.gateway)):
                 raise FileExistsError(f"route {fa} exists already")
         if fa.prefixlen not in self._lens:
             self._lens.append(fa.prefixlen)

@@ -14,6 +14,7 @@ from ..core.sock import _int_val
 from .inet_sock import InetSock
 from .tcp_states import TCP_ESTABLISHED
 
+SOCK_STREAM = 1
 IPPROTO_IP = 0
 IP_TOS = 1
 IP_TTL = 2
@@ -52,7 +53,11 @@ def ip_setsockopt(sk: InetSock, optname: int, optval: Any) -> None:
             raise KernelError(errno.EINVAL)
         sk.uc_ttl = val
     elif optname == IP_TOS:
-        sk.tos = val & 0xFC
+        # __ip_sock_set_tos: a stream socket keeps its own ECN bits; a datagram socket takes
+        # the whole byte (checked on Linux 6.18: UDP reads back 0x13, TCP 0x10).
+        if sk.sk_type == SOCK_STREAM:
+            val = (val & 0xFC) | (sk.tos & 0x03)
+        sk.tos = val & 0xFF
     elif optname == IP_RECVERR:
         sk.recverr = bool(val)
     elif optname == IP_MTU_DISCOVER:

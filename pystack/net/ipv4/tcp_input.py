@@ -114,8 +114,8 @@ def tcp_ack_update_rtt(sk: TcpSock, seq_rtt: float | None, opts) -> None:
 
 # -- ACK processing --------------------------------------------------------------------------------
 
-def tcp_ack_update_window(sk: TcpSock, ack: int, ack_seq: int, window: int) -> int:
-    nwin = window << sk.snd_wscale
+def tcp_ack_update_window(sk: TcpSock, ack: int, ack_seq: int, window: int, syn: bool) -> int:
+    nwin = window if syn else window << sk.snd_wscale  # a SYN's window is never scaled
     if (after(ack, sk.snd_una) or after(ack_seq, sk.snd_wl1)
             or (ack_seq == sk.snd_wl1 and nwin > sk.snd_wnd)):
         flag = FLAG_WIN_UPDATE if sk.snd_wnd != nwin else 0
@@ -304,7 +304,7 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
     prior_packets = sk.packets_out
     is_dupack = (ack == prior_snd_una and not (cb.end_seq != cb.seq)
                  and (cb.window << sk.snd_wscale) == sk.snd_wnd and bool(prior_packets))
-    flag |= tcp_ack_update_window(sk, ack, cb.seq, cb.window)
+    flag |= tcp_ack_update_window(sk, ack, cb.seq, cb.window, bool(cb.tcp_flags & TCPHDR_SYN))
     if after(ack, prior_snd_una):
         flag |= FLAG_SND_UNA_ADVANCED
         sk.bytes_acked += (ack - prior_snd_una) & MASK
@@ -324,7 +324,8 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
     if flag & FLAG_ACKED:
         tcp_ack_update_rtt(sk, seq_rtt, opts)
         tcp_rearm_rto(sk)
-    if sk.icsk_ca_state == TCP_CA_Open and not is_dupack and flag & FLAG_ACKED:
+    # tcp_may_raise_cwnd: not while reducing it (Recovery); in Loss it slow-starts again.
+    if sk.icsk_ca_state != TCP_CA_Recovery and not is_dupack and flag & FLAG_ACKED:
         if acked_pkts:
             sk.icsk_ca_ops.cong_avoid(sk, ack, acked_pkts)
             tcp_sndbuf_expand(sk)

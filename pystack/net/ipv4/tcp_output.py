@@ -536,7 +536,7 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff) -> int:
     if before(cb.end_seq, sk.snd_una) or cb.end_seq == sk.snd_una:
         return -1
     if not sk.retrans_stamp:
-        sk.retrans_stamp = cb.first_tx or trio.current_time()
+        sk.retrans_stamp = trio.current_time()  # the first (attempted) retransmission
     if before(cb.seq, sk.snd_una):
         # Partly acked: send only what is still outstanding.
         trim = (sk.snd_una - cb.seq) & MASK

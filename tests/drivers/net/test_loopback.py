@@ -37,6 +37,17 @@ async def test_udp_echo_over_loopback() -> None:
         assert a.stats()["Udp"]["InDatagrams"] == 2
 
 
+async def test_ping_over_loopback_takes_no_time_and_no_wire() -> None:
+    net = pystack.Network(seed=3)
+    async with net:
+        a = net.add_host("a")
+        assert await a.ping("127.0.0.1") == 0
+        assert await a.ping("localhost") == 0
+        lo = a.interface("lo").stats
+        assert lo.tx_packets == lo.rx_packets == 4  # two requests, two replies
+        assert a.stats()["Icmp"]["InEchos"] == a.stats()["Icmp"]["InEchoReps"] == 2
+
+
 async def test_loopback_delivery_runs_in_the_senders_task() -> None:
     # Linux: loopback_xmit → netif_rx raises NET_RX; dev_queue_xmit's rcu_read_unlock_bh runs
     # it at once in the sending task (do_softirq from local_bh_enable), no ksoftirqd involved.

@@ -179,3 +179,21 @@ async def test_lower_netdev_budget_squeezes_a_single_nic() -> None:
         # 64 of 100 in the first run (over 50: squeezed), 36 in the next (under: not).
         assert b.cpus[0].time_squeeze == 1
         assert nic.stats.rx_packets == 100
+
+
+async def test_runt_frames_are_counted_as_length_errors() -> None:
+    # Shorter than an Ethernet header, even empty: the hardware drops them and counts them
+    # (e1000's RUC feeds rx_length_errors); nothing reaches the stack, nothing raises.
+    net = pystack.Network(seed=1)
+    async with net:
+        a, b = net.add_host("a"), net.add_host("b")
+        net.add_link(a, b, subnet="10.0.0.0/24")
+        nic = b.interface("eth0")
+        frame = udp_frame(nic, "10.0.0.2")
+        for n in range(14):
+            nic.dma_rx(bytearray(frame[:n]))
+        await trio.sleep(0.01)
+        assert nic.stats.rx_length_errors == 14
+        assert nic.stats.rx_errors == 14
+        assert b.stats()["Ip"]["InReceives"] == 0
+        assert await a.ping("10.0.0.2") >= 0

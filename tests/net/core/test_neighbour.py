@@ -24,7 +24,7 @@ from pystack.uapi.ip import ip_int
 
 DELAY = 0.001  # one way, per link: host → switch → host is 2 ms
 HOP2 = 2 * DELAY
-IP_RECVERR = 11
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)  # include/uapi/linux/in.h
 
 
 def mac(nic) -> str:
@@ -101,6 +101,44 @@ async def test_first_datagram_waits_for_arp_and_is_delivered() -> None:
         assert len(n.arp_queue) == 0
         # b learned a from the request: STALE until used (neigh_event_ns)
         assert b.neighbour_state("10.0.0.1") == "STALE"
+
+
+async def test_queued_datagrams_go_out_in_order_once_resolved() -> None:
+    net = pystack.Network(seed=11)
+    async with net:
+        a, b, _c, _links = three_hosts(net)
+        server = b.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await server.bind(("0.0.0.0", 9))
+        client = a.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(5):
+            await client.sendto(b"%d" % i, ("10.0.0.2", 9))
+        assert len(entry(a, "10.0.0.2").arp_queue) == 5
+        assert [(await server.recvfrom(10))[0] for _ in range(5)] == [b"0", b"1", b"2", b"3",
+                                                                    b"4"]
+        assert a.drops() == {}
+
+
+async def test_neighbour_queue_is_bounded_by_unres_qlen_bytes() -> None:
+    # __neigh_event_send drops the oldest queued packets (NEIGH_QUEUEFULL) to keep the queue's
+    # truesize under unres_qlen_bytes (212992).
+    net = pystack.Network(seed=11)
+    async with net:
+        a, _b, _c, _links = three_hosts(net)
+        client = a.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        for i in range(200):
+            await client.sendto(b"%03d" % i + b"." * 997, ("10.0.0.99", 9))
+        n = entry(a, "10.0.0.99")
+        queued = len(n.arp_queue)
+        assert n.arp_queue_len_bytes <= a.sysctl.neigh_unres_qlen_bytes
+        assert sum(skb.truesize for skb in n.arp_queue) == n.arp_queue_len_bytes
+        assert 0 < queued < 200
+        assert a.drops() == {"NEIGH_QUEUEFULL": 200 - queued}
+        # the newest stay: the last datagram sent is the queue's tail
+        tail = n.arp_queue[-1]
+        assert bytes(tail.buf[tail.transport_header + 8:tail.transport_header + 11]) == b"199"
+        await trio.sleep(5)
+        assert a.drops() == {"NEIGH_QUEUEFULL": 200 - queued, "NEIGH_FAILED": queued}
 
 
 async def test_ping_between_every_pair() -> None:
@@ -358,3 +396,75 @@ async def test_unsolicited_reply_creates_no_entry() -> None:
         b.interface("eth0").dma_rx(bytearray(reply))
         await trio.sleep(0.001)
         assert b.neighbour_state("10.0.0.50") is None
+
+
+IMPOSTOR_MAC = "02:00:00:00:00:66"
+
+
+def arp_reply_to(host, sender_ip: str, sender_mac: str) -> bytearray:
+    ours = mac(host.interface("eth0"))
+    return bytearray(bytes(Ether(dst=ours, src=sender_mac)
+                           / ARP(op=2, hwsrc=sender_mac, psrc=sender_ip, hwdst=ours,
+                                 pdst=host.address())))
+
+
+async def test_a_second_reply_within_locktime_does_not_replace_the_address() -> None:
+    # arp_process: override only once neigh.locktime (1 s) has passed since the entry was
+    # updated, so of several replies back to back the first wins.
+    net = pystack.Network(seed=11)
+    async with net:
+        a, b, _c, _links = three_hosts(net, delay=0.0)
+        await resolve(a, "10.0.0.2")
+        a.interface("eth0").dma_rx(arp_reply_to(a, "10.0.0.2", IMPOSTOR_MAC))
+        await trio.sleep(0.5)
+        assert entry(a, "10.0.0.2").ha == b.interface("eth0").dev_addr
+        await trio.sleep(1)
+        a.interface("eth0").dma_rx(arp_reply_to(a, "10.0.0.2", IMPOSTOR_MAC))
+        await trio.sleep(0.01)
+        row = next(r for r in a.neighbours() if r.address == "10.0.0.2")
+        assert (row.lladdr, row.state) == (IMPOSTOR_MAC, "REACHABLE")
+
+
+async def test_overheard_request_with_a_new_address_replaces_it_as_stale() -> None:
+    # A request (not for us) from a known neighbour updates its entry, STALE: requests do
+    # not assert reachability.
+    net = pystack.Network(seed=11)
+    async with net:
+        a, _b, _c, _links = three_hosts(net, delay=0.0)
+        await resolve(a, "10.0.0.2")
+        await trio.sleep(2)
+        a.interface("eth0").dma_rx(bytearray(bytes(
+            Ether(dst="ff:ff:ff:ff:ff:ff", src=IMPOSTOR_MAC)
+            / ARP(op=1, hwsrc=IMPOSTOR_MAC, psrc="10.0.0.2", pdst="10.0.0.3"))))
+        await trio.sleep(0.01)
+        row = next(r for r in a.neighbours() if r.address == "10.0.0.2")
+        assert (row.lladdr, row.state) == (IMPOSTOR_MAC, "STALE")
+
+
+async def test_gratuitous_arp_overrides_within_locktime() -> None:
+    net = pystack.Network(seed=11)
+    async with net:
+        a, _b, _c, _links = three_hosts(net, delay=0.0)
+        await resolve(a, "10.0.0.2")
+        a.interface("eth0").dma_rx(bytearray(bytes(
+            Ether(dst="ff:ff:ff:ff:ff:ff", src=IMPOSTOR_MAC)
+            / ARP(op=1, hwsrc=IMPOSTOR_MAC, psrc="10.0.0.2", pdst="10.0.0.2"))))
+        await trio.sleep(0.01)
+        row = next(r for r in a.neighbours() if r.address == "10.0.0.2")
+        assert (row.lladdr, row.state) == (IMPOSTOR_MAC, "STALE")
+
+
+async def test_repeated_identical_replies_do_not_extend_locktime() -> None:
+    # neigh_update moves `updated` only when the state or address changes: b's own replies
+    # repeating its address, every half second, do not keep the impostor locked out.
+    net = pystack.Network(seed=11)
+    async with net:
+        a, b, _c, _links = three_hosts(net, delay=0.0)
+        await resolve(a, "10.0.0.2")
+        for _ in range(3):
+            await trio.sleep(0.5)
+            a.interface("eth0").dma_rx(arp_reply_to(a, "10.0.0.2", mac(b.interface("eth0"))))
+        await trio.sleep(0.01)
+        a.interface("eth0").dma_rx(arp_reply_to(a, "10.0.0.2", IMPOSTOR_MAC))
+        await trio.sleep(0.01)
+        assert entry(a, "10.0.0.2").ha == bytes.fromhex(IMPOSTOR_MAC.replace(":", ""))

@@ -177,7 +177,7 @@ def test_every_change_bumps_the_generation():
     assert fib.genid == g0 + 2
 
 
-# -- a host's routes --------------------------------------------------------------------------------
+# -- a host's routes ------------------------------------------------------------------------------
 
 @contextlib.asynccontextmanager
 async def lan() -> AsyncIterator[tuple]:
@@ -321,3 +321,24 @@ async def test_a_second_address_in_a_subnet_is_secondary_and_brings_only_its_loc
         assert sum("broadcast 10.0.0.255" in line for line in local) == 1
         assert inet_addr_type(a.net, ip("10.0.0.100")) == RTN_LOCAL
         assert a.addresses("eth0") == ["10.0.0.1/24", "10.0.0.100/24"]
+
+
+async def test_two_nics_on_one_subnet_each_bring_their_routes():
+    # Linux 6.18 with 10.0.0.1/24 on v0 and 10.0.0.3/24 on v2 printed these same lines.
+    net = pystack.Network(seed=7)
+    a, b = net.add_host("a"), net.add_host("b")
+    sw = net.add_switch("sw0")
+    net.add_link(a, sw, subnet="10.0.0.0/24")
+    net.add_link(b, sw)
+    net.add_link(a, sw)  # a.eth1 = 10.0.0.3
+    async with net:
+        assert str(a.routes()).splitlines() == [
+            "10.0.0.0/24 dev eth0 proto kernel scope link src 10.0.0.1",
+            "10.0.0.0/24 dev eth1 proto kernel scope link src 10.0.0.3",
+        ]
+        assert str(a.routes("local")).splitlines()[:4] == [
+            "local 10.0.0.1 dev eth0 proto kernel scope host src 10.0.0.1",
+            "local 10.0.0.3 dev eth1 proto kernel scope host src 10.0.0.3",
+            "broadcast 10.0.0.255 dev eth0 proto kernel scope link src 10.0.0.1",
+            "broadcast 10.0.0.255 dev eth1 proto kernel scope link src 10.0.0.3",
+        ]

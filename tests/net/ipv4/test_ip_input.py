@@ -66,6 +66,9 @@ CASES: dict[str, tuple[Callable, dict[tuple[str, str], int], dict[str, int]]] = 
     "total length below the header": (
         lambda a, b: bytes(eth(a, b) / IP(src=A, dst=B, len=12) / UDP(dport=9) / b"x"),
         {("Ip", "InReceives"): 1, ("Ip", "InHdrErrors"): 1}, {"IP_INHDR": 1}),
+    "destination not ours (not forwarding)": (
+        lambda a, b: bytes(eth(a, b) / IP(src=A, dst="10.0.0.77") / UDP(dport=9) / b"x"),
+        {("Ip", "InReceives"): 1, ("Ip", "InAddrErrors"): 1}, {"IP_INADDRERRORS": 1}),
     "bad udp checksum": (
         lambda a, b: bytes(eth(a, b) / IP(src=A, dst=B) / UDP(dport=9, chksum=0x1234) / b"x"),
         {("Ip", "InReceives"): 1, ("Ip", "InDelivers"): 1, ("Udp", "InCsumErrors"): 1,
@@ -182,6 +185,20 @@ def valid_frames(a, b) -> list[bytes]:
     ]
 
 
+_VALID: list[bytes] = []
+
+
+def cached_valid_frames() -> list[bytes]:
+    """valid_frames for the hosts `survive` builds (MACs depend only on the seed), built once:
+    scapy is slow next to the emulation."""
+    if not _VALID:
+        net = pystack.Network(seed=5)
+        a, b = net.add_host("a"), net.add_host("b")
+        net.add_link(a, b, subnet="10.0.0.0/24")
+        _VALID.extend(valid_frames(a, b))
+    return _VALID
+
+
 def survive(frames: Callable[[object, object], list[bytes]]) -> None:
     """Run a fresh pair of hosts, inject `frames(a, b)` into b, then ping b from a."""
 
@@ -202,7 +219,8 @@ def survive(frames: Callable[[object, object], list[bytes]]) -> None:
 @given(kind=st.integers(0, 3), bit=st.integers(0, 8 * 200))
 def test_single_bit_flip_of_a_valid_frame_never_breaks_the_host(kind: int, bit: int) -> None:
     def frames(a, b):
-        frame = bytearray(valid_frames(a, b)[kind])
+        frame = bytearray(cached_valid_frames()[kind])
+        assert frame[:6] == b.interface("eth0").dev_addr or kind == 2
         frame[(bit // 8) % len(frame)] ^= 1 << (bit % 8)
         return [bytes(frame)]
 
@@ -215,6 +233,19 @@ def test_single_bit_flip_of_a_valid_frame_never_breaks_the_host(kind: int, bit: 
 def test_random_bytes_after_a_valid_ethernet_header_never_break_the_host(
         ethertype: int, body: bytes) -> None:
     survive(lambda a, b: [bytes(Ether(dst=mac(b), src=mac(a), type=ethertype)) + body])
+
+
+@settings(max_examples=60, derandomize=True, database=None, deadline=None)
+@given(dst=st.sampled_from(["random", "ours", "broadcast"]), body=st.binary(max_size=80))
+def test_random_bytes_as_a_frame_never_break_the_host(dst: str, body: bytes) -> None:
+    # Any length, runts included; the destination MAC random, b's, or broadcast.
+    def frames(a, b):
+        if dst == "random":
+            return [body]
+        head = b.interface("eth0").dev_addr if dst == "ours" else b"\xff" * 6
+        return [head + body]
+
+    survive(frames)
 
 
 @settings(max_examples=60, derandomize=True, database=None, deadline=None)

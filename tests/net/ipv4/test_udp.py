@@ -640,6 +640,17 @@ async def test_connect_af_unspec_disconnects():
         assert (await recvfrom(s))[0] == b"anyone again"
 
 
+async def test_disconnect_forgets_the_bound_device():
+    # __udp_disconnect resets sk_bound_dev_if: SO_BINDTODEVICE reads b"" afterwards
+    # (checked on Linux 6.18).
+    async with lan(2) as (net, a, b):
+        s = udp(a)
+        s.setsockopt(SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+        await s.connect(("10.0.0.2", 9000))
+        await sys_connect(s.task, s.fileno(), 0, 0, 0)
+        assert s.getsockopt(SOL_SOCKET, socket.SO_BINDTODEVICE, 16) == b""
+
+
 async def test_disconnect_releases_an_autobound_port():
     # udp_disconnect: without SOCK_BINDPORT_LOCK the socket is unhashed (port 0 again).
     async with lan(2) as (net, a, b):
@@ -925,12 +936,14 @@ async def test_ip_tos_is_seen_on_the_wire(tmp_path):
         server = udp(b)
         await server.bind(("", 9000))
         s = udp(a)
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
-        await s.sendto(b"low delay", ("10.0.0.2", 9000))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x13)
+        # A datagram socket keeps the ECN bits it is given (Linux 6.18 reads back 0x13).
+        assert s.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 0x13
+        await s.sendto(b"low delay, ECT", ("10.0.0.2", 9000))
         await recvfrom(server)
         cap.close()
     [frame] = _udp_frames(path, "a:eth0")
-    assert frame[IP].tos == 0x10
+    assert frame[IP].tos == 0x13
     _assert_checksums_correct(frame)
 
 
