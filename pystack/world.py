@@ -26,6 +26,7 @@ import trio
 
 from .drivers.net.nic import EthernetNic
 from .host import Host
+from .kernel.sched import seed_trio_scheduler
 from .net.core.net_namespace import derive_rng
 from .net.ipv4.devinet import inet_insert_ifa
 from .pcap import PcapngWriter
@@ -196,6 +197,8 @@ class Network:
     async def __aenter__(self) -> "Network":
         if self._nursery is not None:
             raise RuntimeError("this Network is already running")
+        # Deterministic mode: trio's order among simultaneously runnable tasks follows the seed.
+        seed_trio_scheduler(derive_rng(self.seed, "trio-scheduler").getrandbits(64))
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
         self._nursery.start_soon(self._wire_task, name="wire")

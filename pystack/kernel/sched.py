@@ -117,6 +117,24 @@ async def run_ksoftirqd(cpu: Cpu) -> None:
             cpu._sleep_until = math.inf
 
 
+def seed_trio_scheduler(seed: int) -> bool:
+    """Make trio's choice among tasks that became runnable together follow `seed`.
+
+    trio shuffles each batch of runnable tasks with a module-level `random.Random`
+    (`trio._core._run._r`), the hook its Hypothesis support seeds too. Seeding it makes a
+    scenario run the same way every time. Returns False if trio no longer has that hook
+    (a test guards this, so a trio upgrade that removes it is noticed).
+    """
+    import random
+
+    from trio._core import _run
+    r = getattr(_run, "_r", None)
+    if not isinstance(r, random.Random):
+        return False
+    r.seed(seed)
+    return True
+
+
 # The task_struct of the code running now; None outside every process context.
 current: contextvars.ContextVar["Task | None"] = contextvars.ContextVar(
     "pystack_current", default=None)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import random
 import signal
 import threading
 import time
@@ -33,6 +32,8 @@ from typing import Any, Iterator
 
 import attrs
 import trio
+
+from ..kernel.sched import seed_trio_scheduler
 import trio.testing
 
 from ..drivers.net.tun import add_tun
@@ -205,11 +206,9 @@ def _caused_by(exc: BaseException | None, kind: type) -> bool:
 
 
 def _seed_trio_scheduler(seed: int) -> None:
-    """Trio reverses a batch of runnable tasks at random; seed that generator, as trio's
-    Hypothesis plugin does, so the same script runs the same way every time."""
-    r = getattr(trio._core._run, "_r", None)  # noqa: SLF001
-    if isinstance(r, random.Random):
-        r.seed(seed)
+    """Trio reverses a batch of runnable tasks at random; seed that generator so the same
+    script runs the same way every time (Network seeds it again when it starts)."""
+    seed_trio_scheduler(seed)
 
 
 class _WallGuard(trio.abc.Instrument):

@@ -455,7 +455,12 @@ def tcp_send_ack(sk: TcpSock) -> None:
 def tcp_send_delayed_ack(sk: TcpSock) -> None:
     """Arm the delayed-ACK timer (40 ms, up to 200 ms), or send now if one is overdue."""
     from .tcp_timer import ICSK_ACK_TIMER, inet_csk_reset_delack
-    ato = max(sk.icsk_ack_ato, TCP_ATO_MIN)
+    ato = sk.icsk_ack_ato  # 0 before any data arrived: the ACK goes out on the next tick
+    if ato > TCP_ATO_MIN:
+        max_ato = TCP_DELACK_MAX if sk.icsk_ack_pingpong else 0.5
+        if sk.srtt_us:
+            max_ato = min(max_ato, max((sk.srtt_us >> 3) / 1e6, TCP_ATO_MIN))
+        ato = min(ato, max_ato)
     ato = min(ato, TCP_DELACK_MAX)
     now = trio.current_time()
     timeout = now + ato
