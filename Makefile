@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: demo test bench profile conformance clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,22 @@ demo: $(STAMP)
 # pytest exits 5 when it collects no test; that is a failure of the suite, not a pass.
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Benchmarks beside anchors measured in the same run; prints a table, writes
+# benchmarks/results.json. Not part of `make test`.
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+# One figure under cProfile, e.g. `make profile BENCH=udp_pairs` (`$(PY) -m benchmarks --list`).
+profile: $(STAMP)
+	$(PY) -m benchmarks.profile $(BENCH)
+
+# Linux's packetdrill corpus, read from ../shared (GPLv2 data, never copied here); a report,
+# not a gate.
+conformance: $(STAMP)
+	@if [ -d ../shared/conformance/packetdrill/gtests ]; then \
+		$(PY) -m pystack.packetdrill --report ../shared/conformance/packetdrill/gtests; \
+	else echo "conformance: ../shared/conformance/packetdrill not found; skipping"; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -111,6 +111,15 @@ async def demo(out: TextIO, seed: int = 7) -> None:
                     log(f"  {payload!r} → {data!r} from {addr[0]}:{addr[1]}")
         log()
 
+        log("== TCP echo over Ethernet, 10% loss and 5 ms each way on alice's cable")
+        link_a.set(delay=0.005, loss=0.1)
+        await tcp_echo(a, b, "bob", log)
+        link_a.set(delay=0.002, loss=0.0)
+        log()
+        log("== TCP echo over loopback on alice")
+        await tcp_echo(a, a, "127.0.0.1", log)
+        log()
+
         log("== counters")
         for host in (a, b):
             st = host.stats()
@@ -125,6 +134,46 @@ async def demo(out: TextIO, seed: int = 7) -> None:
         lost = link_a.a.lost_frames + link_a.b.lost_frames
         log(f"  frames lost on alice's cable: {lost}")
         log(f"  virtual time elapsed: {trio.current_time():.3f} s")
+
+
+async def tcp_echo(client_host, server_host, target: str, log) -> None:
+    """A TCP echo server and one client; TCP retransmits what the link loses."""
+    port = 7007
+    async with server_host.process("tcp-echo-server"):
+        listener = server_host.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        await listener.bind(("0.0.0.0", port))
+        listener.listen(16)
+
+        async def serve_one() -> None:
+            conn, _ = await listener.accept()
+            while data := await conn.recv(65536):
+                await conn.send(data)
+            conn.close()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve_one)
+            async with client_host.process("tcp-client"):
+                sock = client_host.socket(socket.AF_INET, socket.SOCK_STREAM)
+                start = trio.current_time()
+                await sock.connect((target, port))
+                log(f"  connected to {target}:{port} from port {sock.getsockname()[1]} "
+                    f"in {(trio.current_time() - start) * 1000:.3f} ms")
+                payload = bytes(range(256)) * 400  # 100 KiB
+                start = trio.current_time()
+                await sock.send(payload)
+                got = bytearray()
+                while len(got) < len(payload):
+                    got += await sock.recv(65536)
+                log(f"  echoed {len(payload)} bytes {'intact' if got == payload else 'CORRUPT'} in "
+                    f"{(trio.current_time() - start) * 1000:.1f} ms")
+                sock.shutdown(socket.SHUT_WR)
+                assert await sock.recv(1) == b""
+                sock.close()
+        listener.close()
+    st = client_host.stats()["Tcp"]
+    log(f"  {client_host.name}: Tcp ActiveOpens={st['ActiveOpens']} OutSegs={st['OutSegs']} "
+        f"RetransSegs={st['RetransSegs']}")
 
 
 async def _serve_forever(sock) -> None:

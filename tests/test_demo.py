@@ -19,6 +19,9 @@ def test_demo_prints_ping_echo_counters_and_a_path():
     for i in range(1, 6):
         assert f"echoed b'message {i}'" in text
     assert "b'loop 2' → b'loop 2' from 127.0.0.1:7" in text
+    tcp = text.split("== TCP echo over Ethernet")[1].split("== counters")[0]
+    assert tcp.count("echoed 102400 bytes intact") == 2  # the lossy cable and loopback
+    assert "RetransSegs=0" not in tcp.split("== TCP echo over loopback")[0]  # loss was repaired
     path = text.split("== the path of one datagram")[1].split("==")[0]
     order = ["udp_sendmsg", "ip_local_out", "dev_queue_xmit", "eth0: xmit", "eth0: napi_poll",
              "netif_receive_skb", "ip_rcv", "ip_local_deliver", "udp_rcv", "udp_recvmsg"]

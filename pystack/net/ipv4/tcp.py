@@ -393,7 +393,8 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
             skb = sk.write_queue[-1] if sk.write_queue else None
             room = 0
             if skb is not None and not skb.cb.eor and not skb.cb.tcp_flags & 0x03:
-                room = mss_now - (skb.tail - skb.data)
+                # The skb was sized for the MSS when it was made; the MSS may have grown since.
+                room = min(mss_now - (skb.tail - skb.data), skb.end - skb.tail)
             if room <= 0:
                 if not sk_stream_memory_free(sk):
                     break
