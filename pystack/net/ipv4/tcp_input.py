@@ -311,11 +311,13 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
         sk.snd_una = ack
         sk.icsk_retransmits = 0
         sk.retrans_stamp = 0.0
-        sk.icsk_probes_out = 0
     if opts is not None and opts.sacks:
         flag |= tcp_sacktag_write_queue(sk, opts.sacks, ack)
         if flag & FLAG_DATA_SACKED:
             is_dupack = bool(prior_packets) and ack == prior_snd_una
+    # Something worked: forget soft errors and unanswered probes (keepalive, zero window).
+    sk.sk_err_soft = 0
+    sk.icsk_probes_out = 0
     sk.rcv_tstamp = trio.current_time()
     if not prior_packets:
         return 1
