@@ -110,7 +110,7 @@ class TcpSkbCb:
         self.tcp_flags = tcp_flags
         self.sacked = 0
         self.when = 0.0  # last transmission time
-        self.first_tx = 0.0
+        self.first_tx: float | None = None  # first transmission (None: not sent yet)
         self.ack_seq = 0
         self.eor = False
         self.window = 0  # the raw window field of a received segment
@@ -208,7 +208,7 @@ class TcpSock(InetSock):
         self.snd_wscale = 0
         self.rcv_wscale = 0
         self.ts_recent = 0
-        self.ts_recent_stamp = 0.0
+        self.ts_recent_stamp = -1.0  # when ts_recent was taken; -1: never (time starts at 0)
         self.tsoffset = 0
         self.nonagle = 0
         self.dsack = False

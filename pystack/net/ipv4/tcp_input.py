@@ -33,7 +33,7 @@ from .tcp_output import (__tcp_select_window, tcp_current_mss, tcp_data_snd_chec
 from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
                          TCP_SYN_SENT, TCP_TIME_WAIT)
-from .tcp_timer import (ICSK_ACK_SCHED, tcp_rearm_rto, tcp_reset_keepalive_timer)
+from .tcp_timer import (ICSK_ACK_SCHED, tcp_reset_keepalive_timer, tcp_set_xmit_timer)
 
 MASK = 0xFFFFFFFF
 TCP_PAWS_24DAYS = 60 * 60 * 24 * 24
@@ -132,7 +132,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
     """Free what the ACK covers; return (flags, RTT sample or None, packets acked)."""
     now = trio.current_time()
     flag = 0
-    first_ackt = 0.0
+    first_ackt: float | None = None
     acked = 0
     q = sk.rtx_queue
     while q:
@@ -147,7 +147,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
             sk.retrans_out -= 1
         if sacked & TCPCB_EVER_RETRANS:
             flag |= FLAG_RETRANS_DATA_ACKED
-        elif not sacked & TCPCB_SACKED_ACKED and not first_ackt:
+        elif not sacked & TCPCB_SACKED_ACKED and first_ackt is None:
             first_ackt = cb.when
         if sacked & TCPCB_SACKED_ACKED:
             sk.sacked_out -= 1
@@ -162,7 +162,8 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
         sk.delivered += 1
         consume_skb(skb)
     # Karn's rule: no sample when the ACK covers retransmitted data.
-    seq_rtt = now - first_ackt if first_ackt and not flag & FLAG_RETRANS_DATA_ACKED else None
+    seq_rtt = (now - first_ackt if first_ackt is not None and not flag & FLAG_RETRANS_DATA_ACKED
+               else None)
     return flag, seq_rtt, acked
 
 
@@ -325,7 +326,7 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
     flag |= acked_flag
     if flag & FLAG_ACKED:
         tcp_ack_update_rtt(sk, seq_rtt, opts)
-        tcp_rearm_rto(sk)
+        tcp_set_xmit_timer(sk)
     # tcp_may_raise_cwnd: not while reducing it (Recovery); in Loss it slow-starts again.
     if sk.icsk_ca_state != TCP_CA_Recovery and not is_dupack and flag & FLAG_ACKED:
         if acked_pkts:
@@ -606,7 +607,7 @@ def tcp_ack_snd_check(sk: TcpSock) -> None:
 
 def tcp_paws_discard(sk: TcpSock, opts) -> bool:
     """RFC 7323 §5: a timestamp older than the last in-window one means an old duplicate."""
-    if not opts.saw_tstamp or not sk.ts_recent_stamp:
+    if not opts.saw_tstamp or sk.ts_recent_stamp < 0:
         return False
     if ((sk.ts_recent - opts.rcv_tsval) & MASK) < 0x80000000 and sk.ts_recent != \
             opts.rcv_tsval:

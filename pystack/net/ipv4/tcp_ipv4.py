@@ -330,7 +330,7 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
     child.sack_ok = req.sack_ok
     child.tstamp_ok = req.tstamp_ok
     child.ts_recent = req.ts_recent
-    child.ts_recent_stamp = trio.current_time() if req.tstamp_ok else 0.0
+    child.ts_recent_stamp = trio.current_time() if req.tstamp_ok else -1.0
     child.tsoffset = req.tsoffset
     child.mss_clamp = req.peer_mss
     child.advmss = req.mss
@@ -341,7 +341,7 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
         return None
     child.sk_dst_cache = rt
     tcp_sync_mss(child, rt.dst_mtu())
-    if req.snt_synack and not req.num_retrans:
+    if req.snt_synack is not None and not req.num_retrans:
         from .tcp_input import tcp_rtt_estimator, tcp_set_rto
         tcp_rtt_estimator(child, int((trio.current_time() - req.snt_synack) * 1e6))
         tcp_set_rto(child)

@@ -62,7 +62,7 @@ class RequestSock:
         self.timer = Timer(reqsk_timer_handler, self)
         self.acked = False
         self.sk_state = TCP_NEW_SYN_RECV
-        self.snt_synack = 0.0
+        self.snt_synack: float | None = None  # virtual time starts at 0.0: None is 'never'
         self.dev_ifindex = 0
         self.peer_mss = 536
 

@@ -311,7 +311,7 @@ def _send_data_skb(sk: TcpSock, skb: SkBuff) -> int:
     flags = cb.tcp_flags
     now = trio.current_time()
     cb.when = now
-    if not cb.first_tx:
+    if cb.first_tx is None:
         cb.first_tx = now
     payload = memoryview(skb.buf)[skb.data:skb.tail]
     syn_opts = None
@@ -358,10 +358,11 @@ def tcp_fragment(sk: TcpSock, skb: SkBuff, length: int) -> None:
     sk.write_queue.insert(idx + 1, rest)
 
 
-def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = False) -> bool:
+def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = False,
+                   probe: bool = False) -> bool:
     """Send queued data as the congestion window, the peer's window and Nagle allow.
     Returns True if something is queued but nothing is in flight (a probe is needed)."""
-    from .tcp_timer import tcp_rearm_rto
+    from .tcp_timer import ICSK_TIME_LOSS_PROBE, tcp_rearm_rto, tcp_schedule_loss_probe
     sent = 0
     q = sk.write_queue
     sk.cwnd_limited = False
@@ -369,6 +370,8 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
         skb = q[0]
         cb = skb.cb
         quota = sk.snd_cwnd - sk.packets_in_flight()
+        if cb.tcp_flags & TCPHDR_FIN and skb.tail - skb.data <= mss_now:
+            quota = max(quota, 1)  # tcp_cwnd_test: the final FIN is not held by cwnd
         if quota <= 0:
             sk.cwnd_limited = True
             break
@@ -397,7 +400,12 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
         sk.max_packets_out = max(sk.max_packets_out, sk.packets_out)
         if sk.packets_out >= sk.snd_cwnd:
             sk.cwnd_limited = True
-        tcp_rearm_rto(sk, only_if_idle=True)
+        if sk.icsk_pending == ICSK_TIME_LOSS_PROBE:
+            tcp_rearm_rto(sk)
+        else:
+            tcp_rearm_rto(sk, only_if_idle=True)
+        if not probe:
+            tcp_schedule_loss_probe(sk, False)  # one probe per tail-loss episode
     return not sk.packets_out and bool(q)
 
 
@@ -507,7 +515,7 @@ def tcp_connect(sk: TcpSock) -> None:
     tcp_sync_mss(sk, mtu)
     sk.icsk_ack_rcv_mss = 536  # TCP_MSS_DEFAULT until tcp_initialize_rcv_mss
     rcv_wnd, clamp, wscale = tcp_select_initial_window(
-        sk, tcp_full_space(sk), sk.advmss - (TCPOLEN_TSTAMP_ALIGNED if sk.ts_recent_stamp
+        sk, tcp_full_space(sk), sk.advmss - (TCPOLEN_TSTAMP_ALIGNED if sk.ts_recent_stamp >= 0
                                              else 0), sk.wscale_ok)
     sk.rcv_wnd = rcv_wnd
     sk.window_clamp = clamp
@@ -534,8 +542,9 @@ def tcp_connect(sk: TcpSock) -> None:
     inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, sk.icsk_rto)
 
 
-def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff) -> int:
-    """Send a segment of the retransmit queue again."""
+def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff, count_out: bool = True) -> int:
+    """Send a segment of the retransmit queue again (a loss probe does not count it as
+    being in flight again: count_out=False, as __tcp_retransmit_skb)."""
     net = sk.sk_net
     cb = skb.cb
     if before(cb.end_seq, sk.snd_una) or cb.end_seq == sk.snd_una:
@@ -556,9 +565,11 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff) -> int:
     rc = _send_data_skb(sk, skb)
     if rc < 0:
         return rc
-    if not cb.sacked & TCPCB_SACKED_RETRANS:
-        sk.retrans_out += 1
-    cb.sacked |= TCPCB_SACKED_RETRANS | TCPCB_EVER_RETRANS
+    if count_out:
+        if not cb.sacked & TCPCB_SACKED_RETRANS:
+            sk.retrans_out += 1
+        cb.sacked |= TCPCB_SACKED_RETRANS
+    cb.sacked |= TCPCB_EVER_RETRANS
     sk.total_retrans += 1
     sk.bytes_retrans += skb.tail - skb.data
     net.mib.tcp["RetransSegs"] += 1

@@ -26,6 +26,8 @@ from .tcp_states import (TCP_CLOSE, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, 
 ICSK_TIME_RETRANS = 1
 ICSK_TIME_DACK = 2
 ICSK_TIME_PROBE0 = 3
+ICSK_TIME_LOSS_PROBE = 5
+TCP_TIMEOUT_MIN = 0.002  # two jiffies
 
 ICSK_ACK_SCHED = 1
 ICSK_ACK_TIMER = 2
@@ -81,15 +83,69 @@ def tcp_clear_xmit_timers(sk: TcpSock) -> None:
     tcp_delete_keepalive_timer(sk)
 
 
+def tcp_rto_delta(sk: TcpSock) -> float:
+    """How far in the future the RTO of the oldest outstanding segment lies."""
+    if not sk.rtx_queue:
+        return sk.icsk_rto
+    return sk.rtx_queue[0].cb.when + sk.icsk_rto - trio.current_time()
+
+
 def tcp_rearm_rto(sk: TcpSock, only_if_idle: bool = False) -> None:
     """Restart the RTO from now, or stop it when nothing is in flight."""
     if not sk.packets_out:
-        if sk.icsk_pending == ICSK_TIME_RETRANS:
+        if sk.icsk_pending in (ICSK_TIME_RETRANS, ICSK_TIME_LOSS_PROBE):
             inet_csk_clear_xmit_timer(sk)
         return
     if only_if_idle and sk.icsk_pending == ICSK_TIME_RETRANS and sk.retransmit_timer.pending():
         return
-    inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, sk.icsk_rto)
+    rto = sk.icsk_rto
+    if sk.icsk_pending == ICSK_TIME_LOSS_PROBE:
+        rto = max(tcp_rto_delta(sk), 0.000001)  # the probe replaced it: keep its deadline
+    inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, rto)
+
+
+def tcp_schedule_loss_probe(sk: TcpSock, advancing_rto: bool) -> bool:
+    """RFC 8985 §7 (TLP): probe the tail after about two RTTs, before the RTO would fire,
+    for SACK connections in the Open state that are cwnd- or application-limited."""
+    if (sk.sk_net.sysctl.tcp_early_retrans not in (3, 4) or not sk.packets_out
+            or not sk.sack_ok or sk.icsk_ca_state != TCP_CA_Open):
+        return False
+    if sk.snd_cwnd > sk.packets_in_flight() and sk.write_queue:
+        return False
+    if sk.srtt_us:
+        timeout = (sk.srtt_us >> 2) / 1e6  # 2 * SRTT
+        timeout += TCP_RTO_MIN if sk.packets_out == 1 else TCP_TIMEOUT_MIN
+    else:
+        timeout = TCP_TIMEOUT_INIT
+    rto_delta = sk.icsk_rto if advancing_rto else tcp_rto_delta(sk)
+    if rto_delta > 0:
+        timeout = min(timeout, rto_delta)
+    inet_csk_reset_xmit_timer(sk, ICSK_TIME_LOSS_PROBE, timeout)
+    return True
+
+
+def tcp_set_xmit_timer(sk: TcpSock) -> None:
+    if not tcp_schedule_loss_probe(sk, True):
+        tcp_rearm_rto(sk)
+
+
+def tcp_send_loss_probe(sk: TcpSock) -> None:
+    """The probe: new data if the window allows, else the last segment sent again."""
+    from .tcp_output import (tcp_current_mss, tcp_retransmit_skb, tcp_snd_wnd_test,
+                             tcp_write_xmit)
+    mss = tcp_current_mss(sk)
+    sent = False
+    if sk.write_queue and tcp_snd_wnd_test(sk, sk.write_queue[0].cb.end_seq):
+        before_out = sk.packets_out
+        tcp_write_xmit(sk, mss, 1, push_one=True, probe=True)  # TCP_NAGLE_OFF
+        sent = sk.packets_out > before_out
+    elif sk.rtx_queue:
+        skb = sk.rtx_queue[-1]
+        sent = tcp_retransmit_skb(sk, skb, count_out=False) == 0
+    if sent:
+        sk.sk_net.mib.tcpext_inc("TCPLossProbes")
+        sk.icsk_pending = 0  # the RTO restarts from now
+    tcp_rearm_rto(sk)
 
 
 def tcp_check_probe_timer(sk: TcpSock) -> None:
@@ -156,6 +212,8 @@ def tcp_write_timer(timer: Timer) -> None:
     sk.icsk_pending = 0
     if what == ICSK_TIME_RETRANS:
         tcp_retransmit_timer(sk)
+    elif what == ICSK_TIME_LOSS_PROBE:
+        tcp_send_loss_probe(sk)
     elif what == ICSK_TIME_PROBE0:
         tcp_probe_timer(sk)
 
