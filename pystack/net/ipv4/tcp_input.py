@@ -301,7 +301,9 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
             tcp_sacktag_write_queue(sk, opts.sacks, ack)
         return 0
     if after(ack, sk.snd_nxt):
-        return -2  # ACKs something never sent
+        return -2  # ACKs something never sent: discard (RFC 9293 §3.10.7.4)
+    # The segment is in window and its ACK is valid: now its timestamp may be remembered.
+    tcp_replace_ts_recent(sk, skb)
     prior_packets = sk.packets_out
     is_dupack = (ack == prior_snd_una and not (cb.end_seq != cb.seq)
                  and (cb.window << sk.snd_wscale) == sk.snd_wnd and bool(prior_packets))
@@ -653,11 +655,18 @@ def tcp_validate_incoming(sk: TcpSock, skb: SkBuff) -> bool:
         tcp_send_challenge_ack(sk)
         kfree_skb(skb, "TCP_INVALID_SYN")
         return False
-    # tcp_store_ts_recent
-    if opts is not None and opts.saw_tstamp and not after(cb.seq, sk.rcv_wup):
-        sk.ts_recent = opts.rcv_tsval
-        sk.ts_recent_stamp = trio.current_time()
     return True
+
+
+def tcp_replace_ts_recent(sk: TcpSock, skb: SkBuff) -> None:
+    """RFC 7323 §4.3: remember the peer's timestamp from an in-window segment at or before
+    the last ACK we sent, never going backwards (PAWS)."""
+    opts = skb.cb.opts
+    if opts is not None and opts.saw_tstamp and not after(skb.cb.seq, sk.rcv_wup):
+        if ((sk.ts_recent - opts.rcv_tsval) & MASK) >= 0x80000000 or sk.ts_recent == \
+                opts.rcv_tsval or sk.ts_recent_stamp < 0:
+            sk.ts_recent = opts.rcv_tsval
+            sk.ts_recent_stamp = trio.current_time()
 
 
 def tcp_reset(sk: TcpSock) -> None:
@@ -810,14 +819,16 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     if not flags & TCPHDR_ACK:
         kfree_skb(skb, "TCP_FLAGS")
         return False
-    acceptable = tcp_ack(sk, skb, FLAG_SLOWPATH) > 0
-    if not acceptable:
+    ret = tcp_ack(sk, skb, FLAG_SLOWPATH)
+    acceptable = ret > 0
+    if ret < 0 or (not acceptable and state != TCP_ESTABLISHED):
+        # tcp_rcv_established discards a bad ACK quietly; the other states answer it.
         if state == TCP_SYN_RECV:
             return True
-        if after(cb.ack_seq, sk.snd_nxt):
+        if state != TCP_ESTABLISHED:
             tcp_send_challenge_ack(sk)
-            kfree_skb(skb, "TCP_ACK_UNSENT_DATA")
-            return False
+        kfree_skb(skb, "TCP_ACK_UNSENT_DATA" if ret < 0 else "TCP_OLD_ACK")
+        return False
     state = sk.sk_state
     if state == TCP_SYN_RECV and acceptable:
         sk.snd_una = cb.ack_seq
