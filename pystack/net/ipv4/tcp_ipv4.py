@@ -143,6 +143,14 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SkBuff) -> None:
         return
     if state == TCP_LISTEN:
         flags = skb.cb.tcp_flags
+        if flags & TCPHDR_ACK and not flags & (TCPHDR_SYN | TCPHDR_RST) and \
+                sk.sk_net.sysctl.tcp_syncookies:
+            # Maybe the final ACK of a handshake answered with a SYN cookie.
+            from .syncookies import cookie_v4_check
+            req = cookie_v4_check(sk, skb)
+            if req is not None:
+                _cookie_child(sk, req, skb)
+                return
         if flags & TCPHDR_ACK:
             tcp_v4_send_reset(sk.sk_net, skb)
             kfree_skb(skb, "TCP_FLAGS")
@@ -220,6 +228,9 @@ def _tw_send_ack(net: "Net", tw: TimeWaitSock) -> None:
 
 def tcp_v4_send_synack(listener: TcpSock, req: RequestSock) -> None:
     tsval = (int(trio.current_time() * 1000) + req.tsoffset) & MASK
+    if req.cookie and req.tstamp_ok:
+        from .syncookies import cookie_init_timestamp
+        tsval = cookie_init_timestamp(req, tsval)
     opts = tcp_make_synack(listener, req, tsval)
     _send_raw(listener.sk_net, req.laddr, req.raddr, req.lport, req.rport, req.snt_isn,
               req.rcv_isn + 1, TCPHDR_SYN | TCPHDR_ACK, min(req.rcv_wnd, 0xFFFF), opts,
@@ -238,14 +249,17 @@ def tcp_conn_request(listener: TcpSock, skb: SkBuff) -> None:
     net = listener.sk_net
     s = net.sysctl
     cb = skb.cb
-    if len(listener.icsk_syn_queue) >= max(listener.sk_max_ack_backlog, 1):
-        net.mib.tcpext_inc("TCPReqQFullDrop")
-        if s.tcp_syncookies:
-            raise NotImplementedError("SYN cookies are not implemented yet (a full SYN queue "
-                                      "with net.ipv4.tcp_syncookies=1)")
-        net.mib.tcpext_inc("ListenDrops")
-        kfree_skb(skb, "TCP_REQQFULLDROP")
-        return
+    want_cookie = False
+    if s.tcp_syncookies == 2 or len(listener.icsk_syn_queue) >= max(
+            listener.sk_max_ack_backlog, 1):
+        if not s.tcp_syncookies:
+            net.mib.tcpext_inc("TCPReqQFullDrop")
+            net.mib.tcpext_inc("ListenDrops")
+            kfree_skb(skb, "TCP_REQQFULLDROP")
+            return
+        want_cookie = True  # tcp_syn_flood_action: answer statelessly
+        if s.tcp_syncookies == 1:
+            net.mib.tcpext_inc("TCPReqQFullDoCookies")
     if sk_acceptq_is_full(listener):
         net.mib.tcpext_inc("ListenOverflows")
         net.mib.tcpext_inc("ListenDrops")
@@ -292,11 +306,42 @@ def tcp_conn_request(listener: TcpSock, skb: SkBuff) -> None:
     tcp = net.ipv4.tcp
     req.snt_isn = tcp.isn_rng.getrandbits(32)
     req.tsoffset = tcp.ts_rng.getrandbits(32) if s.tcp_timestamps == 1 else 0
+    if want_cookie:
+        from .syncookies import cookie_v4_init_sequence
+        req.snt_isn, req.mss = cookie_v4_init_sequence(net, raddr, laddr, rport, lport,
+                                                       req.rcv_isn, req.peer_mss)
+        req.tsoffset = 0
+        req.cookie = True
+        net.mib.tcpext_inc("SyncookiesSent")
+        tcp_v4_send_synack(listener, req)  # no state is kept
+        consume_skb(skb)
+        return
     listener.icsk_syn_queue[key] = req
     tcp.hashinfo.ehash[req.key] = req
     net.host.cpus[0].timers.mod_timer(req.timer, trio.current_time() + TCP_TIMEOUT_INIT)
     tcp_v4_send_synack(listener, req)
     consume_skb(skb)
+
+
+def _cookie_child(listener: TcpSock, req: RequestSock, skb: SkBuff) -> None:
+    net = listener.sk_net
+    try:
+        rt = ip_route_output(net, req.raddr, req.laddr)
+    except RouteError:
+        kfree_skb(skb, dr.IP_OUTNOROUTES)
+        return
+    req.mss = min(ipv4_default_advmss(rt.dst_mtu()), listener.user_mss or 0xFFFF)
+    req.rcv_wnd, req.window_clamp, wscale = tcp_select_initial_window(
+        listener, tcp_full_space(listener), req.mss - (12 if req.tstamp_ok else 0),
+        req.wscale_ok)
+    req.rcv_wscale = wscale if req.wscale_ok else 0
+    child = tcp_v4_syn_recv_sock(listener, req, skb)
+    if child is None:
+        net.mib.tcpext_inc("ListenOverflows")
+        kfree_skb(skb, "TCP_LISTEN_OVERFLOW")
+        return
+    tcp_rcv_state_process(child, skb)
+    listener.sk_data_ready(listener)
 
 
 def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> TcpSock | None:

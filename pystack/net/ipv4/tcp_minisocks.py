@@ -38,7 +38,7 @@ class RequestSock:
     __slots__ = ("listener", "laddr", "lport", "raddr", "rport", "snt_isn", "rcv_isn", "mss",
                  "wscale_ok", "snd_wscale", "rcv_wscale", "sack_ok", "tstamp_ok", "ts_recent",
                  "tsoffset", "rcv_wnd", "window_clamp", "num_retrans", "timer", "acked",
-                 "sk_state", "snt_synack", "dev_ifindex", "peer_mss")
+                 "sk_state", "snt_synack", "dev_ifindex", "peer_mss", "cookie")
 
     def __init__(self, listener: TcpSock, laddr: int, lport: int, raddr: int, rport: int):
         self.listener = listener
@@ -65,6 +65,7 @@ class RequestSock:
         self.snt_synack: float | None = None  # virtual time starts at 0.0: None is 'never'
         self.dev_ifindex = 0
         self.peer_mss = 536
+        self.cookie = False  # answered with a SYN cookie: no state kept
 
     @property
     def key(self) -> tuple[int, int, int, int]:
