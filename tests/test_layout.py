@@ -22,6 +22,7 @@ ASYNC_ALLOWED = {
     "kernel/sched.py",      # ksoftirqd's loop
     "net/socket.py",        # the syscalls that may block
     "net/core/wait.py",     # sk_wait_event
+    "tap.py",               # the TAP bridge's wire task (frames from real Linux)
     "demo.py",
     "__main__.py",
 }

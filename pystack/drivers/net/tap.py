@@ -5,11 +5,10 @@ end).
 Read first: Documentation/networking/tuntap.rst (TUNSETIFF, IFF_TAP, IFF_NO_PI),
 drivers/net/nic.py (the emulated NIC this device extends: rings, IRQ, NAPI).
 
-`add_tap(net, host, "pst0", subnet="10.99.0.0/24")` opens /dev/net/tun, creates the TAP
-interface `pst0` on the machine and gives the emulated host a NIC wired to it, with the
-subnet's .2 address (.1 is for the Linux side). Frames the emulated host sends are written to
-the TAP file descriptor; a trio task reads frames Linux sends and "DMAs" them into the NIC's
-rx ring, from where the usual IRQ/NAPI path takes them.
+This module is the driver side (synchronous, reachable from softirq): frames the emulated host
+sends are written to the TAP file descriptor. The other direction — a trio task reading the
+frames Linux sends and "DMAing" them into the rx ring — is the wire's job and lives with the
+world, in pystack/tap.py (`net.add_tap`).
 
 This runs in real time: Linux does not follow trio's virtual clock. Keep real traffic off the
 machine's own networks: move the TAP interface into a network namespace the test creates
@@ -20,20 +19,11 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import ipaddress
 import os
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import trio
-
-from ...net.core.net_namespace import derive_rng
-from ...net.ipv4.devinet import inet_insert_ifa
 from .nic import EthernetNic
-
-if TYPE_CHECKING:
-    from ...host import Host
-    from ...world import Network
 
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
@@ -89,49 +79,8 @@ class TapNic(EthernetNic):
             else:
                 raise
 
-    async def run(self) -> None:
-        """Carry frames from Linux into the rx ring until the network stops."""
-        fd = self.tap_fd
-        try:
-            while True:
-                await trio.lowlevel.wait_readable(fd)
-                while True:
-                    try:
-                        frame = os.read(fd, 65536)
-                    except BlockingIOError:
-                        break
-                    if not frame:
-                        return
-                    self.dma_rx(bytearray(frame))
-        finally:
-            self.close()
-
     def close(self) -> None:
         if self.tap_fd >= 0:
             fd, self.tap_fd = self.tap_fd, -1
             self.carrier = False
-            try:
-                trio.lowlevel.notify_closing(fd)
-            except (RuntimeError, ValueError):
-                pass
             os.close(fd)
-
-
-def add_tap(net: "Network", host: "Host", ifname: str, subnet: str, *,
-            host_index: int = 2) -> TapNic:
-    """Wire `host` to a new Linux TAP interface `ifname`; the host takes .`host_index` of
-    `subnet`. The network must be running (the frame reader is one of its tasks)."""
-    if net._nursery is None:
-        raise RuntimeError("add_tap needs a running Network (inside `async with net:`)")
-    network = ipaddress.IPv4Network(subnet)
-    fd = open_tap(ifname)
-    n = sum(1 for d in host.net.dev_base if d.startswith("eth"))
-    name = f"eth{n}"
-    rng = derive_rng(net.seed, "mac", host.name, name)
-    mac = bytes([0x02] + [rng.randrange(256) for _ in range(5)])
-    nic = TapNic(host.net, name, mac, host.cpus[0], fd, ifname)
-    host._register(nic)
-    with host._kernel():
-        inet_insert_ifa(nic, int(network.network_address) + host_index, network.prefixlen)
-    net._nursery.start_soon(nic.run, name=f"{host.name}/{name}/tap:{ifname}")
-    return nic

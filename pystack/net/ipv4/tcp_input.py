@@ -22,7 +22,7 @@ from ..core import drop_reason as dr
 from ..core.drop_reason import consume_skb, kfree_skb
 from ..core.skbuff import SkBuff
 from ..core.sock import RCV_SHUTDOWN, SEND_SHUTDOWN, SOCK_DEAD, SOCK_DONE, SOCK_KEEPOPEN
-from .tcp import (TCP_ATO_MIN, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery, TCP_MAX_QUICKACKS,
+from .tcp import (TCP_ATO_MIN, TCP_CA_Disorder, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery, TCP_MAX_QUICKACKS,
                   TCP_MSS_DEFAULT, TCP_MIN_MSS, TCP_RTO_MAX, TCP_RTO_MIN, TCPCB_EVER_RETRANS,
                   TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSock, after, before,
                   tcp_done, tcp_fin_time, tcp_set_state)
@@ -273,6 +273,8 @@ def tcp_fastretrans_alert(sk: TcpSock, ack: int, flag: int, is_dupack: bool) -> 
     dupthresh = sk.reordering
     lost = sk.dup_acks >= dupthresh or (sk.sack_ok and sk.sacked_out >= dupthresh)
     if not lost:
+        # tcp_try_to_open: something is odd (dup ACKs, SACKed holes) but not yet a loss.
+        sk.icsk_ca_state = TCP_CA_Disorder if (sk.dup_acks or sk.sacked_out) else TCP_CA_Open
         return
     tcp_enter_recovery(sk)
     tcp_mark_lost(sk)
@@ -757,6 +759,7 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SkBuff) -> bool:
         rt = sk.sk_dst_cache
         tcp_sync_mss(sk, rt.dst_mtu() if rt is not None else 1500)
         sk.rcv_tstamp = trio.current_time()
+        sk.icsk_ack_lrcvtime = sk.rcv_tstamp  # tcp_finish_connect
         tcp_ack(sk, skb, FLAG_SLOWPATH)
         inet_csk_clear_xmit_timer(sk)
         tcp_set_state(sk, TCP_ESTABLISHED)

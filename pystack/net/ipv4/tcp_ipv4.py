@@ -391,6 +391,8 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
         tcp_rtt_estimator(child, int((trio.current_time() - req.snt_synack) * 1e6))
         tcp_set_rto(child)
     child.total_retrans = req.num_retrans
+    child.icsk_ack_lrcvtime = trio.current_time()  # tcp_create_openreq_child
+    child.lsndtime = child.icsk_ack_lrcvtime
     child.sk_state = TCP_SYN_RECV
     # The request's place in the tables goes to the child.
     reqsk_queue_drop(req)

@@ -530,6 +530,7 @@ def tcp_connect(sk: TcpSock) -> None:
     sk.rcv_wup = 0
     sk.copied_seq = 0
     sk.snd_wnd = 0
+    sk.lsndtime = trio.current_time()
     skb = SkBuff(bytearray(0), 0, 0, SKB_TRUESIZE(MAX_TCP_HEADER))
     skb.sk = sk
     skb.cb = TcpSkbCb(sk.iss, (sk.iss + 1) & MASK, TCPHDR_SYN)

@@ -167,10 +167,10 @@ def tcp_get_info(sk: TcpSock) -> dict[str, int]:
         "tcpi_snd_mss": sk.mss_cache, "tcpi_rcv_mss": sk.icsk_ack_rcv_mss,
         "tcpi_unacked": sk.packets_out, "tcpi_sacked": sk.sacked_out,
         "tcpi_lost": sk.lost_out, "tcpi_retrans": sk.retrans_out, "tcpi_fackets": 0,
-        "tcpi_last_data_sent": ms(now - sk.lsndtime) if sk.lsndtime else 0,
+        "tcpi_last_data_sent": ms(now - sk.lsndtime),
         "tcpi_last_ack_sent": 0,
-        "tcpi_last_data_recv": ms(now - sk.icsk_ack_lrcvtime) if sk.icsk_ack_lrcvtime else 0,
-        "tcpi_last_ack_recv": ms(now - sk.rcv_tstamp) if sk.rcv_tstamp else 0,
+        "tcpi_last_data_recv": ms(now - sk.icsk_ack_lrcvtime),
+        "tcpi_last_ack_recv": ms(now - sk.rcv_tstamp),
         "tcpi_pmtu": sk.sk_dst_cache.dst_mtu() if sk.sk_dst_cache is not None else 0,
         "tcpi_rcv_ssthresh": sk.rcv_ssthresh, "tcpi_rtt": rtt,
         "tcpi_rttvar": sk.mdev_us >> 2, "tcpi_snd_ssthresh": sk.snd_ssthresh

@@ -20,7 +20,7 @@ import pytest
 import trio
 
 import pystack
-from pystack.drivers.net.tap import add_tap, tap_available
+from pystack.tap import add_tap, tap_available
 
 REASON = tap_available()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no TAP here: {REASON}")
