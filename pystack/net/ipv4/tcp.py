@@ -159,7 +159,7 @@ class TcpSock(InetSock):
         # counters
         "bytes_acked", "bytes_received", "bytes_sent", "bytes_retrans", "segs_in",
         "segs_out", "data_segs_in", "data_segs_out", "delivered", "rcv_ooopack",
-        "dsack_dups", "rcv_space",
+        "dsack_dups", "rcv_space", "prr_delivered", "prr_out",
     )
 
     def __init__(self, net: "Net", family: int, type_: int, protocol: int, prot: Any):
@@ -258,6 +258,8 @@ class TcpSock(InetSock):
         self.rcv_ooopack = 0
         self.dsack_dups = 0
         self.rcv_space = 0
+        self.prr_delivered = 0  # PRR (RFC 6937): delivered and sent during this recovery
+        self.prr_out = 0
         self.sk_sndbuf = s.tcp_wmem[1]
         self.sk_rcvbuf = s.tcp_rmem[1]
 

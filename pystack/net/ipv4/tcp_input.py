@@ -228,7 +228,9 @@ def tcp_mark_lost(sk: TcpSock) -> None:
 def tcp_enter_recovery(sk: TcpSock) -> None:
     ca = sk.icsk_ca_ops
     sk.prior_ssthresh = sk.snd_ssthresh
-    sk.prior_cwnd = sk.snd_cwnd
+    sk.prior_cwnd = sk.snd_cwnd  # tcp_init_cwnd_reduction
+    sk.prr_delivered = 0
+    sk.prr_out = 0
     sk.snd_ssthresh = ca.ssthresh(sk)
     sk.undo_marker = sk.snd_una
     sk.high_seq = sk.snd_nxt
@@ -241,10 +243,9 @@ def tcp_fastretrans_alert(sk: TcpSock, ack: int, flag: int, is_dupack: bool) -> 
     state = sk.icsk_ca_state
     if state == TCP_CA_Recovery:
         if not before(ack, sk.high_seq):
-            # Full ACK: recovery is over; cwnd settles at ssthresh.
-            sk.snd_cwnd = min(sk.snd_cwnd, sk.snd_ssthresh) if sk.snd_ssthresh < 0x7FFFFFFF \
-                else sk.snd_cwnd
-            sk.snd_cwnd = max(sk.snd_cwnd, sk.snd_ssthresh)
+            # Full ACK: recovery is over; cwnd settles at ssthresh (tcp_end_cwnd_reduction).
+            if sk.snd_ssthresh < 0x7FFFFFFF:
+                sk.snd_cwnd = sk.snd_ssthresh
             sk.icsk_ca_state = TCP_CA_Open
             sk.dup_acks = 0
             return
@@ -256,10 +257,8 @@ def tcp_fastretrans_alert(sk: TcpSock, ack: int, flag: int, is_dupack: bool) -> 
                 head.cb.sacked |= TCPCB_LOST
                 sk.lost_out += 1
         elif is_dupack:
-            sk.snd_cwnd += 1  # each dup ACK means a segment left the network
             tcp_mark_lost(sk)
-        tcp_xmit_retransmit_queue(sk)
-        return
+        return  # PRR sets cwnd (tcp_cwnd_reduction) and tcp_ack sends
     if state == TCP_CA_Loss:
         if not before(ack, sk.high_seq):
             sk.icsk_ca_state = TCP_CA_Open
@@ -282,10 +281,7 @@ def tcp_fastretrans_alert(sk: TcpSock, ack: int, flag: int, is_dupack: bool) -> 
     if head is not None and not head.cb.sacked & (TCPCB_LOST | TCPCB_SACKED_ACKED):
         head.cb.sacked |= TCPCB_LOST
         sk.lost_out += 1
-    # Reno's cwnd on entering recovery: ssthresh plus the segments that left (RFC 5681 3.2).
-    sk.snd_cwnd = sk.snd_ssthresh + (sk.dup_acks if not sk.sacked_out else 0)
-    sk.snd_cwnd = max(sk.snd_cwnd, sk.packets_in_flight() + 1)
-    tcp_xmit_retransmit_queue(sk)
+    # From here PRR (tcp_cwnd_reduction) sizes cwnd on every ACK of the recovery.
 
 
 def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
@@ -336,12 +332,38 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
         if acked_pkts:
             sk.icsk_ca_ops.cong_avoid(sk, ack, acked_pkts)
             tcp_sndbuf_expand(sk)
+    prior_sacked = sk.sacked_out
     if sk.icsk_ca_state != TCP_CA_Open or is_dupack or sk.dup_acks or (
             flag & FLAG_DATA_SACKED):
         tcp_fastretrans_alert(sk, ack, flag, is_dupack)
+    if sk.icsk_ca_state == TCP_CA_Recovery:
+        newly_acked_sacked = acked_pkts + max(sk.sacked_out - prior_sacked, 0)
+        if not newly_acked_sacked and is_dupack:
+            newly_acked_sacked = 1  # a duplicate ACK: one segment has left the network
+        tcp_cwnd_reduction(sk, newly_acked_sacked, flag)
+        tcp_xmit_retransmit_queue(sk)
     if not sk.packets_out:
         sk.icsk_backoff = 0
     return 1
+
+
+def tcp_cwnd_reduction(sk: TcpSock, newly_acked_sacked: int, flag: int) -> None:
+    """PRR (RFC 6937): send in proportion to what was delivered, down to ssthresh."""
+    if newly_acked_sacked <= 0 or not sk.prior_cwnd:
+        return
+    sk.prr_delivered += newly_acked_sacked
+    in_flight = sk.packets_in_flight()
+    delta = sk.snd_ssthresh - in_flight
+    if delta < 0:
+        sndcnt = (sk.snd_ssthresh * sk.prr_delivered + sk.prior_cwnd - 1) // sk.prior_cwnd \
+            - sk.prr_out
+    else:
+        sndcnt = max(sk.prr_delivered - sk.prr_out, newly_acked_sacked)
+        if flag & FLAG_SND_UNA_ADVANCED:
+            sndcnt += 1
+        sndcnt = min(delta, sndcnt)
+    sndcnt = max(sndcnt, 0 if sk.prr_out else 1)  # the fast retransmit always goes out
+    sk.snd_cwnd = in_flight + sndcnt
 
 
 def tcp_send_challenge_ack(sk: TcpSock) -> None:

@@ -391,6 +391,8 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = Fal
             q.appendleft(skb)
             break
         tcp_event_new_data_sent(sk, skb)
+        if sk.icsk_ca_state == 3:  # TCP_CA_Recovery
+            sk.prr_out += 1
         if length < mss_now:
             sk.snd_sml = cb.end_seq
         sent += 1
@@ -566,6 +568,8 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff, count_out: bool = True) -> int:
     rc = _send_data_skb(sk, skb)
     if rc < 0:
         return rc
+    if sk.icsk_ca_state == 3:  # TCP_CA_Recovery: PRR counts what recovery sends
+        sk.prr_out += 1
     if count_out:
         if not cb.sacked & TCPCB_SACKED_RETRANS:
             sk.retrans_out += 1
