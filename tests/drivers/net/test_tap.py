@@ -16,6 +16,8 @@ import subprocess
 import sys
 import textwrap
 
+import shutil
+
 import pytest
 import trio
 
@@ -152,7 +154,22 @@ def test_udp_echo_with_a_linux_process(namespace):
     trio.run(main)
 
 
-def test_tcp_ten_megabytes_each_way_with_a_linux_process(namespace):
+def _linux_side_loss(ns: str, percent: int) -> None:
+    """Drop `percent`% of what Linux sends, at random, as `tc qdisc ... netem loss` would.
+
+    This machine's kernel is built without sch_netem (CONFIG_NET_SCH_NETEM is not set), so
+    the drop is an nftables rule on the output hook: the same loss, made by Linux."""
+    _sh("ip", "netns", "exec", ns, "nft", "add", "table", "inet", "lossy")
+    _sh("ip", "netns", "exec", ns, "nft",
+        "add chain inet lossy out { type filter hook output priority 0 ; }")
+    _sh("ip", "netns", "exec", ns, "nft", "add", "rule", "inet", "lossy", "out",
+        "numgen", "random", "mod", "100", "<", str(percent), "drop")
+
+
+@pytest.mark.parametrize("linux_loss", [0, 5], ids=["lossless", "linux-drops-5pct"])
+def test_tcp_ten_megabytes_each_way_with_a_linux_process(namespace, linux_loss):
+    if linux_loss and shutil.which("nft") is None:
+        pytest.skip("nft (Debian package nftables) is needed to make Linux drop packets")
     payload = random.Random(1).randbytes(SIZE)
     expected_back = random.Random(2).randbytes(SIZE)
 
@@ -160,6 +177,8 @@ def test_tcp_ten_megabytes_each_way_with_a_linux_process(namespace):
         net = pystack.Network(seed=3)
         async with net:
             host, _tap = await _network_with_tap(net, namespace)
+            if linux_loss:
+                _linux_side_loss(namespace, linux_loss)
             proc = await _in_ns(namespace, TCP_PEER, LINUX, str(SIZE))
             with trio.fail_after(120):
                 assert await _readline(proc) == "ready"
