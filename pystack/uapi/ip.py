@@ -5,6 +5,7 @@ Read first: RFC 791 §3.1 (header), RFC 1122 §3.2.1 (what a host must check), R
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 
@@ -34,12 +35,17 @@ IP_HLEN = IP_HDR.size  # 20
 IP_MAXPACKET = 65535
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_str(addr: int) -> str:
     return f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}"
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_int(text: str) -> int:
-    """Dotted quad → host-order int; ValueError with a sentence on anything else."""
+    """Dotted quad → host-order int; ValueError with a sentence on anything else.
+
+    Cached: applications name the same few addresses on every send, and parsing is most of
+    what a small datagram's sendto would otherwise cost here."""
     try:
         return int(ipaddress.IPv4Address(text))
     except (ipaddress.AddressValueError, ValueError):
