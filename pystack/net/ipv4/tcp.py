@@ -335,10 +335,13 @@ def tcp_done(sk: TcpSock) -> None:
 
 
 def tcp_destroy(sk: TcpSock) -> None:
-    """inet_csk_destroy_sock: free every queued buffer of a closed orphan."""
+    """inet_csk_destroy_sock + tcp_v4_destroy_sock: free every queued buffer of a closed
+    orphan and give back its port (inet_put_port), even one bound explicitly."""
     tcp_purge_queues(sk)
     from .tcp_timer import tcp_clear_xmit_timers
     tcp_clear_xmit_timers(sk)
+    if sk.inet_num:
+        sk.sk_net.ipv4.tcp.hashinfo.bind_remove(sk.inet_num, sk)
 
 
 def tcp_purge_queues(sk: TcpSock) -> None:

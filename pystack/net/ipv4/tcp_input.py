@@ -33,7 +33,8 @@ from .tcp_output import (__tcp_select_window, tcp_current_mss, tcp_data_snd_chec
 from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
                          TCP_SYN_SENT, TCP_TIME_WAIT)
-from .tcp_timer import (ICSK_ACK_SCHED, tcp_reset_keepalive_timer, tcp_set_xmit_timer)
+from .tcp_timer import (ICSK_ACK_NOW, ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED,
+                        tcp_reset_keepalive_timer, tcp_set_xmit_timer)
 
 MASK = 0xFFFFFFFF
 TCP_PAWS_24DAYS = 60 * 60 * 24 * 24
@@ -408,15 +409,23 @@ def tcp_enter_quickack_mode(sk: TcpSock, max_quickacks: int = TCP_MAX_QUICKACKS)
     sk.icsk_ack_ato = TCP_ATO_MIN
 
 
-def tcp_measure_rcv_mss(sk: TcpSock, length: int) -> None:
+def tcp_measure_rcv_mss(sk: TcpSock, skb: SkBuff) -> None:
+    """Learn the peer's segment size; note pushed segments, which want a quick ACK."""
+    length = skb.tail - skb.data
     if length >= sk.icsk_ack_rcv_mss:
         sk.icsk_ack_rcv_mss = min(length, sk.advmss)
+        # A full segment with PSH likely ends a write: the sender may wait for our ACK.
+        if skb.cb.tcp_flags & 0x08:
+            sk.icsk_ack_pending |= ICSK_ACK_PUSHED
+    else:
+        if sk.icsk_ack_pending & ICSK_ACK_PUSHED:
+            sk.icsk_ack_pending |= ICSK_ACK_PUSHED2
+        sk.icsk_ack_pending |= ICSK_ACK_PUSHED
 
 
 def tcp_event_data_recv(sk: TcpSock, skb: SkBuff) -> None:
     now = trio.current_time()
-    length = skb.tail - skb.data
-    tcp_measure_rcv_mss(sk, length)
+    tcp_measure_rcv_mss(sk, skb)
     sk.icsk_ack_pending |= ICSK_ACK_SCHED
     if not sk.icsk_ack_ato:
         # The first data segment: start the delayed-ACK engine in quick-ack mode.
@@ -526,7 +535,7 @@ def tcp_data_queue(sk: TcpSock, skb: SkBuff) -> None:
         if sk.out_of_order_queue:
             tcp_ofo_queue(sk)
             if not sk.out_of_order_queue:
-                sk.icsk_ack_pending |= 0x08  # ICSK_ACK_NOW: the hole filled
+                sk.icsk_ack_pending |= ICSK_ACK_NOW  # the hole filled (RFC 5681 4.2)
         if sk.selective_acks:
             _sack_remove(sk)
         if not sk.sock_flag(SOCK_DEAD):
@@ -615,9 +624,9 @@ def __tcp_ack_snd_check(sk: TcpSock, ofo_possible: bool) -> None:
     if ((((sk.rcv_nxt - sk.rcv_wup) & MASK) > sk.icsk_ack_rcv_mss
          and __tcp_select_window(sk) >= sk.rcv_wnd)
             or (sk.icsk_ack_quick and not sk.icsk_ack_pingpong)
-            or sk.icsk_ack_pending & 0x08
+            or sk.icsk_ack_pending & ICSK_ACK_NOW
             or (ofo_possible and sk.out_of_order_queue)):
-        sk.icsk_ack_pending &= ~0x08
+        sk.icsk_ack_pending &= ~ICSK_ACK_NOW
         tcp_send_ack(sk)
         return
     tcp_send_delayed_ack(sk)

@@ -616,16 +616,38 @@ def tcp_xmit_retransmit_queue(sk: TcpSock) -> None:
 
 
 def tcp_send_probe0(sk: TcpSock) -> None:
-    """Zero-window probe: a segment with an old sequence number, to make the peer ACK."""
+    """tcp_write_wakeup: if the window has room, send what fits of the next segment (with
+    PSH); else a segment with an old sequence number, to make the peer ACK."""
+    q = sk.write_queue
+    wnd_end = (sk.snd_una + sk.snd_wnd) & MASK
+    if q and before(q[0].cb.seq, wnd_end):
+        skb = q[0]
+        mss = tcp_current_mss(sk)
+        seg_size = min((wnd_end - skb.cb.seq) & MASK, mss)
+        if seg_size < skb.tail - skb.data:
+            tcp_fragment(sk, skb, seg_size)
+        skb.cb.tcp_flags |= TCPHDR_PSH
+        q.popleft()
+        if _send_data_skb(sk, skb) < 0:
+            q.appendleft(skb)
+            return
+        tcp_event_new_data_sent(sk, skb)
+        return
     tcp_transmit_skb(sk, None, TCPHDR_ACK, (sk.snd_una - 1) & MASK)
 
 
 def tcp_cleanup_rbuf(sk: TcpSock, copied: int) -> None:
     """After the reader took data: send a window update if it opened the window enough."""
-    from .tcp_timer import ICSK_ACK_SCHED
+    from .tcp_timer import ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED
     time_to_ack = False
-    if sk.icsk_ack_pending & ICSK_ACK_SCHED:
-        if ((sk.rcv_nxt - sk.rcv_wup) & MASK) > sk.icsk_ack_rcv_mss or sk.icsk_ack_quick:
+    pending = sk.icsk_ack_pending
+    if pending & ICSK_ACK_SCHED:
+        # Once-per-two-segments ACK not sent yet; or this read emptied the queue after a
+        # small pushed segment, on a connection that is not interactive (__tcp_cleanup_rbuf).
+        if (((sk.rcv_nxt - sk.rcv_wup) & MASK) > sk.icsk_ack_rcv_mss
+                or (copied > 0 and (pending & ICSK_ACK_PUSHED2 or (
+                    pending & ICSK_ACK_PUSHED and not sk.icsk_ack_pingpong))
+                    and not sk.sk_rmem_alloc)):
             time_to_ack = True
     if copied > 0 and not time_to_ack and not sk.sk_shutdown & 1:
         rcv_window_now = tcp_receive_window(sk)

@@ -13,7 +13,7 @@ from typing import Any
 import trio
 
 from ...kernel.errors import KernelError
-from ..core.sock import _int_val, lock_sock, release_sock
+from ..core.sock import SOCK_KEEPOPEN, _int_val, lock_sock, release_sock
 from .tcp import (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, TCP_CONGESTION,
                   TCP_CORK, TCP_DEFER_ACCEPT, TCP_INFO, TCP_KEEPCNT, TCP_KEEPIDLE,
                   TCP_KEEPINTVL, TCP_LINGER2, TCP_MAXSEG, TCP_MIN_MSS, TCP_NAGLE_CORK,
@@ -21,6 +21,7 @@ from .tcp import (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, TCP_CONG
                   TCP_SYNCNT, TCP_USER_TIMEOUT, TCP_WINDOW_CLAMP, TcpSock)
 from .tcp_cong import tcp_ca_find
 from .tcp_states import TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN
+from .tcp_timer import tcp_reset_keepalive_timer
 
 TCPI_OPT_TIMESTAMPS = 1
 TCPI_OPT_SACK = 2
@@ -66,6 +67,10 @@ def tcp_setsockopt(sk: TcpSock, optname: int, optval: Any) -> None:
             if val < 1 or val > MAX_TCP_KEEPIDLE:
                 raise KernelError(errno.EINVAL)
             sk.keepalive_time = val
+            if sk.sock_flag(SOCK_KEEPOPEN) and sk.sk_state not in (TCP_CLOSE, TCP_LISTEN):
+                # tcp_sock_set_keepidle_locked: the running timer follows the new idle time.
+                idle = trio.current_time() - max(sk.rcv_tstamp, sk.icsk_ack_lrcvtime)
+                tcp_reset_keepalive_timer(sk, max(val - idle, 0.0))
         elif optname == TCP_KEEPINTVL:
             if val < 1 or val > MAX_TCP_KEEPINTVL:
                 raise KernelError(errno.EINVAL)
