@@ -321,6 +321,16 @@ class Host:
         self.net.follow_next = trace
         return trace
 
+    # -- faults -------------------------------------------------------------------------------
+    def crash(self) -> None:
+        """Pull the plug: the host stops answering; its peers see silence."""
+        self.network.crash(self)
+
+    def restart(self) -> None:
+        """Boot again with the same interfaces and addresses, and no sockets or processes:
+        a peer that sends on an old connection gets a RST, as from a rebooted Linux host."""
+        self.network.restart(self)
+
     # -- ping -----------------------------------------------------------------------------------
     async def ping(self, address: str, *, timeout: float = 10.0, size: int = 56,
                    ttl: int | None = None) -> float:

@@ -1,13 +1,21 @@
 """The emulated world: a Network of hosts, switches and the wires between them.
 
-Read first: DESIGN.md §1 (the public face) and §3 (time and determinism).
+Read first: DESIGN.md §1 (the public face), §3 (time and determinism) and §7 (faults); then
+pystack/net/sched/sch_netem.py, the qdisc each direction of a wire runs.
 
 A wire (`Link`) joins two ports. A port belongs to a host's NIC or to a switch. A frame sent
-on a port is delivered to the other end after the link's delay, unless the link's loss
-profile drops it (decided by a generator derived from the network's seed). Delayed deliveries
-wait in one heap served by one trio task, `wire`, which hands every frame due at an instant
-to its NIC in one go: a burst lands in the rx ring together, as it would at line rate.
-Zero-delay deliveries happen at once, in the sender's context.
+on a port passes that direction's netem qdisc (`link.a_to_b`, `link.b_to_a`: delay, jitter,
+loss, duplication, reordering, corruption, rate, queue limit; every draw from a generator
+derived from the network's seed), then reaches the other end. Delayed deliveries wait in one
+heap served by one trio task, `wire`, which hands every frame due at an instant to its NIC in
+one go, in the order they were sent: a burst lands in the rx ring together, as it would at
+line rate. Frames with no wait are delivered at once, in the sender's context.
+
+Faults beyond netem: `net.partition(a, b, oneway=)` / `net.heal()` cut frames between hosts
+where they reach a host's NIC (by the host that first put them on the wire: a switch passes
+that on); `link.hold()` keeps every frame that would reach either end until `link.release()`;
+`net.crash(host)` powers a host off and `net.restart(host)` boots it with a fresh kernel on
+the same NICs and addresses.
 
 A `Switch` is a learning bridge: it learns source MACs per port (ageing 300 s), forwards known
 unicast to its port and floods broadcast, multicast and unknown destinations to every other
@@ -21,14 +29,16 @@ import ipaddress
 import math
 from typing import Any, Callable
 
-import attrs
 import trio
 
 from .drivers.net.nic import EthernetNic
 from .host import Host
+from .tap import add_tap
 from .kernel.sched import seed_trio_scheduler
 from .net.core.net_namespace import derive_rng
 from .net.ipv4.devinet import inet_insert_ifa
+from .net.sched.sch_netem import _KNOBS as NETEM_KNOBS
+from .net.sched.sch_netem import Netem
 from .pcap import PcapngWriter
 from .trace import TraceEvent, Tracer
 from .uapi.ethernet import ETH_HLEN
@@ -38,51 +48,84 @@ __all__ = ["Network", "Link", "Switch", "LinkProfile"]
 SWITCH_AGEING_TIME = 300.0
 
 
-@attrs.define
-class LinkProfile:
-    """The impairments of one direction of a link (the rest of netem comes with the faults
-    work: jitter, duplication, reordering, corruption, rate)."""
-    delay: float = 0.0
-    loss: float = 0.0
-
-    def check(self) -> None:
-        if self.delay < 0:
-            raise ValueError(f"delay must be >= 0 seconds, got {self.delay}")
-        if not 0.0 <= self.loss <= 1.0:
-            raise ValueError(f"loss is a probability in [0, 1], got {self.loss}")
+# The netem qdisc of one link direction is its profile (the name the public face has used).
+LinkProfile = Netem
 
 
 class Port:
-    """One end of a link."""
+    """One end of a link: `transmit` sends a frame toward the other end through this
+    direction's netem qdisc (`profile`)."""
 
     def __init__(self, network: "Network", link: "Link", name: str):
         self.network = network
         self.link = link
         self.name = name
         self.peer: Port | None = None
-        self.receive: Callable[[bytearray, Any], None] | None = None  # set by the owner
-        self.profile = LinkProfile()
-        self.rng = derive_rng(network.seed, "link", name)
+        self.node: Host | Switch | None = None  # who owns this end (set when attached)
+        self.host: Host | None = None  # the node, when it is a host
+        self.receive: Callable[..., None] | None = None  # set by the owner
+        self.profile = Netem(derive_rng(network.seed, "link", name))
         self.tx_frames = 0
-        self.lost_frames = 0
+        self.lost_frames = 0   # lost by netem's loss model, a down link, or its queue limit
+        self.cut_frames = 0    # dropped by a partition at the host this port faces
+        self.crashed_frames = 0  # arrived while this port's host was crashed
+        self.nic: EthernetNic | None = None  # the NIC of a host end
 
-    def transmit(self, frame: bytearray, trace: Any = None) -> None:
+    @property
+    def netem(self) -> Netem:
+        return self.profile
+
+    def set(self, **knobs: Any) -> Netem:
+        """Impair this direction only (the frames this port sends): see `Link.set`."""
+        return self.profile.set(**knobs)
+
+    def transmit(self, frame: bytearray, trace: Any = None, origin: Host | None = None) -> None:
+        """A frame leaves this port. `origin` is the host that first sent it (a switch passes
+        it on); by default this port's host."""
         self.tx_frames += 1
-        profile = self.profile
+        if origin is None:
+            origin = self.host
         if not self.link.up:
             self.lost_frames += 1
             return
-        if profile.loss and self.rng.random() < profile.loss:
+        netem = self.profile
+        if netem.idle:
+            self._deliver(frame, trace, origin)  # a plain wire: at once, in the sender's context
+            return
+        now = trio.current_time() if netem.needs_clock else 0.0
+        copies, reason = netem.enqueue(frame, now)
+        if reason is not None:
             self.lost_frames += 1
-            if trace is not None:
+            if trace is not None and not copies:
                 trace.hops.append(trace.hops[-1].__class__(trio.current_time(), "wire", 0,
-                                                           "wire", f"{self.name}: lost"))
+                                                           "wire", f"{self.name}: {reason}"))
+        for when, copy in copies:
+            tr = trace if copy is frame else None
+            if when <= now:
+                netem.dequeue_done()
+                self._deliver(copy, tr, origin)
+            else:
+                self.network._schedule(when, self, copy, tr, origin)
+
+    def _lost_to_crash(self, frame: bytearray, trace: Any = None) -> None:
+        self.crashed_frames += 1
+
+    def _deliver(self, frame: bytearray, trace: Any, origin: Host | None) -> None:
+        """The frame reaches the other end: unless the link is held or a partition cuts it."""
+        link = self.link
+        if link.held is not None:
+            link.held.append((self, frame, trace, origin))
             return
         peer = self.peer
-        if profile.delay:
-            self.network._schedule(trio.current_time() + profile.delay, peer, frame, trace)
-        else:
-            peer.receive(frame, trace)
+        node = peer.node
+        if self.network._cuts and isinstance(node, Host):
+            if origin is not None and (origin.name, node.name) in self.network._cuts:
+                peer.cut_frames += 1
+                self.network.partition_drops += 1
+                return
+        # A switch reads the frame's origin here (`receive` keeps its (frame, trace) form).
+        self.network._wire_origin = origin
+        peer.receive(frame, trace)
 
 
 class Link:
@@ -97,26 +140,48 @@ class Link:
         self.a.peer = self.b
         self.b.peer = self.a
         self.up = True
+        self.held: list[tuple[Port, bytearray, Any, Host | None]] | None = None
 
     @property
-    def a_to_b(self) -> LinkProfile:
+    def a_to_b(self) -> Netem:
+        """The netem qdisc of the a → b direction (set its attributes, or call `.set(...)`)."""
         return self.a.profile
 
     @property
-    def b_to_a(self) -> LinkProfile:
+    def b_to_a(self) -> Netem:
         return self.b.profile
 
-    def set(self, *, delay: float | None = None, loss: float | None = None, **netem: Any) -> None:
-        """Impair both directions: `delay` (seconds, one way), `loss` (probability)."""
-        if netem:
-            raise NotImplementedError(
-                f"link.set({', '.join(netem)}=...): only delay and loss are implemented yet "
-                "(jitter, duplicate, reorder, corrupt and rate come with the netem qdisc)")
+    def set(self, **knobs: Any) -> None:
+        """Impair both directions with netem (tc-netem's knobs; see pystack/net/sched/
+        sch_netem.py): delay, jitter (seconds, one way), delay_correlation, distribution,
+        loss, loss_correlation, loss_model=('gemodel', p, r, 1-h, 1-k), duplicate, reorder,
+        gap, corrupt (probabilities in [0, 1], with *_correlation), rate (bits per second),
+        limit (frames). Parameters not given are kept."""
+        # Validate against both directions before changing either.
         for port in (self.a, self.b):
-            new = LinkProfile(port.profile.delay if delay is None else float(delay),
-                              port.profile.loss if loss is None else float(loss))
-            new.check()
-            port.profile = new
+            trial = Netem()
+            for k in NETEM_KNOBS:
+                setattr(trial, k, getattr(port.profile, k))
+            trial.set(**knobs)
+        for port in (self.a, self.b):
+            port.profile.set(**knobs)
+
+    # -- hold and release -------------------------------------------------------------------
+    def hold(self) -> None:
+        """Keep every frame that would reach either end, from now on (frames already on the
+        wire included), until `release()`."""
+        if self.held is None:
+            self.held = []
+
+    def release(self) -> int:
+        """Deliver the held frames, in the order they would have arrived, now; returns how
+        many were held."""
+        held, self.held = self.held, None
+        if not held:
+            return 0
+        for port, frame, trace, origin in held:
+            port._deliver(frame, trace, origin)
+        return len(held)
 
     def __repr__(self) -> str:
         return f"<Link {self.name}>"
@@ -141,9 +206,12 @@ class Switch:
 
     def attach(self, port: Port) -> None:
         self.ports.append(port)
-        port.receive = lambda frame, trace, port=port: self._receive(port, frame, trace)
+        port.node = self
+        port.host = None
+        port.receive = lambda frame, trace=None, port=port: self._receive(port, frame, trace)
 
     def _receive(self, in_port: Port, frame: bytearray, trace: Any) -> None:
+        origin = self.network._wire_origin  # the host that sent it onto the wire
         if len(frame) < ETH_HLEN:
             return
         now = trio.current_time()
@@ -159,14 +227,14 @@ class Switch:
                     self.filtered += 1
                     return
                 self.forwarded += 1
-                out.transmit(frame, trace)
+                out.transmit(frame, trace, origin)
                 return
         self.flooded += 1
         others = [p for p in self.ports if p is not in_port]
         for i, port in enumerate(others):
             # Every port gets its own copy of the frame, the last one the original.
             port.transmit(frame if i == len(others) - 1 else bytearray(frame),
-                          trace if i == len(others) - 1 else None)
+                          trace if i == len(others) - 1 else None, origin)
 
     def mac_table(self) -> list[tuple[str, str, float]]:
         from .uapi.ethernet import mac_str
@@ -186,7 +254,10 @@ class Network:
         self.links: list[Link] = []
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
-        self._heap: list[tuple[float, int, Port, bytearray, Any]] = []
+        self._heap: list[tuple[float, int, Port, bytearray, Any, Host | None]] = []
+        self._cuts: set[tuple[str, str]] = set()  # (from host, to host) pairs cut
+        self.partition_drops = 0
+        self._wire_origin: Host | None = None
         self._seq = 0
         self._wire_lot = trio.lowlevel.ParkingLot()
         self._wire_sleep_until = math.inf
@@ -292,9 +363,7 @@ class Network:
         kwargs = {"rx_ring_size": rx_ring} if rx_ring else {}
         nic = EthernetNic(host.net, name, mac, host.cpus[0], mtu=mtu, **kwargs)
         host._register(nic)
-        nic.wire_tx = port.transmit
-        nic.carrier = True
-        port.receive = nic.dma_rx
+        self._plug(nic, port)
         if index >= subnet.num_addresses - 1:
             raise ValueError(f"subnet {subnet} has no address left for {host.name}")
         addr = int(subnet.network_address) + index
@@ -303,11 +372,14 @@ class Network:
         return nic
 
     # -- the wire's clock -----------------------------------------------------------------------
-    def _schedule(self, when: float, port: Port, frame: bytearray, trace: Any) -> None:
+    def _schedule(self, when: float, port: Port, frame: bytearray, trace: Any,
+                  origin: Host | None = None) -> None:
+        """`port` sent `frame`; deliver it to the other end at `when` (frames due at one
+        instant keep the order they were scheduled in)."""
         self._seq += 1
         heap = self._heap
         earliest = heap[0][0] if heap else math.inf
-        heapq.heappush(heap, (when, self._seq, port, frame, trace))
+        heapq.heappush(heap, (when, self._seq, port, frame, trace, origin))
         if when < earliest and when < self._wire_sleep_until and self._wire_lot:
             self._wire_lot.unpark_all()
 
@@ -316,8 +388,9 @@ class Network:
         while True:
             now = trio.current_time()
             while heap and heap[0][0] <= now:
-                _when, _seq, port, frame, trace = heapq.heappop(heap)
-                port.receive(frame, trace)
+                _when, _seq, port, frame, trace, origin = heapq.heappop(heap)
+                port.profile.dequeue_done()
+                port._deliver(frame, trace, origin)
             deadline = heap[0][0] if heap else math.inf
             self._wire_sleep_until = deadline
             try:
@@ -325,6 +398,104 @@ class Network:
                     await self._wire_lot.park()
             finally:
                 self._wire_sleep_until = math.inf
+
+    # -- partitions -----------------------------------------------------------------------------
+    def _host_names(self, group: Any) -> list[str]:
+        items = [group] if isinstance(group, (Host, str)) else list(group)
+        names = []
+        for item in items:
+            name = item.name if isinstance(item, Host) else item
+            if name not in self.hosts:
+                raise ValueError(f"no host named {name!r} in this network")
+            names.append(name)
+        return names
+
+    def partition(self, a: Any, b: Any, *, oneway: bool = False) -> None:
+        """Cut the network between host (or hosts) `a` and host (or hosts) `b`: frames sent
+        by a host of one side no longer reach a host of the other; with `oneway`, only those
+        from `a` to `b`. Frames already on the wire are cut too. Acts where a frame reaches a
+        host's NIC, by the host that sent it onto the wire (a router forwarding is the sender
+        of what it forwards: to cut a routed path, put the router in a group)."""
+        side_a, side_b = self._host_names(a), self._host_names(b)
+        for x in side_a:
+            for y in side_b:
+                if x == y:
+                    raise ValueError(f"host {x} is on both sides of the partition")
+                self._cuts.add((x, y))
+                if not oneway:
+                    self._cuts.add((y, x))
+
+    def heal(self, a: Any = None, b: Any = None, *, oneway: bool = False) -> None:
+        """Undo `partition(a, b, oneway=...)`; with no arguments, every partition."""
+        if a is None and b is None:
+            self._cuts.clear()
+            return
+        if a is None or b is None:
+            raise TypeError("heal() takes both sides, or none to heal everything")
+        for x in self._host_names(a):
+            for y in self._host_names(b):
+                self._cuts.discard((x, y))
+                if not oneway:
+                    self._cuts.discard((y, x))
+
+    def partitioned(self, a: Any, b: Any) -> bool:
+        """Whether frames from host `a` to host `b` are cut."""
+        return (self._host_names(a)[0], self._host_names(b)[0]) in self._cuts
+
+    # -- crash and restart ----------------------------------------------------------------------
+    def crash(self, host: Host | str) -> None:
+        """Power `host` off: from now on it sends nothing and every frame for it is lost
+        (`Port.crashed_frames`). Its kernel's state goes with it at `restart`; code that was
+        running on it (its processes) must be treated as dead by the test."""
+        host = self.hosts[host] if isinstance(host, str) else host
+        if getattr(host, "crashed", False):
+            raise RuntimeError(f"host {host.name} has already crashed")
+        host.crashed = True  # type: ignore[attr-defined]
+        for port in self._ports_of(host):
+            nic = port.nic
+            nic.wire_tx = None
+            nic.carrier = False
+            port.receive = port._lost_to_crash
+
+    def restart(self, host: Host | str) -> Host:
+        """Boot a crashed `host` again: a fresh kernel (no sockets, no processes, empty
+        neighbour tables, default sysctls, routes other than its addresses' subnets gone), the
+        same NICs (names, MACs, MTUs, ring sizes) on the same wires with the same addresses.
+        A peer whose connection lived on the old kernel gets a RST when it next sends."""
+        host = self.hosts[host] if isinstance(host, str) else host
+        if not getattr(host, "crashed", False):
+            raise RuntimeError(f"host {host.name} is running: crash() it first")
+        ports = self._ports_of(host)
+        saved = []
+        for port in ports:
+            nic = port.nic
+            saved.append((port, nic.name, nic.dev_addr, nic.mtu, nic.rx_ring_size,
+                          [ipaddress.IPv4Interface(str(ifa)) for ifa in nic.ip_ptr.ifa_list]))
+        # The old kernel's contexts keep their (now unreachable) CPUs; the new one gets its
+        # own. Host.__init__ builds the kernel from scratch on the same object, so references
+        # the test holds to `host` see the new kernel.
+        Host.__init__(host, self, host.name, len(host.cpus))
+        host.crashed = False  # type: ignore[attr-defined]
+        for port, name, mac, mtu, rx_ring, ifas in saved:
+            nic = EthernetNic(host.net, name, mac, host.cpus[0], mtu=mtu, rx_ring_size=rx_ring)
+            host._register(nic)
+            self._plug(nic, port)
+            with host._kernel():
+                for ifa in ifas:
+                    inet_insert_ifa(nic, int(ifa.ip), ifa.network.prefixlen)
+        if self._nursery is not None:
+            host._start(self._nursery)
+        return host
+
+    def _ports_of(self, host: Host) -> list[Port]:
+        return [port for link in self.links for port in (link.a, link.b) if port.node is host]
+
+    def _plug(self, nic: EthernetNic, port: Port) -> None:
+        nic.wire_tx = port.transmit
+        nic.carrier = True
+        port.node = port.host = nic.nd_net.host
+        port.nic = nic
+        port.receive = nic.dma_rx
 
     # -- seeing inside --------------------------------------------------------------------------
     def trace(self, callback: Callable[[TraceEvent], None],
@@ -335,6 +506,10 @@ class Network:
             prefix = match
             match = lambda name: name.startswith(prefix)  # noqa: E731
         return self.tracer.subscribe(callback, match)
+
+    def add_tap(self, host: Host, ifname: str, subnet: str, *, host_index: int = 2) -> Any:
+        """Wire `host` to a real Linux TAP interface (see pystack/tap.py); real time only."""
+        return add_tap(self, host, ifname, subnet, host_index=host_index)
 
     def capture(self, path: Any) -> "_Capture":
         """Write every interface's frames, from now on, to a pcapng file at `path`."""
@@ -379,6 +554,18 @@ class _Capture:
                 if tap in dev.ptype_all:
                     dev.ptype_all.remove(tap)
             self.writer.close()
+
+
+def network_fixture(make: Callable[[Any], Network]) -> Callable[[Any], Any]:
+    """An async generator function `(request)` that runs the Network `make(request)` returns
+    for the body of a pytest fixture (the pytest plugin's `net`; it lives here because
+    pystack/pytest_plugin.py is kept free of async code, see tests/test_layout.py)."""
+    async def net(request: Any) -> Any:
+        network = make(request)
+        async with network:
+            yield network
+    net.__doc__ = make.__doc__
+    return net
 
 
 def _node_name(node: Host | Switch) -> str:

@@ -201,8 +201,11 @@ def test_link_set_validates_its_arguments() -> None:
         link.set(loss=1.5)
     with pytest.raises(ValueError):
         link.set(delay=-0.001)
-    with pytest.raises(NotImplementedError):
-        link.set(jitter=0.001)
+    with pytest.raises(TypeError):
+        link.set(jiter=0.001)  # a misspelt knob is refused, not ignored
+    with pytest.raises(ValueError):
+        link.set(delay=0.001, corrupt=2.0)  # nothing applied when one value is wrong
+    assert link.a_to_b.delay == 0.0
     link.set(delay=0.002)
     link.set(loss=0.1)  # the other value is kept
     assert (link.a_to_b.delay, link.a_to_b.loss) == (0.002, 0.1)
@@ -310,3 +313,57 @@ async def test_udp_echo_host_to_host_across_the_switch() -> None:
                 await client.sendto(b"from " + host.name.encode(), ("b", 7))
                 data, peer = await client.recvfrom(100)
                 assert (data, peer) == (b"from " + host.name.encode(), ("10.0.0.2", 7))
+
+
+# -- crash and restart ---------------------------------------------------------------------------
+
+async def test_restarted_host_resets_the_peers_connection_when_it_next_sends() -> None:
+    import errno
+    net = pystack.Network(seed=41)
+    async with net:
+        a, b = net.add_host("a"), net.add_host("b")
+        link = net.add_link(a, b, subnet="10.0.0.0/24")
+        link.set(delay=0.001)
+        srv = b.socket(socket.AF_INET, socket.SOCK_STREAM)
+        await srv.bind(("0.0.0.0", 80))
+        srv.listen(1)
+        cli = a.socket(socket.AF_INET, socket.SOCK_STREAM)
+        await cli.connect(("10.0.0.2", 80))
+        conn, _ = await srv.accept()
+        await cli.send(b"hello")
+        assert await conn.recv(10) == b"hello"
+        mac = b.interface("eth0").dev_addr
+        net.crash(b)
+        with pytest.raises(trio.TooSlowError):
+            with trio.fail_after(1):
+                await a.ping("10.0.0.2")  # b is off
+        assert link.b.crashed_frames >= 1
+        await trio.sleep(5)
+        net.restart(b)
+        assert b.addresses("eth0") == ["10.0.0.2/24"] and b.interface("eth0").dev_addr == mac
+        assert [r for r in b.sockets() if r.netid == "tcp"] == []  # no sockets survive
+        assert await cli.send(b"after") == 5  # queued and sent: b answers with a RST
+        with trio.fail_after(10), pytest.raises(OSError) as e:
+            await cli.recv(10)
+        assert e.value.errno == errno.ECONNRESET
+        assert b.stats()["Tcp"]["OutRsts"] == 1
+        # the restarted host serves again
+        srv2 = b.socket(socket.AF_INET, socket.SOCK_STREAM)
+        await srv2.bind(("0.0.0.0", 80))
+        srv2.listen(1)
+        cli2 = a.socket(socket.AF_INET, socket.SOCK_STREAM)
+        await cli2.connect(("10.0.0.2", 80))
+        conn2, _ = await srv2.accept()
+        await conn2.send(b"back")
+        assert await cli2.recv(10) == b"back"
+
+
+def test_crash_and_restart_are_checked() -> None:
+    net = pystack.Network(seed=41)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.add_link(a, b)
+    with pytest.raises(RuntimeError):
+        net.restart(b)
+    net.crash("b")
+    with pytest.raises(RuntimeError):
+        net.crash(b)

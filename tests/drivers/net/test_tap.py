@@ -22,7 +22,7 @@ import pytest
 import trio
 
 import pystack
-from pystack.tap import add_tap, tap_available
+from pystack.tap import tap_available
 
 REASON = tap_available()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no TAP here: {REASON}")
@@ -96,7 +96,7 @@ def namespace():
 async def _network_with_tap(net: pystack.Network, ns: str):
     host = net.add_host("emu")
     ifname = f"pst{os.getpid() % 100000}"
-    tap = add_tap(net, host, ifname, "10.99.0.0/24")
+    tap = net.add_tap(host, ifname, "10.99.0.0/24")
     _sh("ip", "link", "set", ifname, "netns", ns)
     _sh("ip", "-n", ns, "addr", "add", f"{LINUX}/24", "dev", ifname)
     _sh("ip", "-n", ns, "link", "set", ifname, "up")
