@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench profile conformance clean
+.PHONY: demo test bench profile conformance compat clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ conformance: $(STAMP)
 	@if [ -d ../shared/conformance/packetdrill/gtests ]; then \
 		$(PY) -m pystack.packetdrill --report ../shared/conformance/packetdrill/gtests; \
 	else echo "conformance: ../shared/conformance/packetdrill not found; skipping"; fi
+
+# Unmodified programs from each ecosystem, on the real kernel's 127.0.0.1 and on pystack.
+compat: $(STAMP)
+	$(PY) compat/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

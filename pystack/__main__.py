@@ -1,4 +1,7 @@
-"""Command line: `python -m pystack demo [SEED]`."""
+"""Command line: `python -m pystack demo [SEED]`, `python -m pystack run SCRIPT`.
+
+Read first: pystack/demo.py, pystack/dropin/runner.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ USAGE = """usage: python -m pystack COMMAND
 commands:
   demo [SEED]    two hosts on a switch: ping, UDP echo over Ethernet and loopback with
                  faults, the counters and one packet's path through the kernel
-  run SCRIPT     run an unmodified script on an emulated host (not implemented yet)
+  run [--client SCRIPT]... [--pcap FILE] [--delay S] [--loss P] SCRIPT [ARGS]
+                 run an unmodified script on an emulated host `server` (clients on
+                 client1, client2 ... on one switch), in virtual time
 """
 
 
@@ -23,9 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo_main
         return demo_main(rest)
     if command == "run":
-        print("python -m pystack run: running unmodified scripts is not implemented yet",
-              file=sys.stderr)
-        return 2
+        from .dropin.runner import main as run_main
+        return run_main(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -34,6 +34,7 @@ import trio
 from .drivers.net.nic import EthernetNic
 from .host import Host
 from .tap import add_tap
+from .dropin.trio import install as install_trio_face
 from .kernel.sched import seed_trio_scheduler
 from .net.core.net_namespace import derive_rng
 from .net.ipv4.devinet import inet_insert_ifa
@@ -270,6 +271,8 @@ class Network:
             raise RuntimeError("this Network is already running")
         # Deterministic mode: trio's order among simultaneously runnable tasks follows the seed.
         seed_trio_scheduler(derive_rng(self.seed, "trio-scheduler").getrandbits(64))
+        # trio.socket, serve_tcp, open_tcp_stream ... in a process context reach its host.
+        install_trio_face()
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
         self._nursery.start_soon(self._wire_task, name="wire")

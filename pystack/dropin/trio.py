@@ -9,6 +9,12 @@ Every async method is a checkpoint as trio's own are: it checks for cancellation
 the call, and yields once after a call that did not block. Addresses are Python's: an AF_INET
 address is a (host, port) tuple where host is a dotted quad, a name the network knows ("a",
 "localhost"), "" for INADDR_ANY or "<broadcast>".
+
+`install()` puts trio's official hooks in the running trio run: `SocketFactory` and
+`HostnameResolver` make `trio.socket.socket()`, `open_tcp_stream`, `serve_tcp`,
+`open_tcp_listeners` and `getaddrinfo` reach the host of the current process context
+(`pystack.kernel.sched.current`), and stay real outside every process context. Names resolve
+as the host's /etc/hosts would (`emulated_getaddrinfo`: AF_INET answers only).
 """
 
 from __future__ import annotations
@@ -154,6 +160,8 @@ class EmulatedSocket(trio.socket.SocketType):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._task.exited:
+                return  # the process's exit closed every descriptor it had
             sys.sys_close(self._task, self._fd)
 
     # -- synchronous calls -------------------------------------------------------------------
@@ -321,3 +329,170 @@ class EmulatedSocket(trio.socket.SocketType):
             v[:len(chunk)] = chunk
             pos += len(chunk)
         return len(data), anc, msg_flags, addr
+
+
+# -- trio's official hooks: a socket factory and a hostname resolver -----------------------------
+# Read first: trio's `trio/_socket.py` (socket(), getaddrinfo(): numeric addresses never reach a
+# resolver), trio.abc.SocketFactory / HostnameResolver, man 3 getaddrinfo (EAI_* errors, the
+# order glibc returns the socket types in).
+
+_REAL_GETADDRINFO = _stdsocket.getaddrinfo
+_REAL_GETNAMEINFO = _stdsocket.getnameinfo
+
+# glibc's order for type 0: one entry per type it knows (SOCK_STREAM/TCP, SOCK_DGRAM/UDP,
+# SOCK_RAW/0).
+_GAI_TYPES = ((_stdsocket.SOCK_STREAM, _stdsocket.IPPROTO_TCP),
+              (_stdsocket.SOCK_DGRAM, _stdsocket.IPPROTO_UDP),
+              (_stdsocket.SOCK_RAW, 0))
+
+
+def current_task() -> "Task | None":
+    """The emulated process of the running code, or None outside every process context."""
+    from ..kernel.sched import current
+    task = current.get()
+    if task is None or task.exited:
+        return None
+    return task
+
+
+def _gai_port(port: Any, type_: int) -> int | None:
+    """The port for one socket type; None if a named service does not exist for that type
+    (glibc then leaves the type out; SOCK_RAW has no named services)."""
+    if port is None:
+        return 0
+    if isinstance(port, bytes):
+        port = port.decode()
+    if isinstance(port, int):
+        return port
+    try:
+        return int(port)
+    except ValueError:
+        pass
+    if type_ == _stdsocket.SOCK_RAW:
+        return None
+    try:
+        return _stdsocket.getservbyname(port, "udp" if type_ == _stdsocket.SOCK_DGRAM else "tcp")
+    except OSError:
+        return None
+
+
+def emulated_getaddrinfo(task: "Task", host: Any, port: Any, family: int = 0, type: int = 0,
+                         proto: int = 0, flags: int = 0) -> list[tuple]:
+    """`getaddrinfo` as the host's own resolver sees it (/etc/hosts only): AF_INET answers only,
+    since AF_INET is the one family pystack serves."""
+    if isinstance(host, bytes):
+        host = host.decode("idna")
+    family, type, flags = int(family), int(type), int(flags)
+    if family not in (_stdsocket.AF_UNSPEC, _stdsocket.AF_INET):
+        if family == _stdsocket.AF_INET6:
+            raise _stdsocket.gaierror(_stdsocket.EAI_ADDRFAMILY,
+                                      "Address family for hostname not supported")
+        raise _stdsocket.gaierror(_stdsocket.EAI_FAMILY, "ai_family not supported")
+    if host is None or host == "":
+        if host == "" or port is None:
+            raise _stdsocket.gaierror(_stdsocket.EAI_NONAME, "Name or service not known")
+        addr = 0 if flags & _stdsocket.AI_PASSIVE else 0x7F000001
+    else:
+        try:
+            addr = ip_int(host)
+        except ValueError:
+            if ":" in host:  # an IPv6 literal: a family pystack does not serve
+                raise _stdsocket.gaierror(_stdsocket.EAI_ADDRFAMILY,
+                                          "Address family for hostname not supported") from None
+            if flags & _stdsocket.AI_NUMERICHOST:
+                raise _stdsocket.gaierror(_stdsocket.EAI_NONAME,
+                                          "Name or service not known") from None
+            addr = task.host.resolve(host)
+            if addr is None:
+                raise _stdsocket.gaierror(_stdsocket.EAI_NONAME,
+                                          "Name or service not known") from None
+    canon = host if (flags & _stdsocket.AI_CANONNAME and host) else ""
+    out = []
+    for stype, sproto in _GAI_TYPES:
+        if type and stype != type:
+            continue
+        if proto and sproto and proto != sproto:
+            continue
+        pnum = _gai_port(port, stype)
+        if pnum is None:
+            continue
+        out.append((_stdsocket.AF_INET, _stdsocket.SocketKind(stype), proto or sproto, canon,
+                    (ip_str(addr), pnum)))
+        canon = ""
+    if not out:
+        if isinstance(port, str) and not port.isdigit():
+            raise _stdsocket.gaierror(_stdsocket.EAI_SERVICE,
+                                      "Servname not supported for ai_socktype")
+        raise _stdsocket.gaierror(_stdsocket.EAI_SOCKTYPE, "ai_socktype not supported")
+    return out
+
+
+def emulated_getnameinfo(task: "Task", sockaddr: Any, flags: int) -> tuple[str, str]:
+    host, port = sockaddr[0], sockaddr[1]
+    name = host
+    if not flags & _stdsocket.NI_NUMERICHOST:
+        addr = ip_int(host)
+        if addr >> 24 == 127:
+            name = "localhost"
+        else:
+            for other in task.host.network.hosts.values():
+                if other._first_address() == addr:
+                    name = other.name
+                    break
+    serv = str(port)
+    if not flags & _stdsocket.NI_NUMERICSERV:
+        try:
+            serv = _stdsocket.getservbyport(port, "udp" if flags & _stdsocket.NI_DGRAM else "tcp")
+        except OSError:
+            pass
+    return name, serv
+
+
+class SocketFactory(trio.abc.SocketFactory):
+    """trio's socket factory: an emulated socket inside a process context, a real one outside."""
+
+    def socket(self, family: int = AF_INET, type: int = _stdsocket.SOCK_STREAM,
+               proto: int = 0) -> trio.socket.SocketType:
+        task = current_task()
+        if task is None:
+            # The module's current class: with the blocking face installed, that is its
+            # subclass, which trio's from_stdlib_socket type check expects.
+            return trio.socket.from_stdlib_socket(_stdsocket.socket(family, type, proto))
+        if int(family) == _stdsocket.AF_INET6:
+            # A kernel built without IPv6 answers so; trio's open_tcp_listeners skips the family.
+            raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
+        # trio's sockets are non-blocking under the hood and wait in the async methods; the
+        # emulated file stays blocking so the syscalls wait.
+        type = int(type) & ~_stdsocket.SOCK_NONBLOCK
+        return EmulatedSocket.create(task, family, type, proto)
+
+    def is_trio_socket(self, obj: object) -> bool:
+        return isinstance(obj, trio.socket.SocketType)
+
+
+class HostnameResolver(trio.abc.HostnameResolver):
+    """Names as the current process's host knows them; the real resolver outside processes."""
+
+    async def getaddrinfo(self, host: Any, port: Any, family: int = 0, type: int = 0,
+                          proto: int = 0, flags: int = 0) -> list[tuple]:
+        task = current_task()
+        if task is None:
+            return await trio.to_thread.run_sync(_REAL_GETADDRINFO, host, port, family, type,
+                                                 proto, flags, abandon_on_cancel=True)
+        await trio.lowlevel.checkpoint()
+        return emulated_getaddrinfo(task, host, port, family, type, proto, flags)
+
+    async def getnameinfo(self, sockaddr: Any, flags: int) -> tuple[str, str]:
+        task = current_task()
+        if task is None:
+            return await trio.to_thread.run_sync(_REAL_GETNAMEINFO, sockaddr, flags,
+                                                 abandon_on_cancel=True)
+        await trio.lowlevel.checkpoint()
+        return emulated_getnameinfo(task, sockaddr, flags)
+
+
+def install() -> None:
+    """Install the factory and resolver in the running trio run (idempotent). Code in a process
+    context then reaches its host through `trio.socket`, `open_tcp_stream`, `serve_tcp`..."""
+    trio.socket.set_custom_socket_factory(SocketFactory())
+    trio.socket.set_custom_hostname_resolver(HostnameResolver())

@@ -319,3 +319,102 @@ async def sys_wait_writable(task: Task, fd: int) -> None:
         if not sock.ops.poll(sock) & POLLOUT:
             raise KernelError(errno.EAGAIN)
     await _blocking(task, sock, False, math.inf, writable)
+
+
+# -- calls the drop-in faces need (fs/fcntl.c, fs/file.c, fs/select.c) ---------------------------
+
+F_DUPFD = 0
+F_GETFD = 1
+F_SETFD = 2
+F_GETFL = 3
+F_SETFL = 4
+POLLNVAL = 0x020
+SETFL_MASK = O_NONBLOCK  # of fcntl.c's SETFL_MASK, the one bit pystack models
+
+
+@_to_oserror
+def sys_fcntl(task: Task, fd: int, cmd: int, arg: int = 0) -> int:
+    """fcntl(2) for F_GETFL/F_SETFL (O_NONBLOCK) and F_DUPFD, as fs/fcntl.c do_fcntl."""
+    file = task.files.fget(fd)
+    if cmd == F_GETFL:
+        return file.f_flags | 0o2  # O_RDWR: a socket is opened for reading and writing
+    if cmd == F_SETFL:
+        file.f_flags = (file.f_flags & ~SETFL_MASK) | (arg & SETFL_MASK)
+        return 0
+    if cmd == F_GETFD:
+        return 1 if fd in task.files.cloexec else 0
+    if cmd == F_SETFD:
+        if arg & 1:
+            task.files.cloexec.add(fd)
+        else:
+            task.files.cloexec.discard(fd)
+        return 0
+    if cmd == F_DUPFD:
+        return sys_dup(task, fd)
+    raise KernelError(errno.EINVAL)
+
+
+@_to_oserror
+def sys_dup(task: Task, fd: int) -> int:
+    """dup(2): a new descriptor for the same open file (fs/file.c ksys_dup)."""
+    file = task.files.fget(fd)
+    file.f_count += 1
+    try:
+        return task.files.alloc_fd(file)
+    except KernelError:
+        file.f_count -= 1
+        raise
+
+
+def _poll_masks(task: Task, fds: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], list]:
+    from .ipv4.udp import POLLERR as _ERR, POLLHUP as _HUP
+    ready = []
+    socks = []
+    for fd, events in fds:
+        try:
+            _file, sock = sockfd_lookup(task, fd)
+        except KernelError:
+            ready.append((fd, POLLNVAL))
+            continue
+        mask = sock.ops.poll(sock) & (events | _ERR | _HUP)
+        if mask:
+            ready.append((fd, mask))
+        socks.append(sock)
+    return ready, socks
+
+
+@_to_oserror_async
+async def sys_poll_wait(task: Task, fds: list[tuple[int, int]], timeout: float | None
+                        ) -> list[tuple[int, int]]:
+    """poll(2) over several descriptors: [(fd, revents)] of those ready (POLLNVAL for a bad
+    one), waiting up to `timeout` seconds (None: forever; 0: not at all), as fs/select.c
+    do_poll: ask every file, sleep on all their wait queues, ask again after a wake-up."""
+    deadline = math.inf if timeout is None else trio.current_time() + max(0.0, timeout)
+    while True:
+        _enter(task)
+        ready, socks = _poll_masks(task, fds)
+        woken = [(s.sk, s.sk.sk_wakeups) for s in socks if s.sk is not None]
+        if ready or trio.current_time() >= deadline:
+            return ready
+        if not woken:  # poll() on no descriptors: a sleep
+            await trio.sleep_until(deadline)
+            return []
+        got = False
+        async with trio.open_nursery() as nursery:
+            nursery.cancel_scope.deadline = deadline
+
+            async def wait_one(sk: Any, seen: int) -> None:
+                nonlocal got
+                if sk.sk_wakeups == seen:  # not woken since we asked: sleep until it is
+                    await sk.wait_queue().park()
+                got = True
+                nursery.cancel_scope.cancel()
+
+            for sk, seen in woken:
+                nursery.start_soon(wait_one, sk, seen)
+        if not got and trio.current_time() >= deadline:
+            _enter(task)
+            return _poll_masks(task, fds)[0]
+
+
+__all__ += ["sys_fcntl", "sys_dup", "sys_poll_wait", "F_GETFL", "F_SETFL", "POLLNVAL"]

@@ -31,7 +31,7 @@ def ip4_datagram_connect(sk: InetSock, daddr: int, dport: int) -> None:
         sk.inet_saddr = rt.saddr
     if not sk.inet_rcv_saddr:
         sk.inet_rcv_saddr = rt.saddr
-    sk.inet_daddr = daddr
+    sk.inet_daddr = rt.daddr  # the route's: 0.0.0.0 means this host
     sk.inet_dport = dport
     sk.sk_state = TCP_ESTABLISHED
     sk.inet_id = net.ipv4.ip_id_rng.randrange(65536)

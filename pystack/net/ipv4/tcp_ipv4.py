@@ -462,9 +462,9 @@ def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
     if not sk.inet_rcv_saddr:
         sk.inet_rcv_saddr = sk.inet_saddr
     sk.inet_dport = dport
-    sk.inet_daddr = daddr
+    sk.inet_daddr = rt.daddr  # the route's: connect to 0.0.0.0 means 127.0.0.1
     tcp_set_state(sk, TCP_SYN_SENT)
-    if not inet_hash_connect(net, sk, daddr, dport):
+    if not inet_hash_connect(net, sk, sk.inet_daddr, dport):
         tcp_set_state(sk, TCP_CLOSE)
         sk.inet_dport = 0
         raise KernelError(errno.EADDRNOTAVAIL)

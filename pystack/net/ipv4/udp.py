@@ -406,6 +406,7 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
     if rt.type == RTN_BROADCAST and not sk.sock_flag(SOCK_BROADCAST):
         raise KernelError(errno.EACCES)
     saddr = sk.inet_saddr or rt.saddr
+    daddr = rt.daddr  # as udp_sendmsg takes fl4->daddr: 0.0.0.0 becomes this host
     # sock_alloc_send_skb: pending error, shut down for writing, then memory.
     err = sock_error(sk)
     if err:

@@ -1,0 +1,208 @@
+"""Running an unmodified script on an emulated host: `run_script` and `python -m pystack run`.
+
+Read first: pystack/dropin/blocking.py (the blocking face and its threads), then
+pystack/dropin/trio.py (the trio hooks), Lib/runpy.py (run_path, `__main__`).
+
+A script runs as `__main__` in a thread of a process of its host (the blocking face's thread),
+so `socket`, `select` and `selectors` reach the host. `trio.run(main)` called by the script is
+routed into the one trio run that drives the network: `main` runs there, in the script's
+process context, on trio's socket hooks. (`asyncio.run` is not routed yet: the asyncio face is
+to come.)
+
+`sys.argv` is process-wide in Python: each script sets it as it starts, so scripts that start
+together should read it at once (as scripts do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import runpy
+import shlex
+import sys
+import traceback
+from typing import Any, Sequence
+
+import trio
+
+from ..kernel.sched import current
+from . import blocking
+from . import trio as trio_face
+
+__all__ = ["run_script", "main"]
+
+_real_trio_run = trio.run
+
+
+def _routed_trio_run(afn: Any, *args: Any, **kwargs: Any) -> Any:
+    """trio.run from an emulated thread: run `afn` in the network's trio run, in the calling
+    thread's process context. Anywhere else: the real trio.run."""
+    token = blocking._TOKEN.get()
+    task = trio_face.current_task()
+    if token is None or task is None or blocking._in_trio_thread():
+        return _real_trio_run(afn, *args, **kwargs)
+
+    th = blocking._THREAD.get() or blocking.ThreadState.untracked()
+
+    async def call() -> Any:
+        g = blocking._guard()
+        g.enter(th)
+        tok = current.set(task)
+        try:
+            return await afn(*args)
+        finally:
+            current.reset(tok)
+            g.leave(th)
+    return trio.from_thread.run(call, trio_token=token)
+
+
+_route_depth = 0
+
+
+@contextlib.contextmanager
+def routed() -> Any:
+    """The blocking face installed, and trio.run routed (nested uses count)."""
+    global _route_depth
+    with blocking.installed():
+        _route_depth += 1
+        if _route_depth == 1:
+            trio.run = _routed_trio_run
+        try:
+            yield
+        finally:
+            _route_depth -= 1
+            if _route_depth == 0:
+                trio.run = _real_trio_run
+
+
+def _exec(path: str, argv: list[str]) -> int:
+    task = trio_face.current_task()
+    sys.argv = [path, *argv]
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except SystemExit as e:
+        code = e.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return 1
+    except BaseException:  # noqa: BLE001 - a script's crash is its exit status, as python's
+        if task is not None and task.exited:
+            return -15  # stopped with its process (the run ended): as if SIGTERMed, quietly
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+async def run_script(path: str, argv: Sequence[str] = (), *, host: Any,
+                     name: str | None = None, abandon_on_cancel: bool = False) -> int:
+    """Run the file at `path` as `__main__` on `host`, in a new process; return its exit
+    status (SystemExit's code; 1 after an uncaught exception, whose traceback goes to
+    stderr). Call inside a running `pystack.Network`: `await pystack.run_script(...)`.
+    `socket`, `select`, `selectors` and `trio.run` reach the host while it runs."""
+    trio_face.install()
+    with routed():
+        async with host.process(name or path.rsplit("/", 1)[-1]):
+            return await blocking.run_sync(_exec, path, list(argv),
+                                           abandon_on_cancel=abandon_on_cancel)
+
+
+def _server_ready(host: Any) -> bool:
+    for row in host.sockets():
+        if row.state == "LISTEN" or (row.netid == "udp" and row.pid is not None):
+            return True
+    return False
+
+
+async def _run_world(args: argparse.Namespace) -> int:
+    import pystack
+    net = pystack.Network(seed=args.seed)
+    async with net:
+        sw = net.add_switch("sw0")
+        server = net.add_host("server")
+        links = [net.add_link(server, sw, subnet="10.0.0.0/24")]
+        clients = []
+        for i, _spec in enumerate(args.client, 1):
+            h = net.add_host(f"client{i}")
+            links.append(net.add_link(h, sw))
+            clients.append(h)
+        for link in links:
+            link.set(delay=args.delay, loss=args.loss)
+        if args.pcap:
+            net.capture(args.pcap)  # closed when the network stops
+        status: dict[str, int] = {}
+        if not clients:
+            return await run_script(args.script, args.args, host=server)
+        async with trio.open_nursery() as nursery:
+            async def serve() -> None:
+                status["server"] = await run_script(args.script, args.args, host=server,
+                                                    abandon_on_cancel=True)
+            nursery.start_soon(serve)
+            # Clients start once the server listens (or gave up waiting: 10 virtual s).
+            with trio.move_on_after(10):
+                while not _server_ready(server) and "server" not in status:
+                    await trio.sleep(0.01)
+            async with trio.open_nursery() as cn:
+                for i, (h, spec) in enumerate(zip(clients, args.client), 1):
+                    words = shlex.split(spec)
+
+                    async def client(h: Any = h, words: list = words, i: int = i) -> None:
+                        status[f"client{i}"] = await run_script(words[0], words[1:], host=h)
+                    cn.start_soon(client)
+            # Let the server finish what the clients' last packets started (a close seen,
+            # a line logged) before it is stopped: one virtual second.
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+        return max((v for k, v in status.items() if k != "server"), default=0)
+
+
+_OPTIONS = ("--client", "--pcap", "--delay", "--loss", "--seed")
+
+
+def _options_first(argv: list[str]) -> list[str]:
+    """pystack's options may come before or after SCRIPT; everything else (and all after a
+    `--`) is the script's own command line."""
+    ours: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            rest.extend(argv[i + 1:])
+            break
+        if word in _OPTIONS and i + 1 < len(argv):
+            ours += [word, argv[i + 1]]
+            i += 2
+            continue
+        if word.split("=", 1)[0] in _OPTIONS or (word in ("-h", "--help") and not rest):
+            ours.append(word)
+        else:
+            rest.append(word)
+        i += 1
+    return ours + ["--"] + rest
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m pystack run [options] SCRIPT [ARGS...]`."""
+    p = argparse.ArgumentParser(prog="python -m pystack run",
+                                description="Run an unmodified script on an emulated host "
+                                            "named `server` (clients: client1, client2 ...).")
+    p.add_argument("--client", action="append", default=[], metavar="SCRIPT",
+                   help="a client program (with its arguments, quoted) on its own host; "
+                        "repeatable. The run ends when every client has finished.")
+    p.add_argument("--pcap", metavar="FILE", help="capture every interface to a pcapng file")
+    p.add_argument("--delay", type=float, default=0.0, help="one-way link delay, seconds")
+    p.add_argument("--loss", type=float, default=0.0, help="link loss probability, 0..1")
+    p.add_argument("--seed", type=int, default=0, help="the network's seed")
+    p.add_argument("script")
+    p.add_argument("args", nargs="*")
+    args = p.parse_args(_options_first(list(argv)))
+    from trio._core import MockClock  # = trio.testing.MockClock, without importing pytest
+    with routed():
+        return _real_trio_run(_run_world, args, clock=MockClock(autojump_threshold=0))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))
