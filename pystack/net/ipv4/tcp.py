@@ -102,7 +102,7 @@ class TcpSkbCb:
     """TCP_SKB_CB: where a queued segment sits in sequence space, and its history."""
 
     __slots__ = ("seq", "end_seq", "tcp_flags", "sacked", "when", "ack_seq", "eor",
-                 "first_tx", "window", "opts")
+                 "first_tx", "window", "opts", "tw_isn")
 
     def __init__(self, seq: int, end_seq: int, tcp_flags: int):
         self.seq = seq
@@ -115,6 +115,7 @@ class TcpSkbCb:
         self.eor = False
         self.window = 0  # the raw window field of a received segment
         self.opts: Any = None  # its parsed options (TcpOptions)
+        self.tw_isn = 0  # ISN for a SYN that reuses a TIME_WAIT 4-tuple (0: none)
 
 
 def before(a: int, b: int) -> bool:

@@ -855,13 +855,14 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SkBuff) -> bool:
         return False
     ret = tcp_ack(sk, skb, FLAG_SLOWPATH)
     acceptable = ret > 0
-    if ret < 0 or (not acceptable and state != TCP_ESTABLISHED):
-        # tcp_rcv_established discards a bad ACK quietly; the other states answer it.
+    if not acceptable and (ret < 0 or state == TCP_SYN_RECV):
+        # A bad ACK: tcp_rcv_established drops it quietly, the other states answer it. An
+        # old ACK goes on being processed ("accept old ack during closing").
         if state == TCP_SYN_RECV:
             return True
         if state != TCP_ESTABLISHED:
             tcp_send_challenge_ack(sk)
-        kfree_skb(skb, "TCP_ACK_UNSENT_DATA" if ret < 0 else "TCP_OLD_ACK")
+        kfree_skb(skb, "TCP_ACK_UNSENT_DATA")
         return False
     state = sk.sk_state
     if state == TCP_SYN_RECV and acceptable:

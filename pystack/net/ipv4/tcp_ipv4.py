@@ -10,6 +10,7 @@ tcp_v4_send_reset, tcp_v4_connect, tcp_v4_err, tcp_v4_syn_recv_sock), net/ipv4/t
 from __future__ import annotations
 
 import errno
+import hashlib
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -163,6 +164,27 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SkBuff) -> None:
         tcp_v4_send_reset(sk.sk_net, skb)
 
 
+# -- initial sequence numbers and timestamp offsets ---------------------------------------------
+
+def _keyed(net: "Net", *fields: int) -> int:
+    key = hashlib.sha256(b"tcp-secret-%d-%s" % (net.seed, net.host.name.encode())).digest()
+    data = b",".join(b"%d" % f for f in fields)
+    return int.from_bytes(hashlib.blake2s(data, key=key, digest_size=4).digest(), "big")
+
+
+def secure_tcp_seq(net: "Net", saddr: int, daddr: int, sport: int, dport: int) -> int:
+    """RFC 6528, as Linux: a keyed hash of the 4-tuple plus a clock ticking every 64 ns,
+    so a new connection on a 4-tuple starts above the old one's sequence numbers."""
+    return (_keyed(net, 1, saddr, daddr, sport, dport)
+            + (int(trio.current_time() * 1e9) >> 6)) & MASK
+
+
+def secure_tcp_ts_off(net: "Net", saddr: int, daddr: int) -> int:
+    """The timestamp offset for an address pair (the same for every connection between
+    them, so their timestamps keep increasing across connections)."""
+    return _keyed(net, 2, saddr, daddr)
+
+
 # -- segments without a full socket -------------------------------------------------------------
 
 def _send_raw(net: "Net", saddr: int, daddr: int, sport: int, dport: int, seq: int, ack: int,
@@ -304,8 +326,8 @@ def tcp_conn_request(listener: TcpSock, skb: SkBuff) -> None:
     req.window_clamp = clamp
     req.rcv_wscale = wscale if req.wscale_ok else 0
     tcp = net.ipv4.tcp
-    req.snt_isn = tcp.isn_rng.getrandbits(32)
-    req.tsoffset = tcp.ts_rng.getrandbits(32) if s.tcp_timestamps == 1 else 0
+    req.snt_isn = cb.tw_isn or secure_tcp_seq(net, laddr, raddr, lport, rport)
+    req.tsoffset = secure_tcp_ts_off(net, laddr, raddr) if s.tcp_timestamps == 1 else 0
     if want_cookie:
         from .syncookies import cookie_v4_init_sequence
         req.snt_isn, req.mss = cookie_v4_init_sequence(net, raddr, laddr, rport, lport,
@@ -470,8 +492,9 @@ def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
         raise KernelError(errno.EADDRNOTAVAIL)
     sk.sk_dst_cache = rt
     tcp = net.ipv4.tcp
-    sk.iss = tcp.isn_rng.getrandbits(32)
-    sk.tsoffset = tcp.ts_rng.getrandbits(32) if net.sysctl.tcp_timestamps == 1 else 0
+    sk.iss = secure_tcp_seq(net, sk.inet_saddr, sk.inet_daddr, sk.inet_sport, sk.inet_dport)
+    sk.tsoffset = (secure_tcp_ts_off(net, sk.inet_saddr, sk.inet_daddr)
+                   if net.sysctl.tcp_timestamps == 1 else 0)
     sk.inet_id = tcp.isn_rng.getrandbits(16)
     tcp_connect(sk)
 

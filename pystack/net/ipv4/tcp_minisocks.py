@@ -221,10 +221,17 @@ def tcp_timewait_state_process(tw: TimeWaitSock, skb: SkBuff) -> int:
     cb = skb.cb
     flags = cb.tcp_flags
     if flags & TCPHDR_RST:
-        tw.kill()  # RFC 1337 says ignore; Linux (tcp_rfc1337 = 0) ends TIME_WAIT
+        # TIME_WAIT assassination (RFC 1337): Linux (tcp_rfc1337 = 0) lets a RST at exactly
+        # rcv_nxt end TIME_WAIT, and ignores any other.
+        if cb.seq == tw.rcv_nxt:
+            tw.kill()
         return TCP_TW_SUCCESS
-    if flags & TCPHDR_SYN and not flags & TCPHDR_ACK and after(cb.seq, tw.rcv_nxt):
-        return TCP_TW_SYN  # a new incarnation: the listener may take it
+    newer_ts = (tw.tstamp_ok and cb.opts is not None and cb.opts.saw_tstamp
+                and ((tw.ts_recent - cb.opts.rcv_tsval) & MASK) >= 0x80000000)
+    if flags & TCPHDR_SYN and not flags & TCPHDR_ACK and (after(cb.seq, tw.rcv_nxt) or newer_ts):
+        # A new incarnation: the listener may take it, with an ISN above the old one's.
+        cb.tw_isn = (tw.snd_nxt + 65535 + 2) & MASK or 1
+        return TCP_TW_SYN
     if flags & TCPHDR_FIN or cb.end_seq != cb.seq:
         tw.schedule(TCP_TIMEWAIT_LEN)  # a retransmitted FIN: our last ACK was lost
         return TCP_TW_ACK

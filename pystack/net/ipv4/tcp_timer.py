@@ -194,10 +194,12 @@ def tcp_write_timeout(sk: TcpSock) -> bool:
         retry_until = s.tcp_retries2
         if sk.sock_flag(SOCK_DEAD):
             retry_until = TCP_ORPHAN_RETRIES
-        expired = retransmits_timed_out(sk, retry_until, TCP_RTO_MIN)
-    if sk.icsk_user_timeout and sk.icsk_retransmits and sk.retrans_stamp:
-        if now - sk.retrans_stamp >= sk.icsk_user_timeout / 1000.0:
-            expired = True
+        if sk.icsk_user_timeout:
+            # retransmits_timed_out: a user timeout replaces the tcp_retries2 model.
+            expired = bool(sk.icsk_retransmits and sk.retrans_stamp and
+                           now - sk.retrans_stamp >= sk.icsk_user_timeout / 1000.0 - 1e-9)
+        else:
+            expired = retransmits_timed_out(sk, retry_until, TCP_RTO_MIN)
     if expired:
         tcp_write_err(sk)
         return True
@@ -277,7 +279,13 @@ def tcp_probe_timer(sk: TcpSock) -> None:
     max_probes = sk.sk_net.sysctl.tcp_retries2
     if sk.sock_flag(SOCK_DEAD):
         max_probes = TCP_ORPHAN_RETRIES
-    if sk.icsk_probes_out >= max_probes:
+    if sk.icsk_user_timeout:
+        # With a user timeout, it alone bounds how long an unanswered window may be probed.
+        elapsed = tcp_model_timeout(sk.icsk_probes_out, max(sk.icsk_rto, TCP_RTO_MIN))
+        if sk.icsk_probes_out and elapsed >= sk.icsk_user_timeout / 1000.0:
+            tcp_write_err(sk)
+            return
+    elif sk.icsk_probes_out >= max_probes:
         tcp_write_err(sk)
         return
     tcp_send_probe0(sk)
