@@ -20,6 +20,7 @@ as the host's /etc/hosts would (`emulated_getaddrinfo`: AF_INET answers only).
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import socket as _stdsocket
 from typing import TYPE_CHECKING, Any
@@ -70,10 +71,12 @@ def parse_inet_address(task: "Task", address: Any, *, for_bind: bool = False,
     return resolve_host(task, host, for_bind=for_bind), port
 
 
-def _check_size(size: int, call: str) -> None:
-    """The socket module refuses a negative size before any system call."""
+def _check_size(size: int, call: str) -> int:
+    """The socket module refuses a non-integer or negative size before any system call."""
+    size = operator.index(size)
     if size < 0:
         raise ValueError(f"negative buffersize in {call}")
+    return size
 
 
 def _addr_tuple(addr: tuple[int, int] | None) -> tuple[str, int] | None:
@@ -92,6 +95,7 @@ class EmulatedSocket(trio.socket.SocketType):
         self._type = type_
         self._proto = proto
         self._closed = False
+        self._busy: set[str] = set()  # "reading from" / "writing to", while a call waits
         self._did_shutdown_SHUT_WR = False
 
     @classmethod
@@ -162,7 +166,29 @@ class EmulatedSocket(trio.socket.SocketType):
             self._closed = True
             if self._task.exited:
                 return  # the process's exit closed every descriptor it had
+            try:
+                sk = sys.sockfd_lookup(self._task, self._fd)[1].sk
+            except Exception:  # noqa: BLE001 -- not a socket any more: nothing to wake
+                sk = None
             sys.sys_close(self._task, self._fd)
+            # As trio's notify_closing: tasks waiting on this socket wake and see it closed.
+            if sk is not None and sk.sk_wq is not None and sk.sk_wq:
+                sk.sk_wq.unpark_all()
+
+    async def _call(self, direction: str, syscall: Any, *args: Any) -> Any:
+        """One system call that may wait, with trio's rules: one task at a time per direction
+        (BusyResourceError), and ClosedResourceError if another task closes the socket."""
+        if direction in self._busy:
+            raise trio.BusyResourceError(f"another task is already {direction} this socket")
+        self._busy.add(direction)
+        try:
+            return await syscall(*args)
+        except OSError as e:
+            if self._closed and e.errno == errno.EBADF:
+                raise trio.ClosedResourceError("another task closed this socket") from None
+            raise
+        finally:
+            self._busy.discard(direction)
 
     # -- synchronous calls -------------------------------------------------------------------
     def getsockname(self) -> Any:
@@ -218,19 +244,19 @@ class EmulatedSocket(trio.socket.SocketType):
     async def connect(self, address: Any) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
         addr, port = parse_inet_address(self._task, address, what="connect")
-        await sys.sys_connect(self._task, self._fdno(), self._family, addr, port)
+        await self._call("writing to", sys.sys_connect, self._task, self._fdno(), self._family, addr, port)
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def accept(self) -> tuple["EmulatedSocket", Any]:
         await trio.lowlevel.checkpoint_if_cancelled()
-        fd, addr = await sys.sys_accept4(self._task, self._fdno())
+        fd, addr = await self._call("reading from", sys.sys_accept4, self._task, self._fdno())
         await trio.lowlevel.cancel_shielded_checkpoint()
         sock = EmulatedSocket(self._task, fd, self._family, self._type, self._proto)
         return sock, _addr_tuple(addr)
 
     async def send(self, data: Any, flags: int = 0) -> int:
         await trio.lowlevel.checkpoint_if_cancelled()
-        n = await sys.sys_sendto(self._task, self._fdno(), memoryview(data), flags, None)
+        n = await self._call("writing to", sys.sys_sendto, self._task, self._fdno(), memoryview(data), flags, None)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return n
 
@@ -243,7 +269,7 @@ class EmulatedSocket(trio.socket.SocketType):
             raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
         await trio.lowlevel.checkpoint_if_cancelled()
         addr, port = parse_inet_address(self._task, address, what="sendto")
-        n = await sys.sys_sendto(self._task, self._fdno(), memoryview(data), flags,
+        n = await self._call("writing to", sys.sys_sendto, self._task, self._fdno(), memoryview(data), flags,
                                  (self._family, addr, port))
         await trio.lowlevel.cancel_shielded_checkpoint()
         return n
@@ -258,24 +284,24 @@ class EmulatedSocket(trio.socket.SocketType):
         return await self.sendto(data, flags, address)
 
     async def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        _check_size(bufsize, "recv")
+        bufsize = _check_size(bufsize, "recv")
         await trio.lowlevel.checkpoint_if_cancelled()
         if bufsize == 0:
             return await self._recv_nothing(b"")
-        data, _addr, _mf, _n = await sys.sys_recvfrom(self._task, self._fdno(), bufsize, flags)
+        data, _addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), bufsize, flags)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return data
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
-        _check_size(nbytes, "recv_into")
+        nbytes = _check_size(nbytes, "recv_into")
         if nbytes > len(view):
             raise ValueError("buffer too small for requested bytes")
         size = nbytes or len(view)
         await trio.lowlevel.checkpoint_if_cancelled()
         if size == 0:
             return await self._recv_nothing(0)
-        data, _addr, _mf, n = await sys.sys_recvfrom(self._task, self._fdno(), size, flags)
+        data, _addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), size, flags)
         await trio.lowlevel.cancel_shielded_checkpoint()
         view[:len(data)] = data
         return n if flags & MSG_TRUNC else len(data)
@@ -289,21 +315,21 @@ class EmulatedSocket(trio.socket.SocketType):
         return result
 
     async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
-        _check_size(bufsize, "recvfrom")
+        bufsize = _check_size(bufsize, "recvfrom")
         await trio.lowlevel.checkpoint_if_cancelled()
-        data, addr, _mf, _n = await sys.sys_recvfrom(self._task, self._fdno(), bufsize, flags)
+        data, addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), bufsize, flags)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return data, _addr_tuple(addr)
 
     async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0
                             ) -> tuple[int, Any]:
         view = memoryview(buffer).cast("B")
-        _check_size(nbytes, "recvfrom_into")
+        nbytes = _check_size(nbytes, "recvfrom_into")
         if nbytes > len(view):
             raise ValueError("nbytes is greater than the length of the buffer")
         size = nbytes or len(view)
         await trio.lowlevel.checkpoint_if_cancelled()
-        data, addr, _mf, n = await sys.sys_recvfrom(self._task, self._fdno(), size, flags)
+        data, addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), size, flags)
         await trio.lowlevel.cancel_shielded_checkpoint()
         view[:len(data)] = data
         return (n if flags & MSG_TRUNC else len(data)), _addr_tuple(addr)
@@ -313,7 +339,7 @@ class EmulatedSocket(trio.socket.SocketType):
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
         await trio.lowlevel.checkpoint_if_cancelled()
-        data, addr, msg_flags, _n = await sys.sys_recvfrom(self._task, self._fdno(), bufsize,
+        data, addr, msg_flags, _n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), bufsize,
                                                            flags)
         await trio.lowlevel.cancel_shielded_checkpoint()
         return data, [], msg_flags, _addr_tuple(addr)

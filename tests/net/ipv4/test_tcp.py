@@ -268,10 +268,6 @@ async def _run_stream_check(shim: bool) -> None:
         nursery.cancel_scope.cancel()
 
 
-@pytest.mark.xfail(strict=True, reason="EmulatedSocket (pystack/dropin/trio.py) lacks three "
-                   "behaviours of trio's socket: recv(1.5) blocks instead of raising TypeError, "
-                   "concurrent recv() does not raise BusyResourceError, close() does not wake "
-                   "a blocked recv() with ClosedResourceError")
 async def test_check_half_closeable_stream_on_emulated_sockets():
     await _run_stream_check(shim=False)
 
@@ -282,8 +278,6 @@ async def test_check_half_closeable_stream_passes_given_trio_socket_semantics():
     await _run_stream_check(shim=True)
 
 
-@pytest.mark.xfail(strict=True, reason="EmulatedSocket.recv(1.5) makes the system call (and "
-                   "blocks) instead of raising TypeError as socket.recv does")
 async def test_recv_of_a_float_size_raises_type_error():
     async with two_hosts() as (net, a, b, link):
         c, conn, ls = await connected(a, b, "10.0.0.2")
@@ -291,8 +285,6 @@ async def test_recv_of_a_float_size_raises_type_error():
             await conn.recv(1.5)
 
 
-@pytest.mark.xfail(strict=True, reason="two tasks in recv() on one EmulatedSocket both wait; "
-                   "trio's socket raises BusyResourceError for the second (wait_readable)")
 async def test_a_second_concurrent_recv_raises_busy_resource_error():
     async with two_hosts() as (net, a, b, link):
         c, conn, ls = await connected(a, b, "10.0.0.2")
@@ -305,8 +297,6 @@ async def test_a_second_concurrent_recv_raises_busy_resource_error():
                 nursery.cancel_scope.cancel()
 
 
-@pytest.mark.xfail(strict=True, reason="EmulatedSocket.close() does not wake a task blocked in "
-                   "recv(); trio's close() does, with ClosedResourceError (notify_closing)")
 async def test_close_wakes_a_blocked_recv_with_closed_resource_error():
     async with two_hosts() as (net, a, b, link):
         c, conn, ls = await connected(a, b, "10.0.0.2")
