@@ -160,7 +160,7 @@ class TcpSock(InetSock):
         # counters
         "bytes_acked", "bytes_received", "bytes_sent", "bytes_retrans", "segs_in",
         "segs_out", "data_segs_in", "data_segs_out", "delivered", "rcv_ooopack",
-        "dsack_dups", "rcv_space", "prr_delivered", "prr_out",
+        "dsack_dups", "rcv_space", "prr_delivered", "prr_out", "rcvq_seq", "rcvq_time",
     )
 
     def __init__(self, net: "Net", family: int, type_: int, protocol: int, prot: Any):
@@ -259,6 +259,8 @@ class TcpSock(InetSock):
         self.rcv_ooopack = 0
         self.dsack_dups = 0
         self.rcv_space = 0
+        self.rcvq_seq = 0  # receive-buffer auto-tuning: where the current measure began
+        self.rcvq_time = 0.0
         self.prr_delivered = 0  # PRR (RFC 6937): delivered and sent during this recovery
         self.prr_out = 0
         self.sk_sndbuf = s.tcp_wmem[1]
@@ -484,10 +486,35 @@ def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
             acc.extend(data)
             data = bytes(acc)
         if not flags & MSG_PEEK:
+            tcp_rcv_space_adjust(sk)
             tcp_cleanup_rbuf(sk, n)
         return data, None, 0, len(data)
     finally:
         release_sock(sk)
+
+
+def tcp_rcv_space_adjust(sk: TcpSock) -> None:
+    """Receive-buffer auto-tuning (tcp_moderate_rcvbuf): once per RTT, size the receive
+    buffer for twice what the reader consumed in that RTT, plus room for growth, up to
+    tcp_rmem[2]; the window clamp follows."""
+    from .tcp_output import tcp_win_from_space
+    now = trio.current_time()
+    rtt = (sk.srtt_us >> 3) / 1e6
+    if not sk.srtt_us or now - sk.rcvq_time < rtt:
+        return
+    copied = (sk.copied_seq - sk.rcvq_seq) & 0xFFFFFFFF
+    if copied > sk.rcv_space:
+        if not sk.sk_userlocks & 2:  # SOCK_RCVBUF_LOCK: the application chose its size
+            rcvwin = (copied << 1) + 16 * sk.advmss
+            space = max(sk.rcv_space, 1)
+            rcvwin += (rcvwin * (copied - space) // space) << 1
+            rcvbuf = min(rcvwin * 2, sk.sk_net.sysctl.tcp_rmem[2])  # tcp_space_from_win
+            if rcvbuf > sk.sk_rcvbuf:
+                sk.sk_rcvbuf = rcvbuf
+                sk.window_clamp = max(sk.window_clamp, tcp_win_from_space(rcvbuf))
+        sk.rcv_space = copied
+    sk.rcvq_seq = sk.copied_seq
+    sk.rcvq_time = now
 
 
 def tcp_inq(sk: TcpSock) -> int:

@@ -739,6 +739,10 @@ def tcp_init_transfer(sk: TcpSock) -> None:
         sk.snd_cwnd = 1  # RFC 6298 5.7: the SYN was lost, start from one segment
     sk.snd_cwnd_stamp = trio.current_time()
     tcp_sndbuf_expand(sk)
+    # tcp_init_buffer_space: the first measure of what the reader consumes per RTT.
+    sk.rcv_space = min(sk.rcv_ssthresh, sk.rcv_wnd, TCP_INIT_CWND * sk.advmss) or sk.advmss
+    sk.rcvq_seq = sk.copied_seq
+    sk.rcvq_time = trio.current_time()
     sk.icsk_retransmits = 0
     if sk.sock_flag(SOCK_KEEPOPEN):
         s = sk.sk_net.sysctl
