@@ -52,13 +52,17 @@ ARP_INVALID = "INVALID_PROTO"
 
 
 def skb_net(skb: "SkBuff"):
-    """The namespace an skb belongs to, for counting: its device's, else its socket's."""
+    """The namespace an skb belongs to, for counting: its device's, its socket's, or its
+    route's device's."""
     dev = skb.dev
     if dev is not None:
         return dev.nd_net
     sk = skb.sk
     if sk is not None:
         return sk.sk_net
+    dst = skb.dst  # a control segment on its way out: its route knows the device
+    if dst is not None and dst.dev is not None:
+        return dst.dev.nd_net
     return None
 
 

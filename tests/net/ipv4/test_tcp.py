@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import operator
 import random
 import socket
 import struct
@@ -215,36 +214,7 @@ async def test_bulk_transfer_both_directions_at_once():
 
 # -- point 1: trio's stream conformance helper ---------------------------------------------------
 
-class _TrioSocketSemantics(EmulatedSocket):
-    """What trio's own socket does for the three cases below, added on top of EmulatedSocket
-    so that the helper can test TCP itself: (1) recv() of a non-integer size raises TypeError
-    before any system call (CPython's argument parsing); (2) a second task receiving on a
-    socket another task already waits on raises BusyResourceError (trio.lowlevel.wait_readable);
-    (3) close() wakes a task blocked in recv() with ClosedResourceError
-    (trio.lowlevel.notify_closing)."""
-
-    _reader: trio.CancelScope | None = None
-
-    async def recv(self, bufsize, flags=0):
-        operator.index(bufsize)
-        if self._reader is not None:
-            await trio.lowlevel.checkpoint()
-            raise trio.BusyResourceError("another task is already reading from this socket")
-        with trio.CancelScope() as scope:
-            self._reader = scope
-            try:
-                return await super().recv(bufsize, flags)
-            finally:
-                self._reader = None
-        raise trio.ClosedResourceError("the socket was closed while a task received on it")
-
-    def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-        super().close()
-
-
-async def _run_stream_check(shim: bool) -> None:
+async def test_check_half_closeable_stream_on_emulated_sockets():
     async with trio.open_nursery() as nursery:
         async def run_network(net, task_status=trio.TASK_STATUS_IGNORED):
             async with net:
@@ -259,23 +229,11 @@ async def _run_stream_check(shim: bool) -> None:
             await nursery.start(run_network, net)
             c, conn, ls = await connected(a, b, "10.0.0.2")
             ls.close()
-            if shim:
-                c.__class__ = conn.__class__ = _TrioSocketSemantics
             return trio.SocketStream(c), trio.SocketStream(conn)
 
         with trio.fail_after(3600):
             await trio.testing.check_half_closeable_stream(stream_maker, None)
         nursery.cancel_scope.cancel()
-
-
-async def test_check_half_closeable_stream_on_emulated_sockets():
-    await _run_stream_check(shim=False)
-
-
-async def test_check_half_closeable_stream_passes_given_trio_socket_semantics():
-    """The TCP underneath passes every check of the helper once the three trio-socket
-    behaviours the drop-in lacks are supplied (see _TrioSocketSemantics)."""
-    await _run_stream_check(shim=True)
 
 
 async def test_recv_of_a_float_size_raises_type_error():
