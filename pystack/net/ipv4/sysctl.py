@@ -59,6 +59,7 @@ _DEFAULTS: dict[str, tuple[str, Any]] = {
     "net.ipv4.tcp_congestion_control": ("tcp_congestion_control", "cubic"),
     "net.ipv4.tcp_abort_on_overflow": ("tcp_abort_on_overflow", 0),
     "net.ipv4.tcp_early_retrans": ("tcp_early_retrans", 3),  # 3: tail loss probes on
+    "net.ipv4.tcp_slow_start_after_idle": ("tcp_slow_start_after_idle", 1),
     # neighbour parameters (net.ipv4.neigh.default.*), seconds
     "net.ipv4.neigh.default.base_reachable_time": ("neigh_base_reachable_time", 30.0),
     "net.ipv4.neigh.default.retrans_time": ("neigh_retrans_time", 1.0),

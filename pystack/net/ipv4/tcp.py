@@ -393,6 +393,7 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
             raise KernelError(err)
         if sk.sk_shutdown & SEND_SHUTDOWN:
             raise KernelError(errno.EPIPE)
+        tcp_slow_start_after_idle_check(sk)
         mss_now = tcp_current_mss(sk)
         view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
         total = len(view)
@@ -430,6 +431,27 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
         return copied
     finally:
         release_sock(sk)
+
+
+def tcp_slow_start_after_idle_check(sk: TcpSock) -> None:
+    """RFC 5681 §4.1 / RFC 7661: after an idle period longer than the RTO the congestion
+    window no longer reflects the path: restart from the initial window (tcp_cwnd_restart)."""
+    if not sk.sk_net.sysctl.tcp_slow_start_after_idle or sk.packets_out:
+        return
+    delta = trio.current_time() - sk.lsndtime
+    rto = sk.icsk_rto
+    if delta <= rto:
+        return
+    restart_cwnd = min(TCP_INIT_CWND, sk.snd_cwnd)
+    # tcp_current_ssthresh: at least three quarters of the window we had.
+    sk.snd_ssthresh = max(sk.snd_ssthresh, (sk.snd_cwnd >> 1) + (sk.snd_cwnd >> 2))
+    cwnd = sk.snd_cwnd
+    delta -= rto
+    while delta > 0 and cwnd > restart_cwnd:
+        cwnd >>= 1
+        delta -= rto
+    sk.snd_cwnd = max(cwnd, restart_cwnd)
+    sk.snd_cwnd_stamp = trio.current_time()
 
 
 def tcp_stream_alloc_skb(sk: TcpSock, size: int) -> SkBuff:

@@ -790,9 +790,6 @@ async def test_a_syn_with_a_newer_timestamp_reuses_a_time_wait_tuple(tmp_path):
 
 # -- congestion window ----------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="no congestion window restart after idle "
-                   "(tcp_slow_start_after_idle = 1, tcp_cwnd_restart): after seconds of idle "
-                   "the whole old cwnd is sent in one burst")
 async def test_cwnd_restarts_after_an_idle_period(tmp_path):
     # tcp_event_data_sent → tcp_cwnd_restart: idle longer than the RTO halves cwnd per RTO
     # elapsed, down to the initial window (10).
