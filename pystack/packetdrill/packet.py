@@ -37,17 +37,11 @@ TCP_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, ".": 0x10, "U": 0x2
                  "E": 0x40, "W": 0x80, "A": 0x100}
 _PRINT_ORDER = "FSRP.UEWA"  # packet_to_string's order
 
-TCPOPT_EOL = 0
-TCPOPT_NOP = 1
-TCPOPT_MSS = 2
-TCPOPT_WINDOW = 3
-TCPOPT_SACK_PERM = 4
-TCPOPT_SACK = 5
-TCPOPT_TIMESTAMP = 8
-TCPOPT_MD5SIG = 19
-TCPOPT_FASTOPEN = 34
-TCPOPT_EXP = 254
-TCPOPT_FASTOPEN_MAGIC = 0xF989
+from ..uapi.tcp import (TCPOPT_EOL, TCPOPT_EXP, TCPOPT_FASTOPEN,  # noqa: E402,F401
+                        TCPOPT_MD5SIG, TCPOPT_MSS, TCPOPT_NOP, TCPOPT_SACK, TCPOPT_SACK_PERM,
+                        TCPOPT_TIMESTAMP, TCPOPT_WINDOW)
+
+TCPOPT_FASTOPEN_MAGIC = 0xF989  # the experimental Fast Open option's magic (RFC 7413 §4.1.1)
 
 ICMP_TYPES = {"echo_reply": 0, "unreachable": 3, "source_quench": 4, "redirect": 5,
               "echo_request": 8, "time_exceeded": 11, "parameter_problem": 12,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .tcp import tcp_segment_addrs
 from .tcp_minisocks import RequestSock
 
 if TYPE_CHECKING:
@@ -93,13 +94,7 @@ def cookie_v4_check(listener: "TcpSock", skb: "SkBuff") -> RequestSock | None:
     """Rebuild the request of a cookie ACK, or None if the ACK carries no valid cookie."""
     net = listener.sk_net
     cb = skb.cb
-    buf = skb.buf
-    nh = skb.network_header
-    th = skb.transport_header
-    raddr = int.from_bytes(buf[nh + 12:nh + 16], "big")
-    laddr = int.from_bytes(buf[nh + 16:nh + 20], "big")
-    rport = (buf[th] << 8) | buf[th + 1]
-    lport = (buf[th + 2] << 8) | buf[th + 3]
+    raddr, laddr, rport, lport = tcp_segment_addrs(skb)
     mssind = check_tcp_syn_cookie(net, (cb.ack_seq - 1) & MASK, raddr, laddr, rport, lport,
                                   (cb.seq - 1) & MASK)
     if mssind < 0:

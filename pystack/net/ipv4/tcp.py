@@ -118,6 +118,16 @@ class TcpSkbCb:
         self.tw_isn = 0  # ISN for a SYN that reuses a TIME_WAIT 4-tuple (0: none)
 
 
+def tcp_segment_addrs(skb: SkBuff) -> tuple[int, int, int, int]:
+    """(saddr, daddr, sport, dport) of a received segment, read from its headers."""
+    buf = skb.buf
+    nh = skb.network_header
+    th = skb.transport_header
+    return (int.from_bytes(buf[nh + 12:nh + 16], "big"),
+            int.from_bytes(buf[nh + 16:nh + 20], "big"),
+            (buf[th] << 8) | buf[th + 1], (buf[th + 2] << 8) | buf[th + 3])
+
+
 def before(a: int, b: int) -> bool:
     return ((a - b) & 0xFFFFFFFF) >= 0x80000000
 

@@ -749,6 +749,32 @@ def tcp_init_transfer(sk: TcpSock) -> None:
         tcp_reset_keepalive_timer(sk, sk.keepalive_time or s.tcp_keepalive_time)
 
 
+def tcp_take_syn(sk: TcpSock, cb, opts) -> None:
+    """What a received SYN (or SYN-ACK) teaches: the peer's ISN, window (never scaled in a
+    SYN), and which options both ends use (window scale, SACK, timestamps, MSS)."""
+    sk.irs = cb.seq
+    sk.rcv_nxt = (cb.seq + 1) & MASK
+    sk.rcv_wup = sk.rcv_nxt
+    sk.copied_seq = sk.rcv_nxt
+    sk.snd_wl1 = cb.seq
+    sk.snd_wnd = cb.window
+    sk.max_window = sk.snd_wnd
+    if opts.wscale < 0:
+        sk.wscale_ok = False
+        sk.snd_wscale = sk.rcv_wscale = 0
+        sk.window_clamp = min(sk.window_clamp, 65535)
+    else:
+        sk.snd_wscale = opts.wscale
+    if not opts.sack_ok:
+        sk.sack_ok = False
+    if opts.saw_tstamp and sk.tstamp_ok:
+        sk.ts_recent = opts.rcv_tsval
+        sk.ts_recent_stamp = trio.current_time()
+    else:
+        sk.tstamp_ok = False
+    sk.mss_clamp = min(opts.mss or TCP_MSS_DEFAULT, sk.user_mss or 0xFFFF)
+
+
 def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     """SYN_SENT. Returns True if the caller must send a RST."""
     from .tcp_output import tcp_sync_mss
@@ -770,27 +796,7 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SkBuff) -> bool:
             consume_skb(skb)
             return False
         # SYN-ACK: the connection is established.
-        sk.irs = cb.seq
-        sk.rcv_nxt = (cb.seq + 1) & MASK
-        sk.rcv_wup = sk.rcv_nxt
-        sk.copied_seq = sk.rcv_nxt
-        sk.snd_wl1 = cb.seq
-        if opts.wscale < 0:
-            sk.wscale_ok = False
-            sk.snd_wscale = sk.rcv_wscale = 0
-            sk.window_clamp = min(sk.window_clamp, 65535)
-        else:
-            sk.snd_wscale = opts.wscale
-        sk.snd_wnd = cb.window  # never scaled in a SYN
-        sk.max_window = sk.snd_wnd
-        if not opts.sack_ok:
-            sk.sack_ok = False
-        if opts.saw_tstamp and sk.tstamp_ok:
-            sk.ts_recent = opts.rcv_tsval
-            sk.ts_recent_stamp = trio.current_time()
-        else:
-            sk.tstamp_ok = False
-        sk.mss_clamp = min(opts.mss or TCP_MSS_DEFAULT, sk.user_mss or 0xFFFF)
+        tcp_take_syn(sk, cb, opts)
         rt = sk.sk_dst_cache
         tcp_sync_mss(sk, rt.dst_mtu() if rt is not None else 1500)
         sk.rcv_tstamp = trio.current_time()
@@ -811,26 +817,7 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     if flags & TCPHDR_SYN:
         # Simultaneous open (RFC 9293 §3.5): answer with SYN-ACK, go to SYN_RECV.
         from .tcp_output import tcp_transmit_skb, tcp_syn_options
-        sk.irs = cb.seq
-        sk.rcv_nxt = (cb.seq + 1) & MASK
-        sk.rcv_wup = sk.rcv_nxt
-        sk.copied_seq = sk.rcv_nxt
-        sk.snd_wnd = cb.window
-        sk.snd_wl1 = cb.seq
-        sk.max_window = sk.snd_wnd
-        if opts.wscale >= 0:
-            sk.snd_wscale = opts.wscale
-        else:
-            sk.wscale_ok = False
-            sk.rcv_wscale = 0
-        if not opts.sack_ok:
-            sk.sack_ok = False
-        if opts.saw_tstamp and sk.tstamp_ok:
-            sk.ts_recent = opts.rcv_tsval
-            sk.ts_recent_stamp = trio.current_time()
-        else:
-            sk.tstamp_ok = False
-        sk.mss_clamp = min(opts.mss or TCP_MSS_DEFAULT, sk.user_mss or 0xFFFF)
+        tcp_take_syn(sk, cb, opts)
         tcp_set_state(sk, TCP_SYN_RECV)
         tcp_transmit_skb(sk, None, TCPHDR_SYN | TCPHDR_ACK, sk.iss,
                          syn_options=tcp_syn_options(sk))

@@ -32,7 +32,9 @@ from .fib import RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST
 from .inet_hashtables import inet_hash_connect
 from .ip_output import ip_build_header, ip_local_out
 from .route import RouteError, ip_route_output
-from .tcp import TCP_TIMEOUT_INIT, TcpSkbCb, TcpSock, after, before, tcp_done, tcp_set_state
+from .syncookies import cookie_init_timestamp, cookie_v4_check, cookie_v4_init_sequence
+from .tcp import (TCP_TIMEOUT_INIT, TcpSkbCb, TcpSock, after, before, tcp_done,
+                  tcp_segment_addrs, tcp_set_state)
 from .tcp_input import tcp_rcv_established, tcp_rcv_state_process
 from .tcp_minisocks import (TCP_TW_ACK, TCP_TW_SYN, RequestSock, TimeWaitSock,
                             reqsk_queue_drop, tcp_check_req, tcp_timewait_state_process)
@@ -147,7 +149,6 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SkBuff) -> None:
         if flags & TCPHDR_ACK and not flags & (TCPHDR_SYN | TCPHDR_RST) and \
                 sk.sk_net.sysctl.tcp_syncookies:
             # Maybe the final ACK of a handshake answered with a SYN cookie.
-            from .syncookies import cookie_v4_check
             req = cookie_v4_check(sk, skb)
             if req is not None:
                 _cookie_child(sk, req, skb)
@@ -223,13 +224,7 @@ def tcp_v4_send_reset(net: "Net", skb: SkBuff) -> None:
     rt = skb.dst
     if rt is not None and rt.type in (RTN_BROADCAST, RTN_MULTICAST):
         return
-    buf = skb.buf
-    nh = skb.network_header
-    th = skb.transport_header
-    saddr = int.from_bytes(buf[nh + 12:nh + 16], "big")
-    daddr = int.from_bytes(buf[nh + 16:nh + 20], "big")
-    sport = (buf[th] << 8) | buf[th + 1]
-    dport = (buf[th + 2] << 8) | buf[th + 3]
+    saddr, daddr, sport, dport = tcp_segment_addrs(skb)
     if cb.tcp_flags & TCPHDR_ACK:
         _send_raw(net, daddr, saddr, dport, sport, cb.ack_seq, 0, TCPHDR_RST, 0)
     else:
@@ -251,7 +246,6 @@ def _tw_send_ack(net: "Net", tw: TimeWaitSock) -> None:
 def tcp_v4_send_synack(listener: TcpSock, req: RequestSock) -> None:
     tsval = (int(trio.current_time() * 1000) + req.tsoffset) & MASK
     if req.cookie and req.tstamp_ok:
-        from .syncookies import cookie_init_timestamp
         tsval = cookie_init_timestamp(req, tsval)
     opts = tcp_make_synack(listener, req, tsval)
     _send_raw(listener.sk_net, req.laddr, req.raddr, req.lport, req.rport, req.snt_isn,
@@ -287,13 +281,7 @@ def tcp_conn_request(listener: TcpSock, skb: SkBuff) -> None:
         net.mib.tcpext_inc("ListenDrops")
         kfree_skb(skb, "TCP_LISTEN_OVERFLOW")
         return
-    buf = skb.buf
-    nh = skb.network_header
-    th = skb.transport_header
-    raddr = int.from_bytes(buf[nh + 12:nh + 16], "big")
-    laddr = int.from_bytes(buf[nh + 16:nh + 20], "big")
-    rport = (buf[th] << 8) | buf[th + 1]
-    lport = (buf[th + 2] << 8) | buf[th + 3]
+    raddr, laddr, rport, lport = tcp_segment_addrs(skb)
     key = (raddr, rport)
     if key in listener.icsk_syn_queue:
         consume_skb(skb)
@@ -329,7 +317,6 @@ def tcp_conn_request(listener: TcpSock, skb: SkBuff) -> None:
     req.snt_isn = cb.tw_isn or secure_tcp_seq(net, laddr, raddr, lport, rport)
     req.tsoffset = secure_tcp_ts_off(net, laddr, raddr) if s.tcp_timestamps == 1 else 0
     if want_cookie:
-        from .syncookies import cookie_v4_init_sequence
         req.snt_isn, req.mss = cookie_v4_init_sequence(net, raddr, laddr, rport, lport,
                                                        req.rcv_isn, req.peer_mss)
         req.tsoffset = 0
