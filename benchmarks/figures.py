@@ -103,6 +103,9 @@ async def _recv_exactly(sock: Any, n: int) -> bytes:
 
 async def _listener(host: Any, addr: str, port: int = SERVER_PORT, backlog: int = 1024) -> Any:
     lsk = host.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # accept() puts each new descriptor in the listener's own process, as a kernel does: give
+    # that process room for every connection a figure keeps open (`ulimit -n`).
+    lsk.task.files.nofile = 1 << 20
     await lsk.bind((addr, port))
     lsk.listen(backlog)
     return lsk
