@@ -20,11 +20,17 @@ is enough:
   `DIR/<test>.pcapng` and its tracepoints recorded; a failing test leaves the pcapng and
   `DIR/<test>.trace.txt` (one event a line) and names both in its report; a passing test
   leaves nothing.
+- Determinism: with `--pystack-check-determinism`, each test that uses `net` runs twice (its
+  function-scoped fixtures set up afresh) and fails if the two runs' frames (every interface,
+  as pcapng) or tracepoints differ, as madsim's check mode does. A failing first run is
+  reported as is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import io
 import pathlib
 import re
 from typing import Any
@@ -32,12 +38,16 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+# pytest has no public way to run one item's setup/call/teardown again; pytest-rerunfailures
+# uses the same function.
+from _pytest.runner import runtestprotocol
 
 from .world import Network, network_fixture
 
 __all__ = ["net", "virtual_time_run"]
 
 _INFO = pytest.StashKey[dict]()
+_FIRST_DIGEST = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,6 +56,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seed of the `net` fixture's Network (a pystack(seed=) marker wins)")
     group.addoption("--pystack-artifacts", default=None, metavar="DIR",
                     help="write a failing test's pcapng and trace to DIR")
+    group.addoption("--pystack-check-determinism", action="store_true", default=False,
+                    help="run each test that uses `net` twice and fail it if the frames or "
+                         "tracepoints of the two runs differ")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -108,7 +121,45 @@ def _make_network(request: pytest.FixtureRequest) -> Network:
         info["events"] = events
         network.capture(str(info["pcap"]))
         network.trace(events.append)
+    if request.config.getoption("--pystack-check-determinism"):
+        frames = io.BytesIO()
+        seen: list[str] = []
+        info["frames"], info["seen"] = frames, seen
+        network.capture(frames)
+        network.trace(lambda event: seen.append(str(event)))
     return network
+
+
+def _digest(info: dict[str, Any]) -> str:
+    """What one run did: its frames (pcapng bytes) and its tracepoints, hashed."""
+    h = hashlib.sha256(info["frames"].getvalue())
+    for line in info["seen"]:
+        h.update(line.encode())
+        h.update(b"\n")
+    return f"{h.hexdigest()[:16]} ({len(info['seen'])} tracepoints, " \
+           f"{len(info['frames'].getvalue())} pcapng bytes)"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    if not item.config.getoption("--pystack-check-determinism") or \
+            "net" not in getattr(item, "fixturenames", ()) or \
+            not hasattr(item, "_initrequest"):
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    # Tear down the test's own fixtures but keep its parents' (a Node's listchain is all
+    # teardown_exact reads of `nextitem`).
+    first = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
+    info = item.stash.get(_INFO, None)
+    if any(r.failed for r in first) or info is None or "digest" not in info:
+        for report in first:
+            item.ihook.pytest_runtest_logreport(report=report)
+    else:
+        item.stash[_FIRST_DIGEST] = info["digest"]
+        item._initrequest()  # function-scoped fixtures afresh for the second run
+        runtestprotocol(item, nextitem=nextitem, log=True)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 # An async generator fixture (pytest-trio runs it in the test's trio run); the async code is
@@ -123,6 +174,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if info is None or report.when != "call":
         return report
     seed = info["seed"]
+    if "frames" in info:
+        info["digest"] = _digest(info)
+    first = item.stash.get(_FIRST_DIGEST, None)
+    if first is not None and report.passed and "digest" in info:
+        second = info["digest"]
+        if second != first:
+            report.outcome = "failed"
+            report.longrepr = (f"pystack: the test is not deterministic: with seed {seed} its "
+                               f"first run gave {first}, its second {second}")
     if report.failed:
         lines = [f"seed: {seed}  (replay with --pystack-seed {seed} "
                  f"or @pytest.mark.pystack(seed={seed}))"]
@@ -136,5 +196,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         report.sections.append(("pystack", "\n".join(lines)))
     elif "pcap" in info:
         info["pcap"].unlink(missing_ok=True)
-    info.pop("events", None)
+    for key in ("events", "frames", "seen"):
+        info.pop(key, None)
     return report

@@ -1,5 +1,6 @@
 """The pytest plugin (pystack/pytest_plugin.py), exercised in sub-runs of pytest (pytester):
-the `net` fixture, its seed, virtual time, and the artifacts of a failing test.
+the `net` fixture, its seed, virtual time, the artifacts of a failing test and the check that
+a test is deterministic.
 
 Read first: the docstring of pystack/pytest_plugin.py.
 """
@@ -99,3 +100,49 @@ def test_no_artifacts_without_the_option(pytester: pytest.Pytester) -> None:
     out = result.stdout.str()
     assert "seed: 4242" in out and "pcap:" not in out
     assert not list(pytester.path.rglob("*.pcapng")) and not list(pytester.path.rglob("*.trace.txt"))
+
+
+DETERMINISM_TESTS = """
+import pytest, trio
+
+RUNS = {"steady": 0, "drifting": 0, "plain": 0}
+
+async def _ping(net, count):
+    a, b = net.add_host("a"), net.add_host("b")
+    net.add_link(a, b)
+    for _ in range(count):
+        await a.ping("10.0.0.2")
+
+async def test_steady(net):
+    RUNS["steady"] += 1
+    await _ping(net, 2)
+
+async def test_drifting(net):
+    RUNS["drifting"] += 1
+    await _ping(net, RUNS["drifting"])  # one ping the first run, two the second
+
+async def test_fails_first(net):
+    assert False, "fails on its own"
+
+def test_plain():
+    RUNS["plain"] += 1
+
+def test_zz_counts():
+    assert RUNS == {"steady": 2, "drifting": 2, "plain": 1}
+"""
+
+
+def test_check_determinism_runs_twice_and_fails_a_drifting_test(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(DETERMINISM_TESTS)
+    result = pytester.runpytest("--pystack-check-determinism")
+    result.assert_outcomes(passed=3, failed=2)
+    out = result.stdout.str()
+    assert re.search(r"test_drifting.*\n(.*\n)*.*not deterministic: with seed 0 its first run "
+                     r"gave \w+ \(\d+ tracepoints, \d+ pcapng bytes\), its second \w+", out)
+    assert "fails on its own" in out
+    assert "test_steady" not in "".join(line for line in out.splitlines()
+                                        if line.startswith("FAILED"))
+    # Without the option each test runs once and nothing is compared.
+    plain = pytester.runpytest("-k", "not zz")
+    plain.assert_outcomes(passed=3, failed=1)
