@@ -91,7 +91,13 @@ def __do_softirq(cpu: "Cpu") -> None:
             while pending:
                 if pending & 1:
                     cpu.softirq_counts[nr] += 1
-                    vec[nr](cpu)
+                    tracer = host.net.tracer
+                    if tracer.active:
+                        tracer.emit(host.net, "irq:softirq_entry", vec=nr, action=SOFTIRQ_NAMES[nr])
+                        vec[nr](cpu)
+                        tracer.emit(host.net, "irq:softirq_exit", vec=nr, action=SOFTIRQ_NAMES[nr])
+                    else:
+                        vec[nr](cpu)
                 pending >>= 1
                 nr += 1
             if not cpu.softirq_pending:

@@ -186,9 +186,13 @@ def net_rx_action(cpu: "Cpu") -> None:
 def netif_receive_skb(skb: "SkBuff") -> None:
     """__netif_receive_skb_core: taps, then the protocol handler."""
     dev = skb.dev
-    dev.nd_net.host.this_cpu.processed += 1
+    net = dev.nd_net
+    net.host.this_cpu.processed += 1
     if skb.trace is not None:
-        skb.trace.hop(dev.nd_net, "netif_receive_skb")
+        skb.trace.hop(net, "netif_receive_skb")
+    if net.tracer.active:
+        net.tracer.emit(net, "net:netif_receive_skb", dev=dev.name, len=skb.tail - skb.data,
+                        protocol=f"0x{skb.protocol:04x}")
     skb.network_header = skb.data
     for tap in dev.ptype_all:
         tap(skb, dev, TAP_RX)
@@ -277,9 +281,15 @@ def dev_queue_xmit(skb: "SkBuff") -> int:
 def dev_hard_start_xmit(skb: "SkBuff", dev: NetDevice) -> int:
     for tap in dev.ptype_all:
         tap(skb, dev, TAP_TX)
+    net = dev.nd_net
     if skb.trace is not None:
-        skb.trace.hop(dev.nd_net, "dev_hard_start_xmit")
-    return dev.ndo_start_xmit(skb)
+        skb.trace.hop(net, "dev_hard_start_xmit")
+    if not net.tracer.active:
+        return dev.ndo_start_xmit(skb)
+    length = skb.tail - skb.data
+    rc = dev.ndo_start_xmit(skb)
+    net.tracer.emit(net, "net:net_dev_xmit", dev=dev.name, len=length, rc=rc)
+    return rc
 
 
 def __dev_xmit_skb(skb: "SkBuff", q: Any, dev: NetDevice, cpu: "Cpu") -> int:

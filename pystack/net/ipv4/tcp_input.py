@@ -372,6 +372,9 @@ def tcp_data_queue(sk: TcpSock, skb: SkBuff) -> None:
         return
     if skb.trace is not None:
         skb.trace.hop(net, "tcp_data_queue")
+    if net.tracer.active:
+        net.tracer.emit(net, "TCP_DATA_QUEUE", seq=cb.seq, len=(cb.end_seq - cb.seq) & MASK,
+                        rcv_nxt=sk.rcv_nxt, sport=sk.inet_sport, dport=sk.inet_dport)
     if cb.seq == sk.rcv_nxt:
         from .tcp_output import tcp_receive_window
         if tcp_receive_window(sk) == 0 and skb.tail > skb.data:
@@ -577,6 +580,13 @@ def tcp_reset(sk: TcpSock) -> None:
 def tcp_rcv_established(sk: TcpSock, skb: SkBuff) -> None:
     """Linux has a header-prediction fast path here; pystack takes the full path every time,
     which computes the same result."""
+    net = sk.sk_net
+    if net.tracer.active:
+        cb = skb.cb
+        net.tracer.emit(net, "tcp:tcp_probe", sport=sk.inet_sport, dport=sk.inet_dport,
+                        data_len=(cb.end_seq - cb.seq) & MASK, snd_nxt=sk.snd_nxt,
+                        snd_una=sk.snd_una, snd_cwnd=sk.snd_cwnd, ssthresh=sk.snd_ssthresh,
+                        snd_wnd=sk.snd_wnd, srtt=sk.srtt_us >> 3, rcv_wnd=sk.rcv_wnd)
     tcp_rcv_state_process(sk, skb)
 
 
