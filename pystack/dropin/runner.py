@@ -132,6 +132,9 @@ async def _run_world(args: argparse.Namespace) -> int:
             link.set(delay=args.delay, loss=args.loss)
         if args.pcap:
             net.capture(args.pcap)  # closed when the network stops
+        if args.trace is not None:
+            # To stderr (the scripts' prints stay on stdout), one a line.
+            net.trace(lambda event: print(event, file=sys.stderr), match=args.trace or None)
         status: dict[str, int] = {}
         if not clients:
             return await run_script(args.script, args.args, host=server)
@@ -159,6 +162,7 @@ async def _run_world(args: argparse.Namespace) -> int:
 
 
 _OPTIONS = ("--client", "--pcap", "--delay", "--loss", "--seed")
+_FLAGS = ("--trace",)  # take no separate value (`--trace=PREFIX` names one)
 
 
 def _options_first(argv: list[str]) -> list[str]:
@@ -176,7 +180,8 @@ def _options_first(argv: list[str]) -> list[str]:
             ours += [word, argv[i + 1]]
             i += 2
             continue
-        if word.split("=", 1)[0] in _OPTIONS or (word in ("-h", "--help") and not rest):
+        if word.split("=", 1)[0] in _OPTIONS + _FLAGS or (word in ("-h", "--help")
+                                                           and not rest):
             ours.append(word)
         else:
             rest.append(word)
@@ -196,6 +201,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--delay", type=float, default=0.0, help="one-way link delay, seconds")
     p.add_argument("--loss", type=float, default=0.0, help="link loss probability, 0..1")
     p.add_argument("--seed", type=int, default=0, help="the network's seed")
+    p.add_argument("--trace", nargs="?", const="", default=None, metavar="PREFIX",
+                   help="print every tracepoint (`--trace=tcp:`: those whose name starts "
+                        "with PREFIX) to stderr as it fires, in virtual time")
     p.add_argument("script")
     p.add_argument("args", nargs="*")
     args = p.parse_args(_options_first(list(argv)))

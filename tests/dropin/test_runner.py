@@ -92,3 +92,29 @@ def test_options_may_come_before_or_after_the_script() -> None:
     assert runner._options_first(["--loss", "0.1", "s.py", "1", "--client", "c.py", "--", "-x"]
                                  ) == ["--loss", "0.1", "--client", "c.py", "--", "s.py", "1",
                                        "-x"]
+
+
+def test_cli_trace_prints_tracepoints_to_stderr_filtered_by_prefix(tmp_path, capsys) -> None:
+    server, client = str(COMPAT / "socket_echo_server.py"), \
+        f"{COMPAT / 'socket_echo_client.py'} server 50007"
+    assert cli(["run", "--trace", server, "50007", "--client", client]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[1] == "Received b'Hello, world'"  # stdout is the scripts'
+    names = {line.split()[4] for line in captured.err.splitlines()}
+    assert {"EVENT_LISTEN", "EVENT_ACCEPT", "net:netif_receive_skb",
+            "sock:inet_sock_set_state", "TCP_TRANSKB"} <= names
+    lines = captured.err.splitlines()
+    times = [float(line.split()[0]) for line in lines]
+    assert times == sorted(times)
+    assert cli(["run", server, "50007", "--client", client, "--trace=sock:"]) == 0
+    only = capsys.readouterr().err.splitlines()
+    assert only and {line.split()[4] for line in only} == {"sock:inet_sock_set_state"}
+    # Both ends reach ESTABLISHED; the client, closing first, ends in TIME-WAIT.
+    assert sum("newstate=ESTAB " in line + " " for line in only) >= 2
+    assert any(" client1 " in line and "oldstate=FIN-WAIT-2 newstate=TIME-WAIT" in line
+               for line in only)
+
+
+def test_trace_is_a_flag_that_never_takes_the_script_as_its_value() -> None:
+    assert runner._options_first(["--trace", "s.py", "1"]) == ["--trace", "--", "s.py", "1"]
+    assert runner._options_first(["s.py", "--trace=tcp:"]) == ["--trace=tcp:", "--", "s.py"]

@@ -21,7 +21,8 @@ from ..core import drop_reason as dr
 from ..core.drop_reason import consume_skb, kfree_skb
 from ..core.skbuff import SkBuff
 from .tcp import TCP_RTO_MAX, TCP_TIMEWAIT_LEN, TcpSock, after, before, tcp_done, tcp_set_state
-from .tcp_states import TCP_CLOSE, TCP_NEW_SYN_RECV, TCP_SYN_RECV, TCP_TIME_WAIT
+from .tcp_states import (TCP_CLOSE, TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV,
+                         TCP_TIME_WAIT)
 
 MASK = 0xFFFFFFFF
 
@@ -211,8 +212,10 @@ def tcp_time_wait(sk: TcpSock, state: int, timeo: float) -> None:
     hashinfo.bind_add(tw.inet_num, tw)
     tw.schedule(max(timeo, TCP_TIMEWAIT_LEN))
     if net.tracer.active:
+        # Linux traces only the full socket's move to CLOSE (tcp_done, below); pystack also
+        # shows the connection living on as a TIME-WAIT socket.
         net.tracer.emit(net, "sock:inet_sock_set_state", sport=sk.inet_num, dport=sk.inet_dport,
-                        oldstate="", newstate="TIME-WAIT")
+                        oldstate=TCP_STATE_NAMES.get(sk.sk_state), newstate="TIME-WAIT")
     tcp_done(sk)
 
 
