@@ -13,7 +13,7 @@ commands:
   demo [SEED]    two hosts on a switch: ping, UDP echo over Ethernet and loopback with
                  faults, the counters and one packet's path through the kernel
   run [--client SCRIPT]... [--pcap FILE] [--delay S] [--loss P] [--seed N]
-      [--trace[=PREFIX]] SCRIPT [ARGS]
+      [--trace[=PREFIX]] [--path] SCRIPT [ARGS]
                  run an unmodified script on an emulated host `server` (clients on
                  client1, client2 ... on one switch), in virtual time
 """

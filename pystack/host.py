@@ -315,8 +315,9 @@ class Host:
         return EmulatedSocket.create(self._current_task(), family, type, proto)
 
     def follow_next_packet(self) -> PathTrace:
-        """The next packet this host sends from a socket will record every function it passes
-        through, on every host, into the returned PathTrace."""
+        """The next packet this host sends from a socket (for TCP: the next segment carrying
+        data) will record every function it passes through, on every host, into the returned
+        PathTrace."""
         trace = PathTrace()
         self.net.follow_next = trace
         return trace

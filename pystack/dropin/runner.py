@@ -135,6 +135,9 @@ async def _run_world(args: argparse.Namespace) -> int:
         if args.trace is not None:
             # To stderr (the scripts' prints stay on stdout), one a line.
             net.trace(lambda event: print(event, file=sys.stderr), match=args.trace or None)
+        if args.path:
+            sender = clients[0] if clients else server
+            args.followed = (sender.name, sender.follow_next_packet())
         status: dict[str, int] = {}
         if not clients:
             return await run_script(args.script, args.args, host=server)
@@ -162,7 +165,7 @@ async def _run_world(args: argparse.Namespace) -> int:
 
 
 _OPTIONS = ("--client", "--pcap", "--delay", "--loss", "--seed")
-_FLAGS = ("--trace",)  # take no separate value (`--trace=PREFIX` names one)
+_FLAGS = ("--trace", "--path")  # take no separate value (`--trace=PREFIX` names one)
 
 
 def _options_first(argv: list[str]) -> list[str]:
@@ -204,12 +207,21 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--trace", nargs="?", const="", default=None, metavar="PREFIX",
                    help="print every tracepoint (`--trace=tcp:`: those whose name starts "
                         "with PREFIX) to stderr as it fires, in virtual time")
+    p.add_argument("--path", action="store_true",
+                   help="print the path through the kernels of the first data client1 (or "
+                        "the server, alone) sends: a TCP segment with payload, a datagram")
     p.add_argument("script")
     p.add_argument("args", nargs="*")
     args = p.parse_args(_options_first(list(argv)))
     from trio._core import MockClock  # = trio.testing.MockClock, without importing pytest
     with routed():
-        return _real_trio_run(_run_world, args, clock=MockClock(autojump_threshold=0))
+        status = _real_trio_run(_run_world, args, clock=MockClock(autojump_threshold=0))
+    followed = getattr(args, "followed", None)
+    if followed is not None:
+        name, path = followed
+        print(f"path of the first data {name} sent:\n{path}" if path.hops else
+              f"path: {name} sent no data", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

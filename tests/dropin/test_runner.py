@@ -118,3 +118,20 @@ def test_cli_trace_prints_tracepoints_to_stderr_filtered_by_prefix(tmp_path, cap
 def test_trace_is_a_flag_that_never_takes_the_script_as_its_value() -> None:
     assert runner._options_first(["--trace", "s.py", "1"]) == ["--trace", "--", "s.py", "1"]
     assert runner._options_first(["s.py", "--trace=tcp:"]) == ["--trace=tcp:", "--", "s.py"]
+
+
+def test_cli_path_prints_the_first_data_segments_journey_through_both_kernels(capsys) -> None:
+    assert cli(["run", "--path", str(COMPAT / "socket_echo_server.py"), "50007", "--client",
+                f"{COMPAT / 'socket_echo_client.py'} server 50007"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "path of the first data client1 sent:"
+    hops = [(line.split()[1], line.split()[3], line.split()[-1]) for line in err[1:]]
+    functions = [f for _, _, f in hops]
+    # Out through client1's stack in process context, in through the server's in softirq.
+    assert functions.index("tcp_transmit_skb") < functions.index("dev_queue_xmit") \
+        < functions.index("netif_receive_skb") < functions.index("ip_rcv") \
+        < functions.index("tcp_v4_rcv") < functions.index("tcp_data_queue")
+    assert {(h, c) for h, c, f in hops if f in ("tcp_transmit_skb", "ip_output")} == \
+        {("client1", "process")}
+    assert {(h, c) for h, c, f in hops if f in ("ip_rcv", "tcp_v4_rcv")} == \
+        {("server", "softirq")}
