@@ -26,6 +26,7 @@ from .net.core.neighbour import NUD_NAMES, NUD_VALID
 from .net.core.net_namespace import Net
 from .net.ipv4.af_inet import inet_init
 from .net.ipv4.inet_connection_sock import tcp_init
+from .net.ipv4.inet_diag import inet_diag_timer
 from .net.ipv4.devinet import InDevice, inet_insert_ifa
 from .net.ipv4.fib import RT_TABLE_MAIN, RTN_UNICAST, RTPROT_BOOT, FibAlias
 from .net.ipv4.devinet import RT_SCOPE_LINK, RT_SCOPE_UNIVERSE
@@ -231,7 +232,8 @@ class Host:
         return None if n is None else NUD_NAMES.get(n.nud_state)
 
     def sockets(self) -> SocketList:
-        """Open sockets, printing like `ss -uan`/`ss -tan`."""
+        """Open sockets, printing like `ss -uano`/`ss -tano` (a TCP row with a timer armed
+        ends with ss's timer:(name,left,retransmissions) column)."""
         owners: dict[int, tuple[int, int]] = {}
         for task in self.tasks.values():
             for fd, f in enumerate(task.files.fds):
@@ -254,10 +256,11 @@ class Host:
         pid, fd = owners.get(id(sk), (None, None))
         recv_q = getattr(sk, "recv_q", None)
         send_q = getattr(sk, "send_q", None)
+        timer, left, retrans = inet_diag_timer(sk) if netid == "tcp" else ("off", 0.0, 0)
         return SocketEntry(netid, state,
                            recv_q() if callable(recv_q) else sk.sk_rmem_alloc,
                            send_q() if callable(send_q) else sk.sk_wmem_alloc,
-                           local, peer, pid, fd, sk.sk_drops)
+                           local, peer, pid, fd, sk.sk_drops, timer, left, retrans)
 
     def stats(self) -> Stats:
         """A snapshot of the counters (Ip, Icmp, Udp, Tcp … as /proc/net/snmp)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from .net.ipv4.inet_diag import format_ms_timer
 from .net.ipv4.proc import snmp_text
 
 
@@ -34,10 +35,19 @@ class SocketEntry:
     pid: int | None
     fd: int | None
     drops: int = 0
+    timer: str = "off"  # as `ss -o`: off, on, keepalive, timewait, persist
+    timer_left: float = 0.0  # seconds until it fires
+    retrans: int = 0  # retransmissions (or probes) so far
+
+    @property
+    def timer_text(self) -> str:
+        """`ss -o`'s column, e.g. timer:(on,200ms,0)."""
+        return f"timer:({self.timer},{format_ms_timer(self.timer_left)},{self.retrans})"
 
     def __str__(self) -> str:
-        return (f"{self.netid:<5} {self.state:<10} {self.recv_q:>7} {self.send_q:>7} "
-                f"{self.local:<21} {self.peer:<21}")
+        row = (f"{self.netid:<5} {self.state:<10} {self.recv_q:>7} {self.send_q:>7} "
+               f"{self.local:<21} {self.peer:<21}")
+        return row if self.timer == "off" else f"{row} {self.timer_text}"
 
 
 class TextList(list):
