@@ -110,8 +110,8 @@ def test_cli_trace_prints_tracepoints_to_stderr_filtered_by_prefix(tmp_path, cap
     only = capsys.readouterr().err.splitlines()
     assert only and {line.split()[4] for line in only} == {"sock:inet_sock_set_state"}
     # Both ends reach ESTABLISHED; the client, closing first, ends in TIME-WAIT.
-    assert sum("newstate=ESTAB " in line + " " for line in only) >= 2
-    assert any(" client1 " in line and "oldstate=FIN-WAIT-2 newstate=TIME-WAIT" in line
+    assert sum("newstate=TCP_ESTABLISHED " in line + " " for line in only) >= 2
+    assert any(" client1 " in line and "oldstate=TCP_FIN_WAIT2 newstate=TCP_TIME_WAIT" in line
                for line in only)
 
 

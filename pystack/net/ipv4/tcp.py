@@ -328,9 +328,9 @@ def tcp_set_state(sk: TcpSock, state: int) -> None:
         tcp_unhash(sk)
     sk.sk_state = state
     if net.tracer.active:
-        from .tcp_states import TCP_STATE_NAMES
+        from .tcp_states import TCP_STATE_SYMBOLS
         net.tracer.emit(net, "sock:inet_sock_set_state", sport=sk.inet_num, dport=sk.inet_dport,
-                        oldstate=TCP_STATE_NAMES.get(old), newstate=TCP_STATE_NAMES.get(state))
+                        oldstate=TCP_STATE_SYMBOLS.get(old), newstate=TCP_STATE_SYMBOLS.get(state))
 
 
 def tcp_done(sk: TcpSock) -> None:

@@ -21,7 +21,7 @@ from ..core import drop_reason as dr
 from ..core.drop_reason import consume_skb, kfree_skb
 from ..core.skbuff import SkBuff
 from .tcp import TCP_RTO_MAX, TCP_TIMEWAIT_LEN, TcpSock, after, before, tcp_done, tcp_set_state
-from .tcp_states import (TCP_CLOSE, TCP_NEW_SYN_RECV, TCP_STATE_NAMES, TCP_SYN_RECV,
+from .tcp_states import (TCP_CLOSE, TCP_NEW_SYN_RECV, TCP_STATE_SYMBOLS, TCP_SYN_RECV,
                          TCP_TIME_WAIT)
 
 MASK = 0xFFFFFFFF
@@ -215,7 +215,7 @@ def tcp_time_wait(sk: TcpSock, state: int, timeo: float) -> None:
         # Linux traces only the full socket's move to CLOSE (tcp_done, below); pystack also
         # shows the connection living on as a TIME-WAIT socket.
         net.tracer.emit(net, "sock:inet_sock_set_state", sport=sk.inet_num, dport=sk.inet_dport,
-                        oldstate=TCP_STATE_NAMES.get(sk.sk_state), newstate="TIME-WAIT")
+                        oldstate=TCP_STATE_SYMBOLS.get(sk.sk_state), newstate="TCP_TIME_WAIT")
     tcp_done(sk)
 
 
