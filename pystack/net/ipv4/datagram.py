@@ -11,20 +11,14 @@ from ...kernel.errors import KernelError
 from ..core.sock import SOCK_BINDADDR_LOCK, SOCK_BROADCAST
 from .fib import RTN_BROADCAST
 from .inet_sock import InetSock
-from .route import RouteError, ip_route_output
+from .route import ip_route_output_sk
 from .tcp_states import TCP_CLOSE, TCP_ESTABLISHED
 
 
 def ip4_datagram_connect(sk: InetSock, daddr: int, dport: int) -> None:
     net = sk.sk_net
     sk.sk_dst_cache = None
-    oif = net.dev_index.get(sk.sk_bound_dev_if) if sk.sk_bound_dev_if else None
-    try:
-        rt = ip_route_output(net, daddr, sk.inet_saddr, oif)
-    except RouteError as e:
-        if e.errno == errno.ENETUNREACH:
-            net.mib.ip["OutNoRoutes"] += 1
-        raise KernelError(e.errno) from None
+    rt = ip_route_output_sk(sk, daddr)
     if rt.type == RTN_BROADCAST and not sk.sock_flag(SOCK_BROADCAST):
         raise KernelError(errno.EACCES)
     if not sk.inet_saddr:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any, Callable
 
+from ...kernel.errors import KernelError
 from ...uapi.ip import (INADDR_BROADCAST, ipv4_is_lbcast, ipv4_is_loopback, ipv4_is_multicast,
                         ipv4_is_zeronet)
 from ..core.dev import IFF_LOOPBACK
@@ -150,6 +151,20 @@ def _route_output_slow(net: "Net", daddr: int, saddr: int, oif: "NetDevice | Non
     return rt
 
 
+def ip_route_output_sk(sk: Any, daddr: int) -> Rtable:
+    """ip_route_connect for a socket: the route to `daddr` from the socket's bound device and
+    source address. No route raises KernelError with its errno (ENETUNREACH counts
+    OutNoRoutes)."""
+    net = sk.sk_net
+    oif = net.dev_index.get(sk.sk_bound_dev_if) if sk.sk_bound_dev_if else None
+    try:
+        return ip_route_output(net, daddr, sk.inet_saddr, oif)
+    except RouteError as e:
+        if e.errno == errno.ENETUNREACH:
+            net.mib.ip["OutNoRoutes"] += 1
+        raise KernelError(e.errno) from None
+
+
 def ip_route_input(skb: Any, daddr: int, saddr: int, dev: "NetDevice") -> int:
     """ip_route_input_noref: set skb.dst for a received packet. Returns 0 or an errno,
     with the drop counted by the caller."""
@@ -236,5 +251,5 @@ def ip_error(skb: Any) -> None:
         kfree_skb(skb, dr.IP_INADDRERRORS)
 
 
-__all__ = ["Rtable", "RouteError", "ip_route_output", "ip_route_input", "INADDR_BROADCAST",
+__all__ = ["Rtable", "RouteError", "ip_route_output", "ip_route_output_sk", "ip_route_input", "INADDR_BROADCAST",
            "RT_SCOPE_HOST"]

@@ -31,7 +31,7 @@ from ..core.sock import (SOCK_BINDPORT_LOCK, SOCK_KEEPOPEN, sk_add_backlog,
 from .fib import RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST
 from .inet_hashtables import inet_hash_connect
 from .ip_output import ip_build_header, ip_local_out
-from .route import RouteError, ip_route_output
+from .route import RouteError, ip_route_output, ip_route_output_sk
 from .syncookies import cookie_init_timestamp, cookie_v4_check, cookie_v4_init_sequence
 from .tcp import (TCP_TIMEOUT_INIT, TcpSkbCb, TcpSock, after, before, tcp_done,
                   tcp_segment_addrs, tcp_set_state)
@@ -457,13 +457,7 @@ def tcp_unhash(sk: TcpSock) -> None:
 
 def tcp_v4_connect(sk: TcpSock, daddr: int, dport: int) -> None:
     net = sk.sk_net
-    oif = net.dev_index.get(sk.sk_bound_dev_if) if sk.sk_bound_dev_if else None
-    try:
-        rt = ip_route_output(net, daddr, sk.inet_saddr, oif)
-    except RouteError as e:
-        if e.errno == errno.ENETUNREACH:
-            net.mib.ip["OutNoRoutes"] += 1
-        raise KernelError(e.errno) from None
+    rt = ip_route_output_sk(sk, daddr)
     if rt.type in (RTN_MULTICAST, RTN_BROADCAST):
         raise KernelError(errno.ENETUNREACH)
     if not sk.inet_saddr:

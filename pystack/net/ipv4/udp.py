@@ -39,7 +39,7 @@ from .fib import RTN_BROADCAST, RTN_MULTICAST
 from .icmp import icmp_send
 from .inet_sock import IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, IP_PMTUDISC_WANT, InetSock
 from .ip_output import ip_build_header, ip_local_out
-from .route import RouteError, ip_route_output
+from .route import ip_route_output_sk
 from .tcp_states import TCP_CLOSE, TCP_ESTABLISHED
 
 if TYPE_CHECKING:
@@ -394,13 +394,7 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
         connected = True
     rt = sk.sk_dst_cache if connected else None
     if rt is None or rt.genid != net.ipv4.fib.genid:
-        oif = net.dev_index.get(sk.sk_bound_dev_if) if sk.sk_bound_dev_if else None
-        try:
-            rt = ip_route_output(net, daddr, sk.inet_saddr, oif)
-        except RouteError as e:
-            if e.errno == errno.ENETUNREACH:
-                net.mib.ip["OutNoRoutes"] += 1
-            raise KernelError(e.errno) from None
+        rt = ip_route_output_sk(sk, daddr)
         if connected:
             sk.sk_dst_cache = rt
     if rt.type == RTN_BROADCAST and not sk.sock_flag(SOCK_BROADCAST):
