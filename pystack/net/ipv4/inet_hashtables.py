@@ -16,7 +16,7 @@ Three tables, as Linux has:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .tcp_states import TCP_LISTEN, TCP_TIME_WAIT
 
@@ -110,16 +110,21 @@ def inet_bind_conflict(sk: Any, owners: list[Any], relax: bool = False) -> bool:
     return False
 
 
+def ephemeral_ports(net: "Net") -> Iterator[int]:
+    """Every port of ip_local_port_range once, from a point the namespace's seeded generator
+    picks (inet_get_local_port_range plus a random offset)."""
+    low, high = net.sysctl.ip_local_port_range
+    remaining = high - low + 1
+    start = net.ipv4.port_rng.randrange(remaining)
+    for i in range(remaining):
+        yield low + (start + i) % remaining
+
+
 def inet_csk_get_port(net: "Net", sk: Any, snum: int) -> bool:
     """Bind `sk` to `snum` (or a free ephemeral port if 0); False on conflict."""
     hashinfo = net.ipv4.tcp.hashinfo
     if not snum:
-        low, high = net.sysctl.ip_local_port_range
-        remaining = high - low + 1
-        start = net.ipv4.port_rng.randrange(remaining)
-        # Linux prefers odd ports for bind(0) (even ones are left for connect()).
-        for i in range(remaining):
-            port = low + (start + i) % remaining
+        for port in ephemeral_ports(net):
             owners = hashinfo.bhash.get(port)
             if not owners or not inet_bind_conflict(sk, owners):
                 snum = port
@@ -148,11 +153,7 @@ def inet_hash_connect(net: "Net", sk: Any, daddr: int, dport: int) -> bool:
             existing.kill()
         hashinfo.ehash[key] = sk
         return True
-    low, high = net.sysctl.ip_local_port_range
-    remaining = high - low + 1
-    start = net.ipv4.port_rng.randrange(remaining)
-    for i in range(remaining):
-        port = low + (start + i) % remaining
+    for port in ephemeral_ports(net):
         owners = hashinfo.bhash.get(port)
         if owners:
             # A port held by a bind() (or a listener) is not shared with connect().

@@ -37,6 +37,7 @@ from ..core.sock import (RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_BINDPO
 from .datagram import ip4_datagram_connect, ip4_datagram_disconnect
 from .fib import RTN_BROADCAST, RTN_MULTICAST
 from .icmp import icmp_send
+from .inet_hashtables import ephemeral_ports
 from .inet_sock import IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, IP_PMTUDISC_WANT, InetSock
 from .ip_output import ip_build_header, ip_local_out
 from .route import ip_route_output_sk
@@ -178,11 +179,7 @@ def udp_lib_get_port(sk: UdpSock, snum: int) -> bool:
     net = sk.sk_net
     table = net.ipv4.udp_table.hash
     if not snum:
-        low, high = net.sysctl.ip_local_port_range
-        remaining = high - low + 1
-        start = net.ipv4.port_rng.randrange(remaining)
-        for i in range(remaining):
-            port = low + (start + i) % remaining
+        for port in ephemeral_ports(net):
             socks = table.get(port)
             if not socks or not udp_lib_lport_inuse(sk, socks):
                 snum = port
