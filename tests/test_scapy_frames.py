@@ -21,10 +21,11 @@ from scapy.utils import RawPcapNgReader
 
 import pystack
 from pystack.pcap import read_pcapng
+from pystack.uapi.ethernet import mac_str
 
 
 def mac(host) -> str:
-    return ":".join(f"{b:02x}" for b in host.interface("eth0").dev_addr)
+    return mac_str(host.interface("eth0").dev_addr)
 
 
 def record_wires(net: pystack.Network) -> list[bytes]:

@@ -16,12 +16,13 @@ from scapy.layers.l2 import Ether
 
 import pystack
 from pystack.drivers.net.nic import NAPI_WEIGHT, RX_RING_SIZE
+from pystack.uapi.ethernet import mac_str
 
 PORT = 9000
 
 
 def mac(nic) -> str:
-    return ":".join(f"{b:02x}" for b in nic.dev_addr)
+    return mac_str(nic.dev_addr)
 
 
 def udp_frame(nic, dst_ip: str, src_ip: str = "10.0.0.1", payload: bytes = b"x" * 18) -> bytes:

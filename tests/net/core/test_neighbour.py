@@ -21,6 +21,7 @@ from scapy.layers.l2 import ARP, Ether
 import pystack
 from pystack.net.core.neighbour import neigh_confirm
 from pystack.uapi.ip import ip_int
+from pystack.uapi.ethernet import mac_str
 
 DELAY = 0.001  # one way, per link: host → switch → host is 2 ms
 HOP2 = 2 * DELAY
@@ -28,7 +29,7 @@ IP_RECVERR = getattr(socket, "IP_RECVERR", 11)  # include/uapi/linux/in.h
 
 
 def mac(nic) -> str:
-    return ":".join(f"{b:02x}" for b in nic.dev_addr)
+    return mac_str(nic.dev_addr)
 
 
 def three_hosts(net: pystack.Network, delay: float = DELAY):

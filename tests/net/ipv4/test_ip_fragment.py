@@ -18,13 +18,14 @@ from scapy.layers.inet import ICMP, IP, UDP, IPerror, fragment
 from scapy.layers.l2 import Ether
 
 import pystack
+from pystack.uapi.ethernet import mac_str
 
 A, B = "10.0.0.1", "10.0.0.2"
 PORT = 9
 
 
 def mac(host) -> str:
-    return ":".join(f"{b:02x}" for b in host.interface("eth0").dev_addr)
+    return mac_str(host.interface("eth0").dev_addr)
 
 
 def sent_frames(host, dev: str = "eth0") -> list[Ether]:

@@ -19,12 +19,13 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 import pystack
+from pystack.uapi.ethernet import mac_str
 
 A, B = "10.0.0.1", "10.0.0.2"
 
 
 def mac(host) -> str:
-    return ":".join(f"{b:02x}" for b in host.interface("eth0").dev_addr)
+    return mac_str(host.interface("eth0").dev_addr)
 
 
 def eth(a, b):

@@ -34,6 +34,7 @@ from pystack.net.core.netfilter import NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN, nf_
 from pystack.net.ipv4.tcp_sockopt import tcp_get_info
 from pystack.net.socket import sockfd_lookup
 from pystack.pcap import read_pcapng
+from pystack.uapi.ethernet import mac_str
 
 AF_INET, SOCK_STREAM = socket.AF_INET, socket.SOCK_STREAM
 SOL_SOCKET, IPPROTO_TCP = socket.SOL_SOCKET, socket.IPPROTO_TCP
@@ -597,7 +598,7 @@ async def test_keepalive_probes_answered_keep_the_connection(tmp_path):
 def inject(dst: pystack.Host, src: pystack.Host, sport: int, dport: int, **tcp_fields) -> None:
     """A TCP segment from `src` to `dst` arrives on dst's eth0, as if from the wire."""
     def mac(h):
-        return ":".join(f"{x:02x}" for x in h.interface("eth0").dev_addr)
+        return mac_str(h.interface("eth0").dev_addr)
     frame = (Ether(src=mac(src), dst=mac(dst))
              / IP(src=src.address("eth0"), dst=dst.address("eth0"))
              / TCP(sport=sport, dport=dport, **tcp_fields))
@@ -722,7 +723,7 @@ async def test_data_with_an_old_ack_is_accepted_in_fin_wait2():
 
 def inject_data(dst, src, sport, dport, seq, ack, data: bytes) -> None:
     def mac(h):
-        return ":".join(f"{x:02x}" for x in h.interface("eth0").dev_addr)
+        return mac_str(h.interface("eth0").dev_addr)
     frame = (Ether(src=mac(src), dst=mac(dst))
              / IP(src=src.address("eth0"), dst=dst.address("eth0"))
              / TCP(sport=sport, dport=dport, flags="PA", seq=seq & 0xFFFFFFFF,
