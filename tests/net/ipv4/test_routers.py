@@ -23,8 +23,8 @@ from scapy.layers.inet import ICMP, IP, IPerror
 from scapy.layers.l2 import Ether
 
 import pystack
-from pystack.net.core.netfilter import (NF_ACCEPT, NF_DROP, NF_INET_PRE_ROUTING, NF_STOLEN,
-                                        nf_register_hook)
+from pystack.net.core.netfilter import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL_OUT,
+                                        NF_INET_PRE_ROUTING, NF_STOLEN, nf_register_hook)
 from pystack.net.ipv4.ip_input import ip_rcv_finish
 from pystack.pcap import read_pcapng
 from pystack.uapi.errqueue import SO_EE_ORIGIN_ICMP, SockExtendedErr
@@ -400,3 +400,54 @@ async def test_a_gateway_that_does_not_answer_arp_ends_in_ehostunreach() -> None
         assert len(tr) == 1
         assert [(p.address, p.annotation) for p in tr[0].probes] == [(A, "!H")] * 3
         assert str(tr).splitlines()[1].endswith(" ms !H")
+
+
+async def test_udp_with_pmtudisc_do_learns_the_path_mtu_from_the_router() -> None:
+    async with three_subnets(middle_mtu=1280) as (net, a, r1, r2, b):
+        s = recverr_socket(a)
+        s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER, IP_PMTUDISC_DO
+        await s.sendto(b"d" * 1400, (B, PORT))  # fits a's link, not r1's next one
+        await trio.sleep(0.1)
+        data, addr, ee = await read_error(s)
+        assert addr == (B, PORT) and data == b"d" * len(data)
+        assert (ee.ee_errno, ee.ee_origin, ee.ee_type, ee.ee_code, ee.ee_info) == (
+            errno.EMSGSIZE, SO_EE_ORIGIN_ICMP, 3, 4, 1280)
+        assert ee.offender == int.from_bytes(socket.inet_aton(R1_A), "big")
+        assert a.route_get(B).mtu == 1280
+        # now the sender knows: the next one fails at once, with a local record
+        s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        with pytest.raises(OSError) as e:
+            await s.sendto(b"d" * 1400, (B, PORT))
+        assert e.value.errno == errno.EMSGSIZE
+        _data, _addr, ee = await read_error(s)
+        assert (ee.ee_origin, ee.ee_info, ee.offender) == (1, 1280, None)  # SO_EE_ORIGIN_LOCAL
+        await s.sendto(b"d" * (1280 - 28), (B, PORT))  # what fits goes
+        assert r1.stats()["Icmp"]["OutDestUnreachs"] == 1
+
+
+async def test_a_silent_hop_shows_as_stars() -> None:
+    async with three_subnets() as (net, a, r1, r2, b):
+        def no_time_exceeded(skb, _state) -> int:
+            off = skb.network_header
+            is_icmp = skb.buf[off + 9] == 1
+            return NF_DROP if is_icmp and skb.buf[off + 20] == 11 else NF_ACCEPT
+
+        nf_register_hook(r2.net, NF_INET_LOCAL_OUT, no_time_exceeded)
+        start = trio.current_time()
+        tr = await a.traceroute(B, wait=2.0)
+        assert [hop.address for hop in tr] == [R1_A, None, B]
+        assert str(tr).splitlines()[2] == " 2  * * *"
+        assert trio.current_time() - start == pytest.approx(6.0)  # three probes waited 2 s
+
+
+async def test_traceroute_checks_its_arguments() -> None:
+    async with three_subnets() as (net, a, r1, r2, b):
+        with pytest.raises(ValueError, match="first_ttl"):
+            await a.traceroute(B, first_ttl=5, max_hops=4)
+        with pytest.raises(ValueError, match="packetlen"):
+            await a.traceroute(B, packetlen=20)
+        with pytest.raises(socket.gaierror):
+            await a.traceroute("nowhere")
+        tr = await a.traceroute(B, first_ttl=2, queries=1, packetlen=100)
+        assert [(hop.ttl, hop.address) for hop in tr] == [(2, R2_B), (3, B)]
+        assert str(tr).splitlines()[0].endswith("30 hops max, 100 byte packets")
