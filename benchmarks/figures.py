@@ -545,6 +545,21 @@ def _bulk_plans(seconds: float) -> tuple[Plan, Plan]:
     )
 
 
+def _scaling_figure(name: str, title: str, unit: str, fn: Callable[..., Measurement],
+                    knob: str, *, full: dict[str, Any], warmup: dict[str, Any],
+                    quick: dict[str, Any]) -> Figure:
+    """A self-anchored figure: `fn` with a big `knob` against `fn` with 10 (µs per unit of
+    work, target ratio ≤ 1.2: the per-packet cost must not grow with the knob)."""
+    small = {knob: 10}
+    return Figure(
+        name, title, unit, fn, fn, Target("<=", 1.2, "ratio"),
+        full=Plan(dict(full, seconds=1.5), reps=3, warmup=dict(warmup, seconds=0.3, **small),
+                  anchor_kwargs=small),
+        quick=Plan(dict(quick, seconds=0.3), reps=1, warmup=None, anchor_kwargs=small),
+        self_anchored=True,
+    )
+
+
 FIGURES: dict[str, Figure] = {
     f.name: f
     for f in [
@@ -632,47 +647,15 @@ FIGURES: dict[str, Figure] = {
                 dict(connections=100, seconds=3.0, setup_seconds=5.0), reps=1, warmup=None
             ),
         ),
-        Figure(
-            "socket_scaling",
-            "per-packet cost, 10,000 vs 10 sockets",
-            "µs/pair",
-            udp_pair_cost,
-            udp_pair_cost,
-            Target("<=", 1.2, "ratio"),
-            full=Plan(
-                dict(sockets=10_000, pairs=30_000, seconds=1.5),
-                reps=3,
-                warmup=dict(sockets=10, pairs=1_000, seconds=0.3),
-                anchor_kwargs=dict(sockets=10),
-            ),
-            quick=Plan(
-                dict(sockets=1_000, pairs=2_000, seconds=0.3),
-                reps=1,
-                warmup=None,
-                anchor_kwargs=dict(sockets=10),
-            ),
-            self_anchored=True,
+        _scaling_figure(
+            "socket_scaling", "per-packet cost, 10,000 vs 10 sockets", "µs/pair", udp_pair_cost,
+            "sockets", full=dict(sockets=10_000, pairs=30_000), warmup=dict(pairs=1_000),
+            quick=dict(sockets=1_000, pairs=2_000),
         ),
-        Figure(
-            "route_scaling",
-            "per-datagram cost, 10,000 vs 10 routes",
-            "µs/dgram",
-            route_lookup_cost,
-            route_lookup_cost,
-            Target("<=", 1.2, "ratio"),
-            full=Plan(
-                dict(routes=10_000, datagrams=30_000, seconds=1.5),
-                reps=3,
-                warmup=dict(routes=10, datagrams=1_000, seconds=0.3),
-                anchor_kwargs=dict(routes=10),
-            ),
-            quick=Plan(
-                dict(routes=10_000, datagrams=3_000, seconds=0.3),
-                reps=1,
-                warmup=None,
-                anchor_kwargs=dict(routes=10),
-            ),
-            self_anchored=True,
+        _scaling_figure(
+            "route_scaling", "per-datagram cost, 10,000 vs 10 routes", "µs/dgram",
+            route_lookup_cost, "routes", full=dict(routes=10_000, datagrams=30_000),
+            warmup=dict(datagrams=1_000), quick=dict(routes=10_000, datagrams=3_000),
         ),
     ]
 }
