@@ -28,6 +28,7 @@ from .net.core.net_namespace import Net
 from .net.ipv4.af_inet import inet_init
 from .net.ipv4.inet_connection_sock import tcp_init
 from .net.ipv4.inet_diag import inet_diag_timer
+from .net.ipv4.ip_sockglue import IP_RECVERR, IP_TTL
 from .net.ipv4.devinet import InDevice, inet_insert_ifa
 from .net.ipv4.fib import RT_TABLE_MAIN, RTN_NAMES, RTN_UNICAST, RTPROT_BOOT, FibAlias
 from .net.ipv4.devinet import RT_SCOPE_LINK, RT_SCOPE_UNIVERSE
@@ -36,6 +37,7 @@ from .net.ipv4.tcp_states import TCP_STATE_NAMES
 from .net.ipv4.route import RouteError, ip_route_output
 from .net.ipv4.icmp import _icmp_push
 from .trace import PathTrace
+from .uapi.errqueue import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_LOCAL, SockExtendedErr
 from .uapi.ethernet import mac_str
 from .uapi.icmp import ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_PORT_UNREACH, ICMP_TIME_EXCEEDED
 from .uapi.ip import ip_int, ip_str
@@ -440,7 +442,6 @@ class Host:
         finally:
             table.pop(ident, None)
 
-
     # -- traceroute -----------------------------------------------------------------------------
     async def traceroute(self, address: str, *, max_hops: int = 30, queries: int = 3,
                          port: int = 33434, wait: float = 5.0, first_ttl: int = 1,
@@ -478,8 +479,6 @@ class Host:
     async def _traceroute_probe(self, task: Task, dst: str, dport: int, ttl: int,
                                 payload: bytes, wait: float) -> TracerouteProbe:
         from .net.socket import sys_poll_wait
-        from .net.ipv4.ip_sockglue import IP_RECVERR, IP_TTL
-        from .uapi.errqueue import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_LOCAL, SockExtendedErr
         with self.socket(_stdsocket.AF_INET, _stdsocket.SOCK_DGRAM) as s:
             s.setsockopt(_stdsocket.IPPROTO_IP, IP_TTL, ttl)
             s.setsockopt(_stdsocket.IPPROTO_IP, IP_RECVERR, 1)
@@ -510,7 +509,7 @@ def _traceroute_mark(ee: Any) -> str:
     if ee.ee_type == ICMP_TIME_EXCEEDED:
         return ""
     if ee.ee_type != ICMP_DEST_UNREACH:
-        return f"!<{ee.ee_type}>" if ee.ee_origin == 2 else ""
+        return f"!<{ee.ee_type}>" if ee.ee_origin == SO_EE_ORIGIN_ICMP else ""
     code = ee.ee_code
     if code == ICMP_PORT_UNREACH:
         return ""

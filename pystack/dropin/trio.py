@@ -339,7 +339,7 @@ class EmulatedSocket(trio.socket.SocketType):
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
         if ancbufsize < 0:
-            raise ValueError("negative buffer size in recvmsg()")
+            raise ValueError("invalid ancillary data buffer length")
         await trio.lowlevel.checkpoint_if_cancelled()
         data, addr, msg_flags, _n, control = await self._call(
             "reading from", sys.sys_recvmsg, self._task, self._fdno(), bufsize, flags)

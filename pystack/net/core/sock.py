@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import trio
 
 from ...kernel.errors import KernelError
+from ...uapi.errqueue import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6
 
 if TYPE_CHECKING:
     from .net_namespace import Net
@@ -238,6 +239,9 @@ def sock_writeable(sk: Sock) -> bool:
 
 # -- the error queue (net/core/skbuff.c) ----------------------------------------------------------
 
+_ICMP_ORIGINS = (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6)  # is_icmp_err_skb
+
+
 class SockExterrSkb:
     """`struct sock_exterr_skb`, the control block of an skb on sk_error_queue: the error
     (a uapi SockExtendedErr without its offender) and the address and port it concerns."""
@@ -272,10 +276,10 @@ def sock_dequeue_err_skb(sk: Sock) -> "SkBuff | None":
     icmp_next = False
     if q:
         nxt = q[0].cb.ee
-        icmp_next = nxt.ee_origin in (2, 3)  # SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6
+        icmp_next = nxt.ee_origin in _ICMP_ORIGINS
         if icmp_next:
             sk.sk_err = nxt.ee_errno
-    if skb.cb.ee.ee_origin in (2, 3) and not icmp_next:
+    if skb.cb.ee.ee_origin in _ICMP_ORIGINS and not icmp_next:
         sk.sk_err = 0
     if q:
         sk.sk_error_report(sk)
