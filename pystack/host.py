@@ -256,8 +256,9 @@ class Host:
     def _cached_route(fa: FibAlias | None, daddr: int, fnhe: Any, now: float,
                       rt: Any = None) -> CachedRoute:
         expires = mtu = None
+        locked = False
         if fnhe is not None and now < fnhe.expires:
-            expires, mtu = int(fnhe.expires - now), fnhe.pmtu
+            expires, mtu, locked = int(fnhe.expires - now), fnhe.pmtu, fnhe.mtu_locked
         elif fa is not None and fa.mtu:
             mtu = fa.mtu
         if rt is not None:
@@ -267,7 +268,8 @@ class Host:
             gateway = fa.gateway if fa.scope == RT_SCOPE_UNIVERSE else 0
             dev, type_ = fa.dev, fa.type
         return CachedRoute(ip_str(daddr), dev.name, ip_str(gateway) if gateway else None,
-                           type=RTN_NAMES[type_], expires=expires, mtu=mtu)
+                           type=RTN_NAMES[type_], expires=expires, mtu=mtu,
+                           mtu_locked=locked)
 
     def neighbours(self) -> NeighbourList:
         """The ARP cache, printing like `ip neigh`."""

@@ -77,6 +77,7 @@ class CachedRoute:
     type: str = "unicast"
     expires: int | None = None  # whole seconds left of a learned path MTU
     mtu: int | None = None  # the learned path MTU, or the route's mtu metric
+    mtu_locked: bool = False  # learned below min_pmtu, and held at it
 
     def __str__(self) -> str:
         head = self.dst if self.type == "unicast" else f"{self.type} {self.dst}"
@@ -94,7 +95,7 @@ class CachedRoute:
         if self.expires is not None:
             cache.append(f"expires {self.expires}sec")
         if self.mtu:
-            cache.append(f"mtu {self.mtu}")
+            cache.append(f"mtu lock {self.mtu}" if self.mtu_locked else f"mtu {self.mtu}")
         return " ".join(parts) + "\n    " + " ".join(cache)
 
 

@@ -429,7 +429,7 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
     skb.dst = rt
     skb.priority = sk.sk_priority
     skb.mark = sk.sk_mark
-    mtu = rt.dst_mtu()
+    mtu = rt.dst_mtu() if rt.pmtu else (rt.mtu or rt.dev.mtu)
     pmtu = sk.pmtudisc
     df = pmtu in (IP_PMTUDISC_DO, IP_PMTUDISC_PROBE) or (
         pmtu == IP_PMTUDISC_WANT and ulen + 20 <= mtu)

@@ -262,6 +262,7 @@ async def test_a_path_mtu_is_never_raised_and_never_below_min_pmtu():
         assert rt.dst_mtu() == 1280
         ip_rt_update_pmtu(rt, 300)  # below net.ipv4.route.min_pmtu: 552, and locked
         assert rt.dst_mtu() == 552 and rt.mtu_locked
+        assert str(a.route_get("192.0.2.7")).endswith(" mtu lock 552")
         ip_rt_update_pmtu(rt, 400)
         assert rt.dst_mtu() == 552
         a.set_sysctl("net.ipv4.route.mtu_expires", 30)

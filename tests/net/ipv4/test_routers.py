@@ -19,7 +19,7 @@ from typing import AsyncIterator
 
 import pytest
 import trio
-from scapy.layers.inet import ICMP, IP, IPerror
+from scapy.layers.inet import ICMP, IP, UDP, IPerror
 from scapy.layers.l2 import Ether
 
 import pystack
@@ -132,10 +132,13 @@ async def test_a_ttl_1_probe_gets_time_exceeded_from_the_first_router(tmp_path) 
         (R1_A, A, 0, 1)] * 2
 
 
-async def test_traceroute_lists_both_routers_then_the_target() -> None:
+async def test_traceroute_lists_both_routers_then_the_target(tmp_path) -> None:
+    path = tmp_path / "traceroute.pcapng"
     async with three_subnets() as (net, a, r1, r2, b):
         net.links[1].set(delay=0.010)  # r1 — r2: 10 ms each way
+        cap = net.capture(str(path))
         tr = await a.traceroute(B)
+        cap.close()
         assert [hop.address for hop in tr] == [R1_A, R2_B, B]
         assert [len(hop.probes) for hop in tr] == [3, 3, 3]
         assert all(p.address == hop.address and p.annotation == "" for hop in tr
@@ -150,6 +153,13 @@ async def test_traceroute_lists_both_routers_then_the_target() -> None:
         assert [h.stats()["Icmp"]["OutTimeExcds"] for h in (r1, r2)] == [3, 3]
         assert b.stats()["Icmp"]["OutDestUnreachs"] == 3
         assert b.stats()["Udp"]["NoPorts"] == 3
+    # the probes as traceroute(8) sends them: 60 bytes, TTL 1, 1, 1, 2 …, ports from 33434
+    probes = [Ether(p.data) for p in read_pcapng(path) if p.interface_name == "a:eth0"]
+    probes = [f[IP] for f in probes if IP in f and f[IP].src == A and f[IP].proto == 17]
+    assert [(f.ttl, f[UDP].dport, f.len) for f in probes] == [
+        (ttl, 33434 + i, 60) for i, ttl in enumerate([1, 1, 1, 2, 2, 2, 3, 3, 3])]
+    assert all(bytes(f[UDP].payload) == b"@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_" for f in probes)
+    assert len({f[UDP].sport for f in probes}) == 9  # a socket per probe
 
 
 # -- 2. a 60,000-byte datagram over a 576-byte link ---------------------------------------------
