@@ -15,6 +15,7 @@ import contextlib
 import errno
 import random
 import socket
+import struct
 from typing import AsyncIterator
 
 import pytest
@@ -52,8 +53,10 @@ async def three_subnets(*, middle_mtu: int = 1500, last_mtu: int = 1500, seed: i
         yield net, a, r1, r2, b
 
 
-async def tcp_transfer(a: pystack.Host, b: pystack.Host, data: bytes) -> bytes:
-    """Send `data` from a to b:PORT over TCP; return what b read."""
+async def tcp_transfer(a: pystack.Host, b: pystack.Host, data: bytes,
+                       info: list | None = None) -> bytes:
+    """Send `data` from a to b:PORT over TCP; return what b read. The sender's TCP_INFO,
+    read before it closes, goes to `info` if given."""
     srv = b.socket(socket.AF_INET, socket.SOCK_STREAM)
     await srv.bind(("0.0.0.0", PORT))
     srv.listen(1)
@@ -74,6 +77,8 @@ async def tcp_transfer(a: pystack.Host, b: pystack.Host, data: bytes) -> bytes:
             while view:
                 n = await cli.send(view)
                 view = view[n:]
+            if info is not None:
+                info.append(cli.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104))
             cli.close()
     srv.close()
     return bytes(got)
@@ -325,8 +330,14 @@ async def test_tcp_learns_the_path_mtu_and_the_route_cache_shows_it(tmp_path) ->
     async with three_subnets(middle_mtu=1280) as (net, a, r1, r2, b):
         cap = net.capture(str(path))
         data = random.Random(4).randbytes(200_000)
-        assert await tcp_transfer(a, b, data) == data
+        info: list = []
+        assert await tcp_transfer(a, b, data, info) == data
         cap.close()
+        # struct tcp_info: tcpi_snd_mss at byte 16, tcpi_pmtu at 60. The MSS fits 1280 bytes
+        # less the IP and TCP headers and the timestamp option: 1280 - 20 - 20 - 12.
+        snd_mss, pmtu = struct.unpack_from("=I", info[0], 16)[0], struct.unpack_from(
+            "=I", info[0], 60)[0]
+        assert (snd_mss, pmtu) == (1228, 1280)
         await trio.sleep(0.5)
         assert r1.stats()["Ip"]["FragFails"] >= 1
         assert r1.stats()["Icmp"]["OutDestUnreachs"] >= 1
