@@ -472,3 +472,28 @@ async def test_traceroute_checks_its_arguments() -> None:
         tr = await a.traceroute(B, first_ttl=2, queries=1, packetlen=100)
         assert [(hop.ttl, hop.address) for hop in tr] == [(2, R2_B), (3, B)]
         assert str(tr).splitlines()[0].endswith("30 hops max, 100 byte packets")
+
+
+async def test_after_mtu_expires_a_connection_tries_the_bigger_mtu_and_learns_again() -> None:
+    # RFC 1191 §6.3: a learned PMTU ages out; the sender tries its first-hop MTU again.
+    async with three_subnets(middle_mtu=1280) as (net, a, r1, r2, b):
+        srv = b.socket(socket.AF_INET, socket.SOCK_STREAM)
+        await srv.bind(("0.0.0.0", PORT))
+        srv.listen(1)
+        cli = a.socket(socket.AF_INET, socket.SOCK_STREAM)
+        await cli.connect((B, PORT))
+        conn, _ = await srv.accept()
+        told = []
+        for n in range(2):
+            data = bytes([n]) * 100_000
+            got = b""
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(cli.send, data)
+                while len(got) < len(data):
+                    got += await conn.recv(65536)
+            assert got == data
+            assert a.route_get(B).mtu == 1280
+            told.append(r1.stats()["Icmp"]["OutDestUnreachs"])
+            await trio.sleep(601)
+            assert a.route_get(B).mtu is None
+        assert 0 < told[0] < told[1]  # fragmentation-needed again in the second round
