@@ -210,9 +210,12 @@ def ip_rt_update_pmtu(rt: Rtable, mtu: int) -> None:
     now = trio.current_time()
     if rt.pmtu == mtu and not lock and now < rt.expires - s.ip_rt_mtu_expires / 2:
         return  # learned recently already
-    fa = rt.fa
-    fnhe = net.ipv4.fib.update_or_create_fnhe(fa, rt.daddr, mtu, lock,
-                                              now + s.ip_rt_mtu_expires)
+    fib = net.ipv4.fib
+    # The route as the FIB has it now (a dst held across a route change may name one gone).
+    fa = rt.fa if rt.genid == fib.genid else fib.lookup(rt.daddr)
+    if fa is None:
+        return
+    fnhe = fib.update_or_create_fnhe(fa, rt.daddr, mtu, lock, now + s.ip_rt_mtu_expires)
     rt.bind_exception(fnhe)
     for cached in _cache(net).values():
         if cached.fa is fa and cached.daddr == rt.daddr and not cached.is_input:

@@ -300,3 +300,15 @@ async def test_exceptions_are_bounded():
         finally:
             fibmod.FNHE_MAX = limit
         assert [r.dst for r in a.routes("cache")] == ["192.0.2.2", "192.0.2.3", "192.0.2.4"]
+
+
+async def test_a_dst_held_across_a_route_change_records_on_the_route_in_the_fib_now():
+    from pystack.net.ipv4.route import ip_rt_update_pmtu
+    async with routed() as (net, a, b):
+        a.add_route("192.0.2.0/24", via="10.0.0.2")
+        old = ip_route_output(a.net, ip("192.0.2.7"))
+        a.del_route("192.0.2.0/24", via="10.0.0.2")  # gone: the default route carries it now
+        ip_rt_update_pmtu(old, 1280)
+        assert a.route_get("192.0.2.7").mtu == 1280
+        a.del_route("default", via="10.0.0.2")
+        assert str(a.routes("cache")) == ""  # learned on the default route, gone with it

@@ -425,6 +425,9 @@ async def test_a_gateway_that_does_not_answer_arp_ends_in_ehostunreach() -> None
 
 async def test_udp_with_pmtudisc_do_learns_the_path_mtu_from_the_router() -> None:
     async with three_subnets(middle_mtu=1280) as (net, a, r1, r2, b):
+        connected = a.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await connected.connect((B, PORT))
+        assert connected.getsockopt(socket.IPPROTO_IP, 14) == 1500  # IP_MTU: its route's
         s = recverr_socket(a)
         s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER, IP_PMTUDISC_DO
         await s.sendto(b"d" * 1400, (B, PORT))  # fits a's link, not r1's next one
@@ -435,6 +438,7 @@ async def test_udp_with_pmtudisc_do_learns_the_path_mtu_from_the_router() -> Non
             errno.EMSGSIZE, SO_EE_ORIGIN_ICMP, 3, 4, 1280)
         assert ee.offender == int.from_bytes(socket.inet_aton(R1_A), "big")
         assert a.route_get(B).mtu == 1280
+        assert connected.getsockopt(socket.IPPROTO_IP, 14) == 1280  # its dst learned too
         # now the sender knows: the next one fails at once, with a local record
         s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         with pytest.raises(OSError) as e:
