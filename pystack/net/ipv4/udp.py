@@ -433,7 +433,7 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
     mtu = rt.dst_mtu() if rt.pmtu else (rt.mtu or rt.dev.mtu)
     pmtu = sk.pmtudisc
     df = pmtu in (IP_PMTUDISC_DO, IP_PMTUDISC_PROBE) or (
-        pmtu == IP_PMTUDISC_WANT and ulen + 20 <= mtu)
+        pmtu == IP_PMTUDISC_WANT and ulen + 20 <= mtu and not rt.mtu_locked)
     if pmtu == IP_PMTUDISC_DO and ulen + 20 > mtu:
         consume_skb(skb)
         ip_local_error(sk, errno.EMSGSIZE, daddr, dport, mtu)
