@@ -92,8 +92,9 @@ class NetDevice:
         self.ip_ptr: Any = None  # struct in_device
         self.ptype_all: list[Callable[["SkBuff", "NetDevice", str], None]] = []  # taps
         self.header_ops: Any = None
-        # NETIF_F_TSO | NETIF_F_GSO (`ethtool -K DEV tso off gso off` clears them): with them
-        # TCP builds skbs of many segments; see tcp_output.tcp_write_xmit.
+        # NETIF_F_TSO and NETIF_F_GSO (`ethtool -K DEV tso off gso off` clears them). TCP
+        # builds skbs of many segments either way (tcp_output.sk_can_gso).
+        self.tso = True
         self.gso = True
         self.gso_max_size = 65536
         self.gso_max_segs = 65535

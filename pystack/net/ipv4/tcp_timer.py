@@ -241,6 +241,8 @@ def tcp_enter_loss(sk: TcpSock) -> None:
         if not cb.sacked & TCPCB_SACKED_ACKED:
             cb.sacked |= TCPCB_LOST
             sk.lost_out += 1
+    if not sk.sack_ok:
+        sk.sacked_out = 0  # duplicate ACKs counted without SACK tell nothing more
     sk.snd_cwnd = sk.packets_in_flight() + 1
     sk.icsk_ca_state = TCP_CA_Loss
     sk.high_seq = sk.snd_nxt
