@@ -27,6 +27,8 @@ _DEFAULTS: dict[str, tuple[str, Any]] = {
     "net.ipv4.ip_local_port_range": ("ip_local_port_range", (32768, 60999)),
     "net.ipv4.ip_nonlocal_bind": ("ip_nonlocal_bind", 0),
     "net.ipv4.ip_no_pmtu_disc": ("ip_no_pmtu_disc", 0),
+    "net.ipv4.route.mtu_expires": ("ip_rt_mtu_expires", 600),  # a learned PMTU's life
+    "net.ipv4.route.min_pmtu": ("ip_rt_min_pmtu", 552),
     "net.ipv4.ipfrag_time": ("ipfrag_time", 30),
     "net.ipv4.ipfrag_high_thresh": ("ipfrag_high_thresh", 4 * 1024 * 1024),
     "net.ipv4.ipfrag_low_thresh": ("ipfrag_low_thresh", 3 * 1024 * 1024),

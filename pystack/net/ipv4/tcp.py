@@ -29,6 +29,7 @@ from ..core.sock import (RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_DEAD, 
                          SS_UNCONNECTED, Socket, lock_sock, release_sock, sock_error,
                          sock_graft)
 from .inet_sock import InetSock
+from .ip_sockglue import ip_recv_error
 from .tcp_cong import TCP_INIT_CWND, tcp_ca_find
 from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
@@ -508,11 +509,14 @@ def tcp_skb_append(sk: TcpSock, skb: SkBuff, data: memoryview) -> None:
 
 # -- receive ------------------------------------------------------------------------------------
 
-def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
-                ) -> tuple[bytes, None, int, int]:
-    """Copy received bytes. With MSG_WAITALL the bytes gather in `acc` across waits."""
+def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None,
+                control: list | None = None) -> tuple[bytes, Any, int, int]:
+    """Copy received bytes. With MSG_WAITALL the bytes gather in `acc` across waits.
+    MSG_ERRQUEUE reads the socket's error queue (inet_recv_error)."""
     from .tcp_output import tcp_cleanup_rbuf
-    MSG_OOB, MSG_PEEK, MSG_WAITALL = 0x1, 0x2, 0x100
+    MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_ERRQUEUE = 0x1, 0x2, 0x100, 0x2000
+    if flags & MSG_ERRQUEUE:
+        return ip_recv_error(sk, size, control)
     lock_sock(sk)
     try:
         if flags & MSG_OOB:
@@ -637,7 +641,7 @@ def tcp_poll(sk: TcpSock) -> int:
                 mask |= POLLOUT | POLLWRNORM
         else:
             mask |= POLLOUT | POLLWRNORM
-    if sk.sk_err:
+    if sk.sk_err or sk.sk_error_queue:
         mask |= POLLERR
     return mask
 
