@@ -1,5 +1,6 @@
 """Deterministic mode: trio's scheduling order and every random choice follow the seed."""
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -15,8 +16,12 @@ def test_trio_still_has_the_scheduler_hook_pystack_seeds():
 
 
 def _pcap_hash(seed: int, tmp_path: pathlib.Path, n: int) -> str:
+    # Each process gets its own string-hash seed (n), so its objects sit at other addresses:
+    # nothing that decides may depend on them. (Seeds 0 and 2 gave two pcaps while trio
+    # woke tasks with equal deadlines in id() order.)
+    env = {**os.environ, "PYTHONHASHSEED": str(n)}
     out = subprocess.run([sys.executable, str(SCENARIO), str(seed), str(tmp_path / f"{n}.pcapng")],
-                         capture_output=True, text=True, timeout=300, check=True)
+                         capture_output=True, text=True, timeout=300, check=True, env=env)
     return out.stdout.strip()
 
 
