@@ -1,4 +1,5 @@
-"""Every kind of frame the stack emits, checked by an outside parser: scapy.
+"""Every kind of frame the stack emits, checked by outside parsers: scapy, and tshark where it
+is installed (.ci/run installs it when it runs as root).
 
 One scenario makes the stack send ARP requests (broadcast and unicast probes) and replies,
 ICMP echo request/reply, port, protocol and host unreachable (the last to itself, over lo),
@@ -11,16 +12,20 @@ frame on a wire must be at least the 60 bytes of a minimum Ethernet frame.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 from collections import Counter
 
+import pytest
+
 import trio
-from scapy.layers.inet import ICMP, IP, UDP, defragment
+from scapy.layers.inet import ICMP, IP, TCP, UDP, defragment
 from scapy.layers.l2 import ARP, Ether
 from scapy.utils import RawPcapNgReader
 
 import pystack
-from pystack.pcap import read_pcapng
+from pystack.pcap import PcapngWriter, read_pcapng
 from pystack.uapi.ethernet import mac_str
 
 
@@ -198,3 +203,95 @@ async def test_fragments_reassemble_in_scapy_to_a_checksummed_datagram(tmp_path)
         g = f.copy()
         del g.chksum
         assert IP(bytes(g)).chksum == f.chksum
+
+
+async def tcp_scenario(net: pystack.Network) -> None:
+    """After `scenario`: TCP over the switch (10 KiB one way, a reply, FINs), over loopback
+    (70000 bytes in 65483-byte segments), and a refused connect (SYN, RST)."""
+    a, b = net.host("a"), net.host("b")
+    server = b.socket()
+    await server.bind(("0.0.0.0", 5001))
+    server.listen(4)
+    client = a.socket()
+    await client.connect(("10.0.0.2", 5001))
+    conn, _ = await server.accept()
+    await client.send(bytes(range(256)) * 40)
+    got = b""
+    while len(got) < 10240:
+        got += await conn.recv(65536)
+    await conn.send(got[:100])
+    assert await client.recv(1000) == got[:100]
+    client.close()
+    conn.close()
+    local_server = a.socket()
+    await local_server.bind(("127.0.0.1", 5002))
+    local_server.listen(4)
+    local = a.socket()
+    await local.connect(("127.0.0.1", 5002))
+    local_conn, _ = await local_server.accept()
+    await local.send(b"x" * 70000)
+    n = 0
+    while n < 70000:
+        n += len(await local_conn.recv(100000))
+    local.close()
+    local_conn.close()
+    refused = a.socket()
+    with pytest.raises(ConnectionRefusedError):
+        await refused.connect(("10.0.0.3", 5003))
+    await trio.sleep(70)  # past TIME_WAIT
+
+
+def _tshark(tshark: str, path: str, *args: str) -> list[str]:
+    """tshark's lines for the file, with IP, TCP and UDP checksums checked (off by default),
+    each IP fragment shown as it is (not reassembled)."""
+    result = subprocess.run(
+        [tshark, "-r", path, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
+         "-o", "udp.check_checksum:TRUE", "-o", "ip.defragment:FALSE", *args],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+# Frames tshark calls malformed, or with an expert note of severity "error" (a bad checksum).
+BROKEN = ("-Y", "_ws.malformed || _ws.expert.severity >= 0x800000")
+
+
+def transport(protocols: str) -> str:
+    """The first of arp, icmp, tcp, udp in tshark's frame.protocols ("eth:ethertype:ip:tcp")."""
+    layers = protocols.split(":")
+    return next((p for p in layers if p in ("arp", "icmp", "tcp", "udp")), "ip")
+
+
+async def test_tshark_reads_the_capture_with_no_malformed_frames(tmp_path) -> None:
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.skip("tshark is not installed; install wireshark's tshark to run this check")
+    path = str(tmp_path / "all.pcapng")
+    net = pystack.Network(seed=51)
+    async with net:
+        await scenario(net, path)
+        await tcp_scenario(net)
+    captured = read_pcapng(path)
+    rows = [line.split("\t") for line in _tshark(
+        tshark, path, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.protocols")]
+    assert [row[0] for row in rows] == [p.interface_name for p in captured]
+    assert _tshark(tshark, path, *BROKEN) == []
+    # tshark and scapy see the same protocol in every frame.
+    def scapy_transport(frame: Ether) -> str:  # a fragment after the first is "ip" in both
+        return next((name for layer, name in ((ARP, "arp"), (ICMP, "icmp"), (TCP, "tcp"),
+                                              (UDP, "udp")) if layer in frame), "ip")
+
+    seen = [transport(row[1]) for row in rows]
+    assert seen == [scapy_transport(Ether(p.data)) for p in captured]
+    assert Counter(seen).keys() == {"arp", "icmp", "tcp", "udp", "ip"}  # ip: fragments
+    assert Counter(seen)["tcp"] > 40
+
+    # The check would see a broken frame: one flipped bit in a copy of a UDP datagram.
+    i = next(i for i, kind in enumerate(seen) if kind == "udp")
+    bad = bytearray(captured[i].data)
+    bad[-1] ^= 0x01
+    broken = str(tmp_path / "broken.pcapng")
+    with PcapngWriter(broken) as w:
+        w.add_interface(captured[i].interface_name)
+        w.write_packet(0, captured[i].timestamp, bytes(bad))
+    assert len(_tshark(tshark, broken, *BROKEN)) == 1
