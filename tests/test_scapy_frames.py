@@ -131,6 +131,8 @@ def check_checksums(p: Ether) -> None:
         del q[ICMP].chksum
     if UDP in q and not fragmented:
         del q[UDP].chksum
+    if TCP in q:
+        del q[TCP].chksum
     r = Ether(bytes(q))
     assert r[IP].chksum == p[IP].chksum, p.summary()
     if ICMP in p:
@@ -138,6 +140,8 @@ def check_checksums(p: Ether) -> None:
     if UDP in p and not fragmented:
         assert p[UDP].chksum != 0  # the stack always fills it in
         assert r[UDP].chksum == p[UDP].chksum, p.summary()
+    if TCP in p:
+        assert r[TCP].chksum == p[TCP].chksum, p.summary()
     assert p[IP].len <= len(bytes(p[IP]))  # the datagram fits its frame (the rest: padding)
 
 
@@ -262,16 +266,37 @@ def transport(protocols: str) -> str:
     return next((p for p in layers if p in ("arp", "icmp", "tcp", "udp")), "ip")
 
 
+async def capture_everything(path: str) -> list:
+    """`scenario` then `tcp_scenario`, captured to `path`; the frames read back."""
+    net = pystack.Network(seed=51)
+    async with net:
+        await scenario(net, path)
+        await tcp_scenario(net)
+    return read_pcapng(path)
+
+
+async def test_tcp_segments_parse_in_scapy_with_correct_checksums(tmp_path) -> None:
+    segments = [(p.interface_name, Ether(p.data))
+                for p in await capture_everything(str(tmp_path / "tcp.pcapng"))]
+    segments = [(name, f) for name, f in segments if TCP in f]
+    for _, frame in segments:
+        check_checksums(frame)
+    flags = Counter(str(f[TCP].flags) for name, f in segments if name == "a:eth0")
+    assert {"S", "SA", "A", "PA", "FA", "RA"} <= set(flags), flags
+    assert flags["S"] == 2  # to b, and to c's closed port (answered RA)
+    # over loopback: 70000 bytes as a 65483-byte segment (lo's MSS) and the rest
+    sizes = {len(f[TCP].payload) for name, f in segments if name == "a:lo"}
+    assert sizes == {0, 65483, 70000 - 65483}
+    assert sum(len(f[TCP].payload) for name, f in segments if name == "a:eth0"
+               and f[IP].dst == "10.0.0.2") == 10240
+
+
 async def test_tshark_reads_the_capture_with_no_malformed_frames(tmp_path) -> None:
     tshark = shutil.which("tshark")
     if tshark is None:
         pytest.skip("tshark is not installed; install wireshark's tshark to run this check")
     path = str(tmp_path / "all.pcapng")
-    net = pystack.Network(seed=51)
-    async with net:
-        await scenario(net, path)
-        await tcp_scenario(net)
-    captured = read_pcapng(path)
+    captured = await capture_everything(path)
     rows = [line.split("\t") for line in _tshark(
         tshark, path, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.protocols")]
     assert [row[0] for row in rows] == [p.interface_name for p in captured]
