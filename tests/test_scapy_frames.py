@@ -209,16 +209,23 @@ async def test_fragments_reassemble_in_scapy_to_a_checksummed_datagram(tmp_path)
         assert IP(bytes(g)).chksum == f.chksum
 
 
+async def tcp_pair(server_host, client_host, address: str, port: int):
+    """A listening socket on `server_host`, and a connection to it from `client_host`: the
+    client's socket and the accepted one."""
+    server = server_host.socket()
+    await server.bind((address, port))
+    server.listen(4)
+    client = client_host.socket()
+    await client.connect((address if address != "0.0.0.0" else server_host.address(), port))
+    conn, _ = await server.accept()
+    return client, conn
+
+
 async def tcp_scenario(net: pystack.Network) -> None:
     """After `scenario`: TCP over the switch (10 KiB one way, a reply, FINs), over loopback
     (70000 bytes in 65483-byte segments), and a refused connect (SYN, RST)."""
     a, b = net.host("a"), net.host("b")
-    server = b.socket()
-    await server.bind(("0.0.0.0", 5001))
-    server.listen(4)
-    client = a.socket()
-    await client.connect(("10.0.0.2", 5001))
-    conn, _ = await server.accept()
+    client, conn = await tcp_pair(b, a, "0.0.0.0", 5001)
     await client.send(bytes(range(256)) * 40)
     got = b""
     while len(got) < 10240:
@@ -227,12 +234,7 @@ async def tcp_scenario(net: pystack.Network) -> None:
     assert await client.recv(1000) == got[:100]
     client.close()
     conn.close()
-    local_server = a.socket()
-    await local_server.bind(("127.0.0.1", 5002))
-    local_server.listen(4)
-    local = a.socket()
-    await local.connect(("127.0.0.1", 5002))
-    local_conn, _ = await local_server.accept()
+    local, local_conn = await tcp_pair(a, a, "127.0.0.1", 5002)
     await local.send(b"x" * 70000)
     n = 0
     while n < 70000:
