@@ -40,10 +40,11 @@ from typing import Any, Callable, Iterator
 
 import trio
 
+from ..kernel.sched import current
 from ..net import socket as sys
 from ..net.ipv4.udp import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI
 from .trio import (EmulatedSocket, current_task, emulated_getaddrinfo, emulated_getnameinfo,
-                   parse_inet_address)
+                   parse_inet_address, run_nonblocking)
 
 __all__ = ["install", "uninstall", "installed", "socket", "run_sync", "TimeGuard"]
 
@@ -147,6 +148,12 @@ def _in_trio_thread() -> bool:
     return True
 
 
+def in_emulated_thread() -> bool:
+    """Whether the caller is an emulated thread: one started from a process context (not the
+    trio thread), whose calls reach its host."""
+    return _TOKEN.get() is not None and current_task() is not None and not _in_trio_thread()
+
+
 async def run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """`trio.to_thread.run_sync` that makes the thread an emulated one (when called in a
     process context): its socket calls reach the host, and the clock waits for it."""
@@ -174,9 +181,9 @@ async def run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def _thread_start(self: threading.Thread) -> None:
     """threading.Thread.start from an emulated thread: the new thread is emulated too (same
     process, counted by the time guard)."""
-    token = _TOKEN.get()
-    if token is None or current_task() is None or _in_trio_thread():
+    if not in_emulated_thread():
         return _real_thread_start(self)
+    token = _TOKEN.get()
     th = ThreadState()
     ctx = contextvars.copy_context()
     ctx.run(_THREAD.set, th)
@@ -217,28 +224,49 @@ def _sync(fn: Callable[..., Any], *args: Any) -> Any:
     return trio.from_thread.run_sync(call, trio_token=token)
 
 
-def _async(afn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
-    """Run a blocking kernel call in the trio thread; `timeout` seconds → socket.timeout."""
-    token = _TOKEN.get()
-    if token is None or _in_trio_thread():
-        raise RuntimeError("a blocking socket call needs a thread of a process context: "
-                           "run the blocking code with trio.to_thread.run_sync inside "
-                           "`async with host.process(...)`")
-
+def call_in_trio(afn: Callable[..., Any], *args: Any, trio_token: Any = None) -> Any:
+    """From an emulated thread: `await afn(*args)` in the trio thread, in the thread's process
+    context, with the thread counted as inside a call (the clock may jump meanwhile)."""
+    token = trio_token or _TOKEN.get()
     th = _THREAD.get() or ThreadState.untracked()
+    task = current_task()
 
     async def call() -> Any:
         g = _guard()
         g.enter(th)
+        tok = current.set(task)
         try:
-            if timeout is None:
-                return await afn(*args)
-            with trio.move_on_after(timeout):
-                return await afn(*args)
-            raise _socket.timeout("timed out")
+            return await afn(*args)
         finally:
+            current.reset(tok)
             g.leave(th)
     return trio.from_thread.run(call, trio_token=token)
+
+
+def _async(afn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+    """Run a blocking kernel call in the trio thread; `timeout` seconds → socket.timeout."""
+    if _TOKEN.get() is None or _in_trio_thread():
+        raise RuntimeError("a blocking socket call needs a thread of a process context: "
+                           "run the blocking code with trio.to_thread.run_sync inside "
+                           "`async with host.process(...)` (asyncio code: make the socket "
+                           "non-blocking, as the loop's sock_* methods expect)")
+    if timeout is None:
+        return call_in_trio(afn, *args)
+
+    async def with_timeout() -> Any:
+        with trio.move_on_after(timeout):
+            return await afn(*args)
+        raise _socket.timeout("timed out")
+    return call_in_trio(with_timeout)
+
+
+def _io(e: "_Emu", afn: Callable[..., Any], *args: Any) -> Any:
+    """A call that may wait, on an emulated socket. A non-blocking socket's call never waits:
+    it runs to its end at once in the trio thread, which is also how asyncio's loop (running
+    there) makes it. Any other waits up to the socket's timeout, from an emulated thread."""
+    if e.timeout == 0.0:
+        return _sync(run_nonblocking, afn, *args)
+    return _async(afn, *args, timeout=e.timeout)
 
 
 @contextlib.contextmanager
@@ -446,7 +474,7 @@ class socket(_RealSocket):  # noqa: N801 - it stands in for socket.socket
         e = _emu(self)
         if not e:
             return _RealSocket.connect(self, address)
-        _async(e.tsock.connect, address, timeout=e.timeout or None)
+        _io(e, e.tsock.connect, address)
 
     def connect_ex(self, address: Any) -> int:
         e = _emu(self)
@@ -469,7 +497,7 @@ class socket(_RealSocket):  # noqa: N801 - it stands in for socket.socket
         if not e:
             with _real_only():
                 return _RealSocket.accept(self)
-        tsock, addr = _async(e.tsock.accept, timeout=e.timeout or None)
+        tsock, addr = _io(e, e.tsock.accept)
         # As Lib/socket.py accept(): the new socket takes the default timeout, but is blocking
         # when there is no default and the listener has a timeout.
         timeout = _socket.getdefaulttimeout()
@@ -481,7 +509,7 @@ class socket(_RealSocket):  # noqa: N801 - it stands in for socket.socket
         e = _emu(self)
         if not e:
             return _RealSocket.send(self, data, flags)
-        return _async(e.tsock.send, data, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.send, data, flags)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         e = _emu(self)
@@ -494,51 +522,50 @@ class socket(_RealSocket):  # noqa: N801 - it stands in for socket.socket
             total = 0
             while total < len(view):
                 total += await t.send(view[total:], flags)
-        _async(sendall, timeout=e.timeout or None)
+        _io(e, sendall)
 
     def sendto(self, data: Any, *args: Any) -> int:
         e = _emu(self)
         if not e:
             return _RealSocket.sendto(self, data, *args)
-        return _async(e.tsock.sendto, data, *args, timeout=e.timeout or None)
+        return _io(e, e.tsock.sendto, data, *args)
 
     def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0,
                 address: Any = None) -> int:
         e = _emu(self)
         if not e:
             return _RealSocket.sendmsg(self, buffers, ancdata, flags, address)
-        return _async(e.tsock.sendmsg, buffers, ancdata, flags, address,
-                      timeout=e.timeout or None)
+        return _io(e, e.tsock.sendmsg, buffers, ancdata, flags, address)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         e = _emu(self)
         if not e:
             return _RealSocket.recv(self, bufsize, flags)
-        return _async(e.tsock.recv, bufsize, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.recv, bufsize, flags)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         e = _emu(self)
         if not e:
             return _RealSocket.recv_into(self, buffer, nbytes, flags)
-        return _async(e.tsock.recv_into, buffer, nbytes, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.recv_into, buffer, nbytes, flags)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         e = _emu(self)
         if not e:
             return _RealSocket.recvfrom(self, bufsize, flags)
-        return _async(e.tsock.recvfrom, bufsize, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.recvfrom, bufsize, flags)
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
         e = _emu(self)
         if not e:
             return _RealSocket.recvfrom_into(self, buffer, nbytes, flags)
-        return _async(e.tsock.recvfrom_into, buffer, nbytes, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.recvfrom_into, buffer, nbytes, flags)
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> Any:
         e = _emu(self)
         if not e:
             return _RealSocket.recvmsg(self, bufsize, ancbufsize, flags)
-        return _async(e.tsock.recvmsg, bufsize, ancbufsize, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.recvmsg, bufsize, ancbufsize, flags)
 
     def shutdown(self, how: int) -> None:
         e = _emu(self)
