@@ -110,13 +110,15 @@ class _Selector(selectors._BaseSelectorImpl):  # the key bookkeeping of every st
         return key
 
     def _lists(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """(emulated, real) [(fd, poll mask)] of the live registered descriptors."""
-        task = self._loop._process
+        """(emulated, real) [(fd, poll mask)] of the live registered descriptors. Called in
+        the trio thread (by the running loop), so it reads the fd table directly."""
         emu, real = [], []
+        table = self._loop._process.files.fds if self._loop._process is not None else []
         for fd, key in self._fd_to_key.items():
             if not self._emulated[fd]:
                 real.append((fd, _poll_mask(key.events)))
-            elif blocking._is_emulated_fd(task, fd):
+            elif fd < len(table) and table[fd] is not None and \
+                    getattr(table[fd].private_data, "sk", None) is not None:
                 emu.append((fd, _poll_mask(key.events)))
         return emu, real
 
@@ -466,31 +468,19 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return _real_new_event_loop()
 
 
-_depth = 0
-_lock = threading.Lock()
+_ROUTES = blocking.Patches(lambda: [(asyncio.events, "new_event_loop", new_event_loop),
+                                    (asyncio, "new_event_loop", new_event_loop)])
 
 
 def install() -> None:
     """The blocking face (asyncio makes its sockets through it), and `asyncio.new_event_loop`
     routed for emulated threads. Nested calls count."""
-    global _depth
     blocking.install()
-    with _lock:
-        _depth += 1
-        if _depth == 1:
-            asyncio.events.new_event_loop = new_event_loop
-            asyncio.new_event_loop = new_event_loop
+    _ROUTES.install()
 
 
 def uninstall() -> None:
-    global _depth
-    with _lock:
-        if _depth == 0:
-            return
-        _depth -= 1
-        if _depth == 0:
-            asyncio.events.new_event_loop = _real_new_event_loop
-            asyncio.new_event_loop = _real_new_event_loop
+    _ROUTES.uninstall()
     blocking.uninstall()
 
 

@@ -46,7 +46,8 @@ from ..net.ipv4.udp import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI
 from .trio import (EmulatedSocket, current_task, emulated_getaddrinfo, emulated_getnameinfo,
                    parse_inet_address, run_nonblocking)
 
-__all__ = ["install", "uninstall", "installed", "socket", "run_sync", "TimeGuard"]
+__all__ = ["install", "uninstall", "installed", "socket", "run_sync", "TimeGuard", "Patches",
+           "call_in_trio", "in_emulated_thread"]
 
 # -- the originals (pystack's own machinery always uses these) ----------------------------------
 _RealSocket = _socket.socket
@@ -876,9 +877,44 @@ def epoll(sizehint: int = -1, flags: int = 0) -> Any:
 
 
 # -- installing -----------------------------------------------------------------------------------
-_patches: list[tuple[Any, str, Any]] = []
-_depth = 0
-_lock = threading.Lock()
+class Patches:
+    """Attributes of modules and classes replaced while installed, and put back after; nested
+    installs count, so faces that share patches can each install them."""
+
+    def __init__(self, patch_list: Callable[[], list[tuple[Any, str, Any]]]):
+        self._patch_list = patch_list
+        self._saved: list[tuple[Any, str, Any]] = []
+        self._depth = 0
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        with self._lock:
+            self._depth += 1
+            if self._depth > 1:
+                return
+            for obj, name, new in self._patch_list():
+                self._saved.append((obj, name, obj.__dict__[name] if isinstance(obj, type)
+                                    else getattr(obj, name)))
+                setattr(obj, name, new)
+
+    def uninstall(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                return
+            self._depth -= 1
+            if self._depth:
+                return
+            while self._saved:
+                obj, name, old = self._saved.pop()
+                setattr(obj, name, old)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        self.install()
+        try:
+            yield
+        finally:
+            self.uninstall()
 
 
 def _patch_list() -> list[tuple[Any, str, Any]]:
@@ -898,36 +934,7 @@ def _patch_list() -> list[tuple[Any, str, Any]]:
     return out
 
 
-def install() -> None:
-    """Patch socket/select/selectors/trio.to_thread/threading (nested calls count)."""
-    global _depth
-    with _lock:
-        _depth += 1
-        if _depth > 1:
-            return
-        for obj, name, new in _patch_list():
-            _patches.append((obj, name, obj.__dict__[name] if isinstance(obj, type)
-                             else getattr(obj, name)))
-            setattr(obj, name, new)
-
-
-def uninstall() -> None:
-    global _depth
-    with _lock:
-        if _depth == 0:
-            return
-        _depth -= 1
-        if _depth:
-            return
-        while _patches:
-            obj, name, old = _patches.pop()
-            setattr(obj, name, old)
-
-
-@contextlib.contextmanager
-def installed() -> Iterator[None]:
-    install()
-    try:
-        yield
-    finally:
-        uninstall()
+_FACE = Patches(_patch_list)
+install = _FACE.install      # patch socket/select/selectors/trio.to_thread/threading
+uninstall = _FACE.uninstall
+installed = _FACE.installed

@@ -43,24 +43,15 @@ def _routed_trio_run(afn: Any, *args: Any, **kwargs: Any) -> Any:
     return blocking.call_in_trio(afn, *args)
 
 
-_route_depth = 0
+_TRIO_RUN = blocking.Patches(lambda: [(trio, "run", _routed_trio_run)])
 
 
 @contextlib.contextmanager
 def routed() -> Any:
     """The blocking face installed, trio.run and asyncio.new_event_loop routed (nested uses
     count)."""
-    global _route_depth
-    with asyncio_face.installed():
-        _route_depth += 1
-        if _route_depth == 1:
-            trio.run = _routed_trio_run
-        try:
-            yield
-        finally:
-            _route_depth -= 1
-            if _route_depth == 0:
-                trio.run = _real_trio_run
+    with asyncio_face.installed(), _TRIO_RUN.installed():
+        yield
 
 
 def _exec(path: str, argv: list[str]) -> int:
