@@ -10,11 +10,12 @@ pystack/dropin/trio.py (`run_nonblocking`).
 `EventLoop` is asyncio's own `SelectorEventLoop` with three things changed:
 - **time** is trio's clock, so virtual time reaches `asyncio.sleep`, `wait_for`,
   `call_later` and every timeout built on them;
-- **waiting** happens in trio: the loop's driver task awaits readiness of the registered
-  descriptors (emulated ones through the host's poll, real ones through trio's epoll), the
-  next timer's deadline, or a wake-up, and then runs `_run_once`, whose `select()` only asks
-  (it never blocks: the waiting is done). Between iterations other trio tasks (other hosts,
-  ksoftirqd, the wire) run;
+- **waiting** happens in trio: the loop's driver task awaits the next timer's deadline or a
+  nudge, and then runs `_run_once`, whose `select()` only asks (it never blocks: the waiting
+  is done). The selector is an epoll: each registered emulated socket carries a wait-queue
+  entry (`add_wait_queue`) that marks it and nudges the loop when the kernel wakes it, so a
+  wait costs nothing per idle descriptor; real descriptors are waited on with trio's epoll.
+  Between iterations other trio tasks (other hosts, ksoftirqd, the wire) run;
 - **descriptors** are told apart: a number the loop's process holds as a socket is
   emulated, any other is real (the blocking face's rule). The loop has no self-pipe: a wake-up
   from another thread goes through trio's token, so every descriptor in the loop is one the
@@ -23,7 +24,9 @@ pystack/dropin/trio.py (`run_nonblocking`).
 Everything else — transports, streams, protocols, servers, `sock_*`, datagram endpoints,
 tasks, futures — is the standard library's code, unchanged. asyncio makes its sockets with
 `socket.socket`, which the blocking face makes emulated inside a process context; their calls
-are non-blocking, and `run_nonblocking` answers them at once in the trio thread.
+are non-blocking, and `run_nonblocking` answers them at once in the trio thread. (A blocking
+socket called from asyncio code is answered too if the call need not wait; one that would
+wait raises RuntimeError, since waiting would stop every host.)
 
 A loop belongs to the process it was made in (`pystack.kernel.sched.current`); made outside
 every process its sockets are the real ones (its time is still trio's). It is running only
@@ -52,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import heapq
 import math
 import selectors
@@ -64,7 +68,8 @@ import trio
 
 from ..kernel.sched import current
 from ..net import socket as sys
-from ..net.ipv4.udp import POLLIN, POLLOUT
+from ..net.core.sock import add_wait_queue, remove_wait_queue
+from ..net.ipv4.udp import POLLERR, POLLHUP, POLLIN, POLLOUT
 from . import blocking
 from .trio import current_task, emulated_getaddrinfo, emulated_getnameinfo
 
@@ -85,69 +90,114 @@ def _selector_events(revents: int) -> int:
         (selectors.EVENT_WRITE if revents & ~POLLIN else 0)
 
 
+def _socket_at(task: Any, fd: int) -> Any:
+    """The socket the process's descriptor `fd` holds, or None (no such descriptor, or not a
+    socket, or a closed one)."""
+    table = task.files.fds
+    f = table[fd] if 0 <= fd < len(table) else None
+    sock = getattr(f, "private_data", None) if f is not None else None
+    return sock if getattr(sock, "sk", None) is not None else None
+
+
 class _Selector(selectors._BaseSelectorImpl):  # the key bookkeeping of every stdlib selector
-    """The loop's selector: keys as any selector keeps them; `select()` asks every descriptor
-    now and never blocks (the driver task has waited already); `wait()` is that wait, in trio.
-    A descriptor is classed emulated or real when registered; an emulated one that is closed
-    while registered is skipped, as epoll drops a closed descriptor."""
+    """The loop's selector, an epoll over emulated sockets (fs/eventpoll.c's shape).
+
+    Registering an emulated descriptor adds an entry to its socket's wait queue
+    (`add_wait_queue`): every wake-up of the socket marks the descriptor as a candidate and
+    nudges the loop, so a wait costs nothing per registered descriptor, and `select()` asks
+    only the candidates. A candidate found ready stays one (level-triggered, as epoll's
+    default); one found not ready waits for its next wake-up. A descriptor closed (or whose
+    number now holds another socket) while registered is skipped, as epoll drops a closed
+    file. Real descriptors are asked every time, and waited on with trio's own epoll.
+
+    `select()` never blocks: the loop's driver task has waited already (`wait()`)."""
 
     def __init__(self, loop: "EventLoop"):
         super().__init__()
         self._loop = loop
-        self._emulated: dict[int, bool] = {}
+        self._watched: dict[int, tuple[Any, Callable[[Any], None]]] = {}  # fd → (sk, entry)
+        self._candidates: dict[int, None] = {}  # ordered: the order of wake-ups
+        self._real: dict[int, None] = {}
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         key = super().register(fileobj, events, data)
         task = self._loop._process
-        self._emulated[key.fd] = task is not None and blocking._is_emulated_fd(task, key.fd)
+        if task is None or not blocking._sync(self._watch, task, key.fd):
+            self._real[key.fd] = None
         self._loop._nudge()
         return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
         key = super().unregister(fileobj)
-        self._emulated.pop(key.fd, None)
+        self._real.pop(key.fd, None)
+        self._candidates.pop(key.fd, None)
+        watched = self._watched.pop(key.fd, None)
+        if watched is not None:
+            blocking._sync(remove_wait_queue, *watched)
         self._loop._nudge()
         return key
 
-    def _lists(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """(emulated, real) [(fd, poll mask)] of the live registered descriptors. Called in
-        the trio thread (by the running loop), so it reads the fd table directly."""
-        emu, real = [], []
-        table = self._loop._process.files.fds if self._loop._process is not None else []
-        for fd, key in self._fd_to_key.items():
-            if not self._emulated[fd]:
-                real.append((fd, _poll_mask(key.events)))
-            elif fd < len(table) and table[fd] is not None and \
-                    getattr(table[fd].private_data, "sk", None) is not None:
-                emu.append((fd, _poll_mask(key.events)))
-        return emu, real
+    def close(self) -> None:
+        for sk, entry in self._watched.values():
+            blocking._sync(remove_wait_queue, sk, entry)
+        self._watched.clear()
+        super().close()
 
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        emu, real = self._lists()
+    def _watch(self, task: Any, fd: int) -> bool:
+        sock = _socket_at(task, fd)
+        if sock is None:
+            return False
+        entry = functools.partial(self._woken, fd)
+        add_wait_queue(sock.sk, entry)
+        self._watched[fd] = (sock.sk, entry)
+        self._candidates[fd] = None
+        return True
+
+    def _woken(self, fd: int, sk: Any) -> None:
+        """The wait-queue entry (ep_poll_callback): runs in whoever woke the socket."""
+        self._candidates[fd] = None
+        self._loop._nudge()
+
+    def _poll(self) -> list[tuple[int, int]]:
+        """[(fd, revents)] of the ready descriptors, asking the candidates and the real ones;
+        the ready candidates stay candidates."""
         ready = []
-        if emu:
+        if self._candidates:
             task = self._loop._process
             sys._enter(task)
-            ready = sys._poll_masks(task, emu)[0]
-        if real:
+            keys = self._fd_to_key
+            for fd in self._candidates:
+                sock = _socket_at(task, fd)
+                if sock is None or sock.sk is not self._watched[fd][0]:
+                    continue
+                revents = sock.ops.poll(sock) & (_poll_mask(keys[fd].events) | POLLERR | POLLHUP)
+                if revents:
+                    ready.append((fd, revents))
+            self._candidates = dict.fromkeys(fd for fd, _ in ready)
+        if self._real:
             p = blocking._real["poll"]()
-            for fd, mask in real:
-                p.register(fd, mask)
-            ready += p.poll(0)
+            for fd in self._real:
+                p.register(fd, _poll_mask(self._fd_to_key[fd].events))
+            ready += [(fd, ev) for fd, ev in p.poll(0) if not ev & sys.POLLNVAL]
+        return ready
+
+    def ready_now(self) -> bool:
+        return bool(self._poll())
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         out = []
-        for fd, revents in ready:
-            key = self._fd_to_key.get(fd)
-            if key is not None and not revents & sys.POLLNVAL:
-                events = _selector_events(revents) & key.events
-                if events:
-                    out.append((key, events))
+        for fd, revents in self._poll():
+            key = self._fd_to_key[fd]
+            events = _selector_events(revents) & key.events
+            if events:
+                out.append((key, events))
         return out
 
     async def wait(self) -> None:
-        """Until a registered descriptor is ready (forever if none is registered)."""
-        emu, real = self._lists()
-        if emu or real:
-            await blocking._poll_async(self._loop._process, emu, real, None)
+        """Until a real descriptor is ready (emulated ones nudge the loop when woken)."""
+        if self._real:
+            real = [(fd, _poll_mask(self._fd_to_key[fd].events)) for fd in self._real]
+            await blocking._poll_async(None, [], real, None)
         else:
             await trio.sleep_forever()
 
@@ -285,9 +335,10 @@ class EventLoop(asyncio.SelectorEventLoop):
 
     async def _wait_for_work(self) -> None:
         """What _run_once's select(timeout) would wait for, awaited in trio: a ready
-        descriptor, the earliest timer, or a nudge. Ready callbacks wait for nothing, but the
-        loop still yields to trio once an iteration, so other tasks run."""
-        if self._ready or self._stopping:
+        descriptor, the earliest timer, or a nudge (a socket's wake-up, new work from another
+        task or thread). With work at hand it waits for nothing, but the loop still yields to
+        trio once an iteration, so other tasks run."""
+        if self._ready or self._stopping or self._selector.ready_now():
             await trio.lowlevel.checkpoint()
             return
         scheduled = self._scheduled

@@ -249,8 +249,7 @@ def _async(afn: Callable[..., Any], *args: Any, timeout: float | None = None) ->
     if _TOKEN.get() is None or _in_trio_thread():
         raise RuntimeError("a blocking socket call needs a thread of a process context: "
                            "run the blocking code with trio.to_thread.run_sync inside "
-                           "`async with host.process(...)` (asyncio code: make the socket "
-                           "non-blocking, as the loop's sock_* methods expect)")
+                           "`async with host.process(...)`")
     if timeout is None:
         return call_in_trio(afn, *args)
 
@@ -267,7 +266,28 @@ def _io(e: "_Emu", afn: Callable[..., Any], *args: Any) -> Any:
     there) makes it. Any other waits up to the socket's timeout, from an emulated thread."""
     if e.timeout == 0.0:
         return _sync(run_nonblocking, afn, *args)
+    if _in_trio_thread():
+        return _now_or_never(e, afn, *args)
     return _async(afn, *args, timeout=e.timeout)
+
+
+def _now_or_never(e: "_Emu", afn: Callable[..., Any], *args: Any) -> Any:
+    """A blocking socket's call made in the trio thread (asyncio code calling `sock.sendto`
+    on a blocking socket, say). If it need not wait it is made, as it would return at once on
+    Linux; one that would wait cannot wait here (it would stop every host), and raises."""
+    t = e.tsock
+    flags = sys.sys_fcntl(t.task, t._fdno(), sys.F_GETFL)
+    sys.sys_fcntl(t.task, t._fdno(), sys.F_SETFL, flags | sys.O_NONBLOCK)
+    try:
+        return run_nonblocking(afn, *args)
+    except BlockingIOError:
+        raise RuntimeError("a blocking socket call that must wait cannot be made in the trio "
+                           "thread (asyncio code runs there): make the socket non-blocking "
+                           "and use the loop's sock_* methods, or call it from a thread of "
+                           "the process") from None
+    finally:
+        if not t._closed:
+            sys.sys_fcntl(t.task, t._fdno(), sys.F_SETFL, flags)
 
 
 @contextlib.contextmanager

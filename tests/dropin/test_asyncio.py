@@ -22,6 +22,7 @@ import trio.testing
 import pystack
 from pystack.dropin import asyncio as asyncio_face
 from pystack.dropin import blocking
+from pystack.net import socket as sys
 from pystack.net.core.netfilter import NF_DROP, NF_INET_LOCAL_IN, nf_register_hook
 
 
@@ -575,3 +576,80 @@ def test_a_scenario_gives_the_same_tracepoints_twice() -> None:
         trio.run(scenario, events, clock=trio.testing.MockClock(autojump_threshold=0))
     assert len(runs[0]) > 100
     assert runs[1] == runs[0]
+
+
+async def test_real_and_emulated_descriptors_in_one_loop() -> None:
+    """socket.socketpair() stays a real AF_UNIX pair inside a process (the blocking face's
+    rule); the asyncio docs' "register an open socket" example then waits on a real
+    descriptor while emulated connections run in the same loop."""
+    async def main() -> list:
+        loop = asyncio.get_running_loop()
+        rsock, wsock = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=rsock)
+        srv = await asyncio.start_server(_echo, "127.0.0.1", 7004)
+        r2, w2 = await asyncio.open_connection("127.0.0.1", 7004)
+        loop.call_later(5, wsock.send, b"abc")
+        w2.write(b"emulated")
+        got = [await r2.read(100), await reader.read(100), loop.time()]
+        for w in (writer, w2):
+            w.close()
+        wsock.close()
+        srv.close()
+        return [blocking._emu(rsock) is None] + got
+
+    async with pystack.Network(seed=17) as net:
+        a = net.add_host("a")
+        start = trio.current_time()
+        real, emulated, data, when = await _in(a, "p", main)
+        assert (real, emulated, data, when - start) == (True, b"emulated", b"abc", 5)
+
+
+async def test_a_descriptor_closed_while_registered_is_dropped() -> None:
+    """As epoll forgets a closed file: the loop neither reports it nor spins on it."""
+    async def main() -> tuple:
+        loop = asyncio.get_running_loop()
+        fired = []
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        first = loop.create_future()
+
+        def readable() -> None:
+            fired.append(sock.recv(100))
+            if not first.done():
+                first.set_result(None)
+
+        loop.add_reader(sock.fileno(), readable)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            tx.sendto(b"once", sock.getsockname())
+        await first
+        sock.close()  # behind the loop's back: the reader stays registered
+        start = loop.time()
+        await asyncio.sleep(30)
+        return fired, loop.time() - start
+
+    async with pystack.Network(seed=18) as net:
+        a = net.add_host("a")
+        assert await _in(a, "p", main) == ([b"once"], 30)
+
+
+async def test_a_blocking_socket_in_asyncio_code_works_unless_it_must_wait() -> None:
+    """asyncio code may call a blocking socket directly (the docs' socketpair example sends
+    so): a call that need not wait is made; one that would wait cannot stop the whole run,
+    and raises."""
+    async def main() -> list:
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind(("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            tx.sendto(b"no wait", rx.getsockname())
+        out = [rx.recv(100), rx.gettimeout()]
+        with pytest.raises(RuntimeError, match="must wait"):
+            rx.recv(100)
+        t = blocking._emu(rx).tsock
+        out.append(sys.sys_fcntl(t.task, t.fileno(), sys.F_GETFL) & sys.O_NONBLOCK)  # still 0
+        rx.close()
+        return out
+
+    async with pystack.Network(seed=19) as net:
+        a = net.add_host("a")
+        assert await _in(a, "p", main) == [b"no wait", None, 0]
