@@ -6,8 +6,9 @@ pystack/dropin/trio.py (the trio hooks), Lib/runpy.py (run_path, `__main__`).
 A script runs as `__main__` in a thread of a process of its host (the blocking face's thread),
 so `socket`, `select` and `selectors` reach the host. `trio.run(main)` called by the script is
 routed into the one trio run that drives the network: `main` runs there, in the script's
-process context, on trio's socket hooks. (`asyncio.run` is not routed yet: the asyncio face is
-to come.)
+process context, on trio's socket hooks. `asyncio.run(main())` (and anything else that makes
+its loop with `asyncio.new_event_loop`) gets the asyncio face's loop, which runs in that same
+trio run while the script's thread waits (pystack/dropin/asyncio.py).
 
 `sys.argv` is process-wide in Python: each script sets it as it starts, so scripts that start
 together should read it at once (as scripts do).
@@ -25,7 +26,7 @@ from typing import Any, Sequence
 
 import trio
 
-from ..kernel.sched import current
+from . import asyncio as asyncio_face
 from . import blocking
 from . import trio as trio_face
 
@@ -37,42 +38,20 @@ _real_trio_run = trio.run
 def _routed_trio_run(afn: Any, *args: Any, **kwargs: Any) -> Any:
     """trio.run from an emulated thread: run `afn` in the network's trio run, in the calling
     thread's process context. Anywhere else: the real trio.run."""
-    token = blocking._TOKEN.get()
-    task = trio_face.current_task()
-    if token is None or task is None or blocking._in_trio_thread():
+    if not blocking.in_emulated_thread():
         return _real_trio_run(afn, *args, **kwargs)
-
-    th = blocking._THREAD.get() or blocking.ThreadState.untracked()
-
-    async def call() -> Any:
-        g = blocking._guard()
-        g.enter(th)
-        tok = current.set(task)
-        try:
-            return await afn(*args)
-        finally:
-            current.reset(tok)
-            g.leave(th)
-    return trio.from_thread.run(call, trio_token=token)
+    return blocking.call_in_trio(afn, *args)
 
 
-_route_depth = 0
+_TRIO_RUN = blocking.Patches(lambda: [(trio, "run", _routed_trio_run)])
 
 
 @contextlib.contextmanager
 def routed() -> Any:
-    """The blocking face installed, and trio.run routed (nested uses count)."""
-    global _route_depth
-    with blocking.installed():
-        _route_depth += 1
-        if _route_depth == 1:
-            trio.run = _routed_trio_run
-        try:
-            yield
-        finally:
-            _route_depth -= 1
-            if _route_depth == 0:
-                trio.run = _real_trio_run
+    """The blocking face installed, trio.run and asyncio.new_event_loop routed (nested uses
+    count)."""
+    with asyncio_face.installed(), _TRIO_RUN.installed():
+        yield
 
 
 def _exec(path: str, argv: list[str]) -> int:
@@ -101,7 +80,8 @@ async def run_script(path: str, argv: Sequence[str] = (), *, host: Any,
     """Run the file at `path` as `__main__` on `host`, in a new process; return its exit
     status (SystemExit's code; 1 after an uncaught exception, whose traceback goes to
     stderr). Call inside a running `pystack.Network`: `await pystack.run_script(...)`.
-    `socket`, `select`, `selectors` and `trio.run` reach the host while it runs."""
+    `socket`, `select`, `selectors`, `trio.run` and `asyncio.run` reach the host while it
+    runs."""
     trio_face.install()
     with routed():
         async with host.process(name or path.rsplit("/", 1)[-1]):
