@@ -83,7 +83,7 @@ class PortForwarder:
         self.port = port
         self.listen_port = listen_port
         self.accepted = 0   # real connections accepted
-        self.refused = 0    # of which the emulated connect failed (reset to the real peer)
+        self.refused = 0    # of which the emulated connect failed (the real one was reset)
         self.resets = 0     # connections ended by a reset on either side
         self.active = 0     # connections being carried now
         self._listener: trio.socket.SocketType | None = None
@@ -138,11 +138,13 @@ class PortForwarder:
             await self._idle.park()
 
     async def _carry(self, real: Any, task: Any) -> None:
-        emulated = EmulatedSocket.create(task, _stdsocket.AF_INET, _stdsocket.SOCK_STREAM)
+        emulated = None
         try:
             try:
+                emulated = EmulatedSocket.create(task, _stdsocket.AF_INET,
+                                                 _stdsocket.SOCK_STREAM)
                 await emulated.connect((self.target, self.port))
-            except OSError:
+            except OSError:  # ECONNREFUSED, ETIMEDOUT, EMFILE ...: the real peer sees a reset
                 self.refused += 1
                 _abort(real)
                 return
@@ -151,7 +153,8 @@ class PortForwarder:
                 nursery.start_soon(self._pump, emulated, real, nursery.cancel_scope)
         finally:
             real.close()
-            emulated.close()
+            if emulated is not None:
+                emulated.close()
             self.active -= 1
             self._idle.unpark_all()
 

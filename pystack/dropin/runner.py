@@ -160,51 +160,62 @@ async def _run_world(args: argparse.Namespace) -> int:
         if args.path:
             sender = clients[0] if clients else forwarder.via if forwarder else server
             args.followed = (sender.name, sender.follow_next_packet())
-        status: dict[str, int] = {}
         if not clients and forwarder is None:
             return await run_script(args.script, args.args, host=server)
-        async with trio.open_nursery() as nursery:
-            server_done = trio.Event()
-
-            async def serve() -> None:
-                status["server"] = await run_script(args.script, args.args, host=server,
-                                                    abandon_on_cancel=True)
-                server_done.set()
-            nursery.start_soon(serve)
-            if forwarder is not None and threading.current_thread() is threading.main_thread():
-                nursery.start_soon(_stop_on_signal, nursery.cancel_scope, status)
-            # Clients and forwarded connections start once the server listens (or gave up
-            # waiting: 10 s).
-            with trio.move_on_after(10):
-                while not _server_ready(server) and "server" not in status:
-                    await trio.sleep(0.01)
-            if forwarder is not None and "server" not in status:
-                nursery.start_soon(forwarder.serve)
-                print(f"pystack run: forwarding 127.0.0.1:{forwarder.listen_port} to "
-                      f"server:{forwarder.port} (from host forward, "
-                      f"{forwarder.via.address()})", file=sys.stderr, flush=True)
-            if not clients:
-                await server_done.wait()
-                # The server's last words (a FIN, a reply) reach the real peers: at most 1 s.
+        try:
+            return await _run_together(args, server, clients, forwarder)
+        finally:
+            if forwarder is not None:
                 forwarder.close()
-                with trio.move_on_after(1):
-                    await forwarder.wait_idle()
-                nursery.cancel_scope.cancel()
-                return status["server"]
-            async with trio.open_nursery() as cn:
-                for i, (h, spec) in enumerate(zip(clients, args.client), 1):
-                    words = shlex.split(spec)
 
-                    async def client(h: Any = h, words: list = words, i: int = i) -> None:
-                        status[f"client{i}"] = await run_script(words[0], words[1:], host=h)
-                    cn.start_soon(client)
-            # Let the server finish what the clients' last packets started (a close seen,
-            # a line logged) before it is stopped: one second.
-            await trio.sleep(1)
+
+async def _run_together(args: argparse.Namespace, server: Any, clients: list,
+                        forwarder: PortForwarder | None) -> int:
+    """The server script with clients, a forwarded port, or both; see the module docstring
+    for when the run ends."""
+    status: dict[str, int] = {}
+    async with trio.open_nursery() as nursery:
+        server_done = trio.Event()
+
+        async def serve() -> None:
+            status["server"] = await run_script(args.script, args.args, host=server,
+                                                abandon_on_cancel=True)
+            server_done.set()
+        nursery.start_soon(serve)
+        if forwarder is not None and threading.current_thread() is threading.main_thread():
+            nursery.start_soon(_stop_on_signal, nursery.cancel_scope, status)
+        # Clients and forwarded connections start once the server listens (or gave up
+        # waiting: 10 s).
+        with trio.move_on_after(10):
+            while not _server_ready(server) and "server" not in status:
+                await trio.sleep(0.01)
+        if forwarder is not None and "server" not in status:
+            nursery.start_soon(forwarder.serve)
+            print(f"pystack run: forwarding 127.0.0.1:{forwarder.listen_port} to "
+                  f"server:{forwarder.port} (from host forward, "
+                  f"{forwarder.via.address()})", file=sys.stderr, flush=True)
+        if not clients:
+            await server_done.wait()
+            # The server's last words (a FIN, a reply) reach the real peers: at most 1 s.
+            forwarder.close()
+            with trio.move_on_after(1):
+                await forwarder.wait_idle()
             nursery.cancel_scope.cancel()
-        if "signal" in status:
-            return 0
-        return max((v for k, v in status.items() if k != "server"), default=0)
+            return status["server"]
+        async with trio.open_nursery() as cn:
+            for i, (h, spec) in enumerate(zip(clients, args.client), 1):
+                words = shlex.split(spec)
+
+                async def client(h: Any = h, words: list = words, i: int = i) -> None:
+                    status[f"client{i}"] = await run_script(words[0], words[1:], host=h)
+                cn.start_soon(client)
+        # Let the server finish what the clients' last packets started (a close seen,
+        # a line logged) before it is stopped: one second.
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    if "signal" in status:
+        return 0
+    return max((v for k, v in status.items() if k != "server"), default=0)
 
 
 async def _stop_on_signal(scope: trio.CancelScope, status: dict[str, int]) -> None:

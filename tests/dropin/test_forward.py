@@ -5,8 +5,9 @@ Read first: pystack/dropin/forward.py, pystack/dropin/runner.py.
 The in-process tests put a real trio socket (made outside every process context, so a real
 one) and the forwarder in the test's own trio run; the forwarder listens on port 0, so no
 port is guessed. Each has a deadline: a wait that never ends (the forwarder lost a FIN) makes
-the autojump clock run to it at once, and the test fails instead of hanging. The last tests start `python -m pystack run --forward` as another process,
-in real time: the only tests here that wait on the wall clock, and only to see the port open.
+the autojump clock run to it at once, and the test fails instead of hanging. The last tests
+start `python -m pystack run --forward` as another process, in real time: the only tests here
+that wait on the wall clock, and only to see the port open.
 """
 
 from __future__ import annotations
@@ -62,8 +63,26 @@ def test_cli_reports_a_port_in_use_and_exits_1(tmp_path, capsys) -> None:
         port = taken.getsockname()[1]
         assert runner.main(["--forward", f"{port}:80", str(script)]) == 1
     err = capsys.readouterr().err
-    assert f"cannot listen on 127.0.0.1:{port}: [Errno {errno.EADDRINUSE}] Address already in use" in err
+    assert f"cannot listen on 127.0.0.1:{port}: [Errno {errno.EADDRINUSE}] Address already " \
+        "in use" in err
     assert "must not run" not in err
+
+
+def test_forward_host_comes_after_the_clients_and_time_can_stay_virtual(capsys) -> None:
+    assert runner.main([str(COMPAT / "socket_echo_server.py"), "50007", "--client",
+                        f"{COMPAT / 'socket_echo_client.py'} server 50007",
+                        "--forward", "0:50007", "--time", "virtual", "--trace=sock:"]) == 0
+    captured = capsys.readouterr()
+    # The same transcript as without --forward (test_runner.py): client1 keeps 10.0.0.2, and
+    # its port, which the seed chose.
+    assert captured.out.splitlines() == ["Connected by ('10.0.0.2', 50643)",
+                                         "Received b'Hello, world'"]
+    forwarding = [line for line in captured.err.splitlines() if "forwarding" in line]
+    assert forwarding and forwarding[0].endswith("to server:50007 (from host forward, 10.0.0.3)")
+    # Virtual time starts at 0 (real time, trio's clock, at 10000 s or more).
+    times = [float(line.split()[0]) for line in captured.err.splitlines()
+             if "sock:inet_sock_set_state" in line]
+    assert times and max(times) < 60
 
 
 # -- real time: the stack on a clock that does not start at 0 -------------------------------------
