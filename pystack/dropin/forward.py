@@ -1,7 +1,7 @@
 """A real localhost port that leads into the emulated network: `python -m pystack run --forward`.
 
 Read first: pystack/dropin/trio.py (EmulatedSocket, and why the trio hooks build real sockets
-outside every process context), pystack/dropin/runner.py (`_run_world`, which starts this),
+outside every process context), pystack/dropin/runner.py (`_run_together`, which starts this),
 man 7 tcp (SO_LINGER with a zero timeout: close sends RST), man 2 shutdown.
 
 `PortForwarder` listens on a real socket at 127.0.0.1:PORT. For each connection the real

@@ -285,7 +285,6 @@ def _segments(pcap: pathlib.Path, port: int) -> list:
 def test_run_forward_carries_a_real_connection_through_the_emulated_stack(tmp_path,
                                                                           server) -> None:
     listen, target, pcap = _free_port(), 18888, tmp_path / "run.pcapng"
-    started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "pystack", "run", str(COMPAT / server), str(target),
          "--forward", f"{listen}:{target}", "--pcap", str(pcap)],
@@ -308,7 +307,6 @@ def test_run_forward_carries_a_real_connection_through_the_emulated_stack(tmp_pa
     assert proc.returncode == 0, err.decode()
     assert f"forwarding 127.0.0.1:{listen} to server:{target} (from host forward, " \
            f"10.0.0.2)" in err.decode()
-    assert time.monotonic() - started < 10
     segments = _segments(pcap, target)
     # Each segment appears twice: leaving forward:eth0 and reaching server:eth0.
     assert [(src, way, data) for _, src, way, data in segments] == \
