@@ -32,7 +32,7 @@ from .tcp_recovery import (FLAG_ACKED, FLAG_DATA_ACKED, FLAG_DATA_SACKED, FLAG_R
                            tcp_sacktag_write_queue)
 from .tcp_output import (__tcp_select_window, tcp_current_mss, tcp_data_snd_check,
                          tcp_retransmit_skb, tcp_send_ack, tcp_send_delayed_ack,
-                         tcp_sndbuf_expand, tcp_xmit_retransmit_queue)
+                         tcp_sndbuf_expand, tcp_update_pacing_rate, tcp_xmit_retransmit_queue)
 from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
                          TCP_SYN_SENT, TCP_TIME_WAIT)
@@ -217,6 +217,7 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
             newly_acked_sacked = 1  # a duplicate ACK: one segment has left the network
         tcp_cwnd_reduction(sk, newly_acked_sacked, flag)
         tcp_xmit_retransmit_queue(sk)
+    tcp_update_pacing_rate(sk)
     if not sk.packets_out:
         sk.icsk_backoff = 0
     return 1
@@ -604,6 +605,7 @@ def tcp_init_transfer(sk: TcpSock) -> None:
         sk.snd_cwnd = 1  # RFC 6298 5.7: the SYN was lost, start from one segment
     sk.snd_cwnd_stamp = trio.current_time()
     tcp_sndbuf_expand(sk)
+    tcp_update_pacing_rate(sk)
     # tcp_init_buffer_space: the first measure of what the reader consumes per RTT.
     sk.rcv_space = min(sk.rcv_ssthresh, sk.rcv_wnd, TCP_INIT_CWND * sk.advmss) or sk.advmss
     sk.rcvq_seq = sk.copied_seq

@@ -139,7 +139,7 @@ def tcp_send_loss_probe(sk: TcpSock) -> None:
     sent = False
     if sk.write_queue and tcp_snd_wnd_test(sk, sk.write_queue[0].cb.end_seq):
         before_out = sk.packets_out
-        tcp_write_xmit(sk, mss, 1, push_one=True, probe=True)  # TCP_NAGLE_OFF
+        tcp_write_xmit(sk, mss, 1, push_one=2)  # TCP_NAGLE_OFF; past cwnd
         sent = sk.packets_out > before_out
     elif sk.rtx_queue:
         skb = sk.rtx_queue[-1]
