@@ -10,6 +10,7 @@ tcp_v4_send_reset, tcp_v4_connect, tcp_v4_err, tcp_v4_syn_recv_sock), net/ipv4/t
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import struct
 from typing import TYPE_CHECKING, Any
@@ -167,8 +168,15 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SkBuff) -> None:
 
 # -- initial sequence numbers and timestamp offsets ---------------------------------------------
 
+@functools.lru_cache(maxsize=256)
+def _tcp_secret(seed: int, host_name: str) -> bytes:
+    """The host's secret for ISNs and timestamp offsets (net_secret in Linux), from the
+    network's seed: made once per host, not once per connection."""
+    return hashlib.sha256(b"tcp-secret-%d-%s" % (seed, host_name.encode())).digest()
+
+
 def _keyed(net: "Net", *fields: int) -> int:
-    key = hashlib.sha256(b"tcp-secret-%d-%s" % (net.seed, net.host.name.encode())).digest()
+    key = _tcp_secret(net.seed, net.host.name)
     data = b",".join(b"%d" % f for f in fields)
     return int.from_bytes(hashlib.blake2s(data, key=key, digest_size=4).digest(), "big")
 
@@ -422,7 +430,7 @@ def inet_csk_listen_start(sk: TcpSock) -> None:
             raise KernelError(errno.EADDRINUSE)
     else:
         from .inet_hashtables import inet_bind_conflict
-        owners = net.ipv4.tcp.hashinfo.bhash.get(sk.inet_num, [])
+        owners = net.ipv4.tcp.hashinfo.bhash.get(sk.inet_num, {})
         if inet_bind_conflict(sk, owners):
             sk.sk_state = TCP_CLOSE
             raise KernelError(errno.EADDRINUSE)
