@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import functools
 import math
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import trio
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ...kernel.errors import KernelError
-from ...lib.checksum import csum_partial, csum_tcpudp_magic
+from ...lib.checksum import csum_ipv4_payload
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_TIME_EXCEEDED
-from ...uapi.ip import IPPROTO_TCP
+from ...uapi.ip import IP_ADDRS, IPPROTO_TCP
 from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN,
                          parse_options)
 from ..core import drop_reason as dr
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 MASK = 0xFFFFFFFF
 _unpack_tcp = TCP_HDR.unpack_from
 _pack_tcp = TCP_HDR.pack_into
+_unpack_addrs = IP_ADDRS.unpack_from
 
 
 def tcp_v4_rcv(skb: SkBuff) -> None:
@@ -76,12 +77,9 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
         mib["InErrs"] += 1
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
-    nh = skb.network_header
-    saddr = int.from_bytes(buf[nh + 12:nh + 16], "big")
-    daddr = int.from_bytes(buf[nh + 16:nh + 20], "big")
+    saddr, daddr = _unpack_addrs(buf, skb.network_header + 12)
     if not dev.flags & IFF_LOOPBACK:
-        if csum_tcpudp_magic(saddr, daddr, length, IPPROTO_TCP,
-                             csum_partial(memoryview(buf)[off:skb.tail])) != 0:
+        if csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, off, length) != 0:
             mib["InCsumErrors"] += 1
             mib["InErrs"] += 1
             kfree_skb(skb, dr.TCP_CSUM)
@@ -210,8 +208,7 @@ def _send_raw(net: "Net", saddr: int, daddr: int, sport: int, dport: int, seq: i
     _pack_tcp(buf, off, sport, dport, seq & MASK, ack & MASK, (hlen // 4) << 4, flags, window,
               0, 0)
     buf[off + 20:off + hlen] = opts
-    check = csum_tcpudp_magic(saddr, daddr, hlen, IPPROTO_TCP,
-                              csum_partial(memoryview(buf)[off:off + hlen]))
+    check = csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, off, hlen)
     buf[off + 16] = check >> 8
     buf[off + 17] = check & 0xFF
     skb.transport_header = off
