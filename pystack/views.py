@@ -1,5 +1,6 @@
 """What `host.routes()`, `neighbours()`, `sockets()` and `stats()` return: frozen values that
-print the way `ip route`, `ip neigh`, `ss` and /proc/net/snmp do.
+print the way `ip route`, `ip neigh`, `ss` and /proc/net/snmp do (`stats().netstat()`: the way
+`netstat -s` does).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Any
 import attrs
 
 from .net.ipv4.inet_diag import format_ms_timer
-from .net.ipv4.proc import snmp_text
+from .net.ipv4.proc import netstat_text, snmp_text
 
 
 @attrs.frozen
@@ -161,6 +162,11 @@ class Stats:
 
     def __getitem__(self, group: str) -> dict[str, int]:
         return self.snmp[group]
+
+    def netstat(self) -> str:
+        """The SNMP groups as `netstat -s` prints them ("123 total packets received",
+        "0 segments retransmitted" ...)."""
+        return netstat_text(self.snmp)
 
     def __str__(self) -> str:
         out = [snmp_text(self.snmp).rstrip()]

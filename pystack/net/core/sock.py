@@ -113,6 +113,25 @@ def _readable(sk: "Sock") -> None:
     wq = sk.sk_wq
     if wq is not None and wq:
         wq.unpark_all()
+    funcs = sk.sk_wq_funcs
+    if funcs:
+        for func in tuple(funcs):
+            func(sk)
+
+
+def add_wait_queue(sk: "Sock", func: Callable[["Sock"], None]) -> None:
+    """A wait-queue entry that does not sleep: `func(sk)` runs at every wake-up, in the
+    waker's context, as epoll's ep_poll_callback does (kernel/sched/wait.c add_wait_queue,
+    fs/eventpoll.c). It must be synchronous and quick: it may run in softirq."""
+    if sk.sk_wq_funcs is None:
+        sk.sk_wq_funcs = []
+    sk.sk_wq_funcs.append(func)
+
+
+def remove_wait_queue(sk: "Sock", func: Callable[["Sock"], None]) -> None:
+    funcs = sk.sk_wq_funcs
+    if funcs is not None and func in funcs:
+        funcs.remove(func)
 
 
 sock_def_readable = _readable
@@ -132,7 +151,7 @@ class Sock:
                  "sk_priority", "sk_mark", "sk_wq", "sk_lock_owned", "sk_backlog",
                  "sk_backlog_len", "sk_backlog_rcv", "sk_data_ready", "sk_write_space",
                  "sk_state_change", "sk_error_report", "sk_dst_cache", "sk_inert_opts",
-                 "sk_uid", "sk_wakeups", "sk_error_queue", "__weakref__")
+                 "sk_uid", "sk_wakeups", "sk_error_queue", "sk_wq_funcs", "__weakref__")
 
     def __init__(self, net: "Net", family: int, type_: int, protocol: int, prot: Any):
         s = net.sysctl
@@ -178,6 +197,7 @@ class Sock:
         self.sk_wakeups = 0
         # IP_RECVERR's queue: skbs whose `cb` is a SockExterrSkb, read by MSG_ERRQUEUE.
         self.sk_error_queue: deque[SkBuff] = deque()
+        self.sk_wq_funcs: list[Callable[["Sock"], None]] | None = None  # add_wait_queue
 
     def sock_flag(self, flag: int) -> bool:
         return bool(self.sk_flags & (1 << flag))

@@ -100,11 +100,19 @@ class Rtable:
 
 
 def _cache(net: "Net") -> dict:
+    """The route cache, emptied first if the FIB changed since it was filled."""
     v4 = net.ipv4
-    if v4.rt_cache_genid != v4.fib.genid or len(v4.rt_cache) > RT_CACHE_MAX:
+    if v4.rt_cache_genid != v4.fib.genid:
         v4.rt_cache.clear()
         v4.rt_cache_genid = v4.fib.genid
     return v4.rt_cache
+
+
+def _cache_add(cache: dict, key: tuple, rt: "Rtable") -> None:
+    """Keep `rt`; a cache grown past RT_CACHE_MAX starts again from empty."""
+    cache[key] = rt
+    if len(cache) > RT_CACHE_MAX:
+        cache.clear()
 
 
 def ip_route_output(net: "Net", daddr: int, saddr: int = 0, oif: "NetDevice | None" = None,
@@ -116,10 +124,9 @@ def ip_route_output(net: "Net", daddr: int, saddr: int = 0, oif: "NetDevice | No
     key = (daddr, saddr, oif, 0)
     cache = _cache(net)
     rt = cache.get(key)
-    if rt is not None:
-        return rt
-    rt = _route_output_slow(net, daddr, saddr, oif)
-    cache[key] = rt
+    if rt is None:
+        rt = _route_output_slow(net, daddr, saddr, oif)
+        _cache_add(cache, key, rt)
     return rt
 
 
@@ -245,7 +252,7 @@ def ip_route_input(skb: Any, daddr: int, saddr: int, dev: "NetDevice") -> int:
     rt = cache.get(key)
     if rt is None:
         rt = _route_input_slow(net, daddr, saddr, dev)
-        cache[key] = rt
+        _cache_add(cache, key, rt)
     skb.dst = rt
     return rt.error
 

@@ -22,10 +22,10 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from ...kernel.errors import KernelError
-from ...lib.checksum import csum_partial, csum_tcpudp_magic
+from ...lib.checksum import csum_ipv4_payload
 from ...uapi.icmp import (ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_PORT_UNREACH,
                           ICMP_TIME_EXCEEDED, NR_ICMP_UNREACH)
-from ...uapi.ip import IP_HDR, IPPROTO_UDP
+from ...uapi.ip import IP_ADDRS, IP_HDR, IPPROTO_UDP
 from ...uapi.udp import UDP_HDR, UDP_HLEN
 from ..core import drop_reason as dr
 from ..core.dev import IFF_LOOPBACK, NET_XMIT_CN, NET_XMIT_SUCCESS
@@ -76,6 +76,7 @@ UDP_MAX_PAYLOAD = 0xFFFF - 20 - UDP_HLEN  # 65507
 
 _unpack_udp = UDP_HDR.unpack_from
 _pack_udp = UDP_HDR.pack_into
+_unpack_addrs = IP_ADDRS.unpack_from
 
 # icmp_err_convert: (errno, fatal) for each destination-unreachable code (net/ipv4/icmp.c)
 ICMP_ERR_CONVERT = [
@@ -102,59 +103,6 @@ class UdpTable:
         return [sk for port in sorted(self.hash) for sk in self.hash[port]]
 
 
-class UdpProto:
-    """`struct proto udp_prot`."""
-
-    name = "UDP"
-
-    def sk_alloc(self, net: "Net", family: int, type_: int, protocol: int) -> UdpSock:
-        return UdpSock(net, family, type_, protocol, self)
-
-    def init(self, sk: Sock) -> None:
-        pass
-
-    def get_port(self, sk: UdpSock, snum: int) -> bool:
-        return udp_lib_get_port(sk, snum)
-
-    def unhash(self, sk: UdpSock) -> None:
-        if sk.inet_num:
-            socks = sk.sk_net.ipv4.udp_table.hash.get(sk.inet_num)
-            if socks is not None and sk in socks:
-                socks.remove(sk)
-                if not socks:
-                    del sk.sk_net.ipv4.udp_table.hash[sk.inet_num]
-            sk.inet_num = 0
-
-    def connect(self, sk: UdpSock, daddr: int, dport: int) -> None:
-        ip4_datagram_connect(sk, daddr, dport)
-
-    def disconnect(self, sk: UdpSock) -> None:
-        ip4_datagram_disconnect(sk)
-        if not sk.sk_userlocks & SOCK_BINDPORT_LOCK:
-            self.unhash(sk)
-            sk.inet_sport = 0
-
-    def close(self, sk: UdpSock, timeout: int) -> None:
-        """udp_lib_close → sk_common_release: unhash and free what is queued."""
-        self.unhash(sk)
-        sk.sk_state = TCP_CLOSE
-        sk.sk_shutdown = SHUTDOWN_MASK
-        for q in (sk.sk_receive_queue, sk.sk_error_queue):
-            while q:
-                consume_skb(q.popleft())
-        sk.sk_state_change(sk)
-
-    def sendmsg(self, sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None) -> int:
-        return udp_sendmsg(sk, data, flags, addr)
-
-    def recvmsg(self, sk: UdpSock, size: int, flags: int, control: list | None = None):
-        return udp_recvmsg(sk, size, flags, control)
-
-    def poll(self, sk: UdpSock) -> int:
-        return udp_poll(sk)
-
-
-udp_prot = UdpProto()
 
 
 # -- ports ----------------------------------------------------------------------------------------
@@ -270,12 +218,9 @@ def udp_rcv(skb: "SkBuff") -> None:
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
     skb.trim(ulen)
-    nh = skb.network_header
-    saddr = int.from_bytes(buf[nh + 12:nh + 16], "big")
-    daddr = int.from_bytes(buf[nh + 16:nh + 20], "big")
+    saddr, daddr = _unpack_addrs(buf, skb.network_header + 12)
     if check and not dev.flags & IFF_LOOPBACK:
-        if csum_tcpudp_magic(saddr, daddr, ulen, IPPROTO_UDP,
-                             csum_partial(memoryview(buf)[off:off + ulen])) != 0:
+        if csum_ipv4_payload(saddr, daddr, IPPROTO_UDP, buf, off, ulen) != 0:
             mib["InCsumErrors"] += 1
             mib["InErrors"] += 1
             kfree_skb(skb, dr.UDP_CSUM)
@@ -418,8 +363,7 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
     buf = skb.buf
     buf[off + UDP_HLEN:off + ulen] = data
     _pack_udp(buf, off, sk.inet_sport, dport, ulen, 0)
-    check = csum_tcpudp_magic(saddr, daddr, ulen, IPPROTO_UDP,
-                              csum_partial(memoryview(buf)[off:off + ulen])) or 0xFFFF
+    check = csum_ipv4_payload(saddr, daddr, IPPROTO_UDP, buf, off, ulen) or 0xFFFF
     buf[off + 6] = check >> 8
     buf[off + 7] = check & 0xFF
     skb.transport_header = off
@@ -489,17 +433,17 @@ def udp_recvmsg(sk: UdpSock, size: int, flags: int, control: list | None = None
         raise KernelError(errno.EAGAIN)
     skb = q[0]
     buf = skb.buf
-    payload_len = skb.tail - skb.data
-    copied = min(size, payload_len)
-    data = bytes(buf[skb.data:skb.data + copied])
-    nh = skb.network_header
-    saddr = int.from_bytes(buf[nh + 12:nh + 16], "big")
+    start = skb.data
+    payload_len = skb.tail - start
+    copied = size if size < payload_len else payload_len
+    data = bytes(memoryview(buf)[start:start + copied])  # one copy, out of the queue
+    saddr = _unpack_addrs(buf, skb.network_header + 12)[0]
     th = skb.transport_header
     sport = (buf[th] << 8) | buf[th + 1]
     msg_flags = MSG_TRUNC if copied < payload_len else 0
     if control is not None and sk.cmsg_flags:
         rt = skb.dst
-        daddr = int.from_bytes(buf[nh + 16:nh + 20], "big")
+        daddr = _unpack_addrs(buf, skb.network_header + 12)[1]
         # fib_compute_spec_dst: the address the datagram reached, or for a broadcast ours
         # on its subnet.
         spec_dst = daddr if rt is None or rt.type == RTN_LOCAL else inet_select_addr(
@@ -529,3 +473,56 @@ def udp_poll(sk: UdpSock) -> int:
     if sock_writeable(sk):
         mask |= POLLOUT | POLLWRNORM | POLLWRBAND
     return mask
+
+
+# -- struct proto ---------------------------------------------------------------------------------
+
+class UdpProto:
+    """`struct proto udp_prot` (defined last, as in udp.c, so that it can name the functions)."""
+
+    name = "UDP"
+
+    def sk_alloc(self, net: "Net", family: int, type_: int, protocol: int) -> UdpSock:
+        return UdpSock(net, family, type_, protocol, self)
+
+    def init(self, sk: Sock) -> None:
+        pass
+
+    def get_port(self, sk: UdpSock, snum: int) -> bool:
+        return udp_lib_get_port(sk, snum)
+
+    def unhash(self, sk: UdpSock) -> None:
+        if sk.inet_num:
+            socks = sk.sk_net.ipv4.udp_table.hash.get(sk.inet_num)
+            if socks is not None and sk in socks:
+                socks.remove(sk)
+                if not socks:
+                    del sk.sk_net.ipv4.udp_table.hash[sk.inet_num]
+            sk.inet_num = 0
+
+    def connect(self, sk: UdpSock, daddr: int, dport: int) -> None:
+        ip4_datagram_connect(sk, daddr, dport)
+
+    def disconnect(self, sk: UdpSock) -> None:
+        ip4_datagram_disconnect(sk)
+        if not sk.sk_userlocks & SOCK_BINDPORT_LOCK:
+            self.unhash(sk)
+            sk.inet_sport = 0
+
+    def close(self, sk: UdpSock, timeout: int) -> None:
+        """udp_lib_close → sk_common_release: unhash and free what is queued."""
+        self.unhash(sk)
+        sk.sk_state = TCP_CLOSE
+        sk.sk_shutdown = SHUTDOWN_MASK
+        for q in (sk.sk_receive_queue, sk.sk_error_queue):
+            while q:
+                consume_skb(q.popleft())
+        sk.sk_state_change(sk)
+
+    # The per-datagram entries are the functions themselves: no forwarding frame.
+    sendmsg = staticmethod(udp_sendmsg)
+    recvmsg = staticmethod(udp_recvmsg)
+    poll = staticmethod(udp_poll)
+
+
+udp_prot = UdpProto()
