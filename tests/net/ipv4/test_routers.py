@@ -109,7 +109,11 @@ async def test_ping_and_a_tcp_transfer_cross_both_routers() -> None:
         data = random.Random(1).randbytes(300_000)
         assert await tcp_transfer(a, b, data) == data
         for r in (r1, r2):
-            assert r.stats()["Ip"]["ForwDatagrams"] > 200
+            # GRO merges what arrives in one NAPI poll, and IP counts each skb once (as
+            # Linux does): fewer datagrams than the 208 segments the data took, but some.
+            assert r.stats()["Ip"]["ForwDatagrams"] > 10
+            sent = sum(r.interface(n).stats.tx_packets for n in ("eth0", "eth1"))
+            assert sent > 200  # the segments, cut again for each wire
         assert a.stats()["Ip"]["ForwDatagrams"] == b.stats()["Ip"]["ForwDatagrams"] == 0
 
 
