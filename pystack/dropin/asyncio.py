@@ -221,6 +221,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._wait_scope: trio.CancelScope | None = None
         self._jobs = 0                          # run_in_executor calls still running
         self._jobs_done: asyncio.Future | None = None
+        self._killed = False                    # see _kill
         super().__init__(_Selector(self))
 
     def __repr__(self) -> str:
@@ -273,17 +274,31 @@ class EventLoop(asyncio.SelectorEventLoop):
                                "`await loop.run_until_complete_async(...)`)")
         self._check_closed()
         self._check_running()
-        if self._process is not None and self._process.exited:
-            raise RuntimeError(f"process {self._process.pid} has exited: its loop cannot run")
+        if self._killed or (self._process is not None and self._process.exited):
+            raise RuntimeError(f"process {self._process.pid} was stopped: its loop cannot run")
         try:
             return blocking.call_in_trio(self.run_forever_async, trio_token=self._trio_token)
+        except trio.Cancelled:
+            self._kill()
+            raise
         except BaseException:
             if self._process is not None and self._process.exited:
-                # Stopped under the loop (the run's end stops a server as a SIGTERM would):
-                # like a killed process, its unfinished tasks go without a word.
-                for task in asyncio.all_tasks(self):
-                    task._log_destroy_pending = False
+                self._kill()
             raise
+
+    def _kill(self) -> None:
+        """The thread's process is being stopped under the loop (trio cancelled it: the end of
+        `python -m pystack run` stops a server as a SIGTERM would). Like a killed process, the
+        loop runs no more, and its unfinished tasks end without a word: their coroutines are
+        closed now, and what their `finally` blocks raise (the loop is going, the process is
+        gone) is dropped, not printed when they are collected."""
+        self._killed = True
+        for task in asyncio.all_tasks(self):
+            task._log_destroy_pending = False
+            try:
+                task.get_coro().close()
+            except Exception:  # noqa: BLE001 - a killed process reports nothing
+                pass
 
     async def run_forever_async(self) -> None:
         """Run until stop() is called (BaseEventLoop.run_forever, awaiting in trio)."""
