@@ -374,11 +374,16 @@ class EmulatedSocket(trio.socket.SocketType):
                       ) -> tuple[bytes, list, int, Any]:
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
+        if ancbufsize < 0:
+            raise ValueError("invalid ancillary data buffer length")
         await _checkpoint_if_cancelled()
-        data, addr, msg_flags, _n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), bufsize,
-                                                           flags)
+        data, addr, msg_flags, _n, control = await self._call(
+            "reading from", sys.sys_recvmsg, self._task, self._fdno(), bufsize, flags)
         await _cancel_shielded_checkpoint()
-        return data, [], msg_flags, _addr_tuple(addr)
+        ancdata, truncated = put_cmsgs(control, ancbufsize)
+        if truncated:
+            msg_flags |= _stdsocket.MSG_CTRUNC
+        return data, ancdata, msg_flags, _addr_tuple(addr)
 
     async def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0
                            ) -> tuple[int, list, int, Any]:
@@ -391,6 +396,26 @@ class EmulatedSocket(trio.socket.SocketType):
             v[:len(chunk)] = chunk
             pos += len(chunk)
         return len(data), anc, msg_flags, addr
+
+
+def put_cmsgs(control: list, ancbufsize: int) -> tuple[list, bool]:
+    """The control messages as recvmsg() returns them from an `ancbufsize`-byte buffer, and
+    whether they were cut short (MSG_CTRUNC), as put_cmsg fills msg_control: a message that
+    does not fit is cut to the room left, and none is written once not even a header fits."""
+    out = []
+    room = ancbufsize
+    truncated = False
+    header = _stdsocket.CMSG_LEN(0)
+    for level, type_, data in control:
+        if room < header:
+            truncated = True
+            continue
+        if room < _stdsocket.CMSG_LEN(len(data)):
+            truncated = True
+            data = data[:room - header]
+        out.append((level, type_, data))
+        room -= min(_stdsocket.CMSG_SPACE(len(data)), room)
+    return out, truncated
 
 
 # -- trio's official hooks: a socket factory and a hostname resolver -----------------------------
