@@ -39,8 +39,10 @@ Two ways in:
   asyncio task, which may clean up);
 - a script (`run_script`, `python -m pystack run`): `install()` routes `asyncio.new_event_loop`
   in emulated threads here, so `asyncio.run`, `asyncio.Runner` and
-  `new_event_loop().run_until_complete` work unchanged; `run_forever` crosses from the
-  script's thread into the trio run (`blocking.call_in_trio`) and back when it stops.
+  `new_event_loop().run_until_complete` work unchanged, and so does the older
+  `asyncio.get_event_loop().run_until_complete(...)` in the script's first thread, which
+  plays the main thread; `run_forever` crosses from the script's thread into the trio run
+  (`blocking.call_in_trio`) and back when it stops.
 
 Why not trio-asyncio (the plan's suggestion): importing it replaces asyncio's event-loop
 policy and `new_event_loop`/`get_event_loop`/`get_running_loop` for the whole interpreter, so
@@ -73,7 +75,8 @@ from ..net.ipv4.udp import POLLERR, POLLHUP, POLLIN, POLLOUT
 from . import blocking
 from .trio import current_task, emulated_getaddrinfo, emulated_getnameinfo
 
-__all__ = ["EventLoop", "asyncio_run", "new_event_loop", "install", "uninstall", "installed"]
+__all__ = ["EventLoop", "asyncio_run", "new_event_loop", "script_main_thread", "install",
+           "uninstall", "installed"]
 
 _real_new_event_loop = asyncio.events.new_event_loop
 
@@ -534,8 +537,40 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return _real_new_event_loop()
 
 
-_ROUTES = blocking.Patches(lambda: [(asyncio.events, "new_event_loop", new_event_loop),
-                                    (asyncio, "new_event_loop", new_event_loop)])
+_script = threading.local()  # .main: this thread is a script's first thread
+_real_policy_get_event_loop = asyncio.events.BaseDefaultEventLoopPolicy.get_event_loop
+
+
+def _policy_get_event_loop(self: Any) -> asyncio.AbstractEventLoop:
+    """The policy's get_event_loop (what `asyncio.get_event_loop()` asks when no loop runs).
+    A script's first thread plays its main thread, where asyncio makes a loop if none is set
+    (until Python 3.14): `loop = asyncio.get_event_loop(); loop.run_until_complete(...)`
+    scripts run unchanged. Every other thread gets the policy's own answer."""
+    if getattr(_script, "main", False) and _sys.version_info < (3, 14) and \
+            self._local._loop is None and not self._local._set_called:
+        self.set_event_loop(new_event_loop())
+    return _real_policy_get_event_loop(self)
+
+
+@contextlib.contextmanager
+def script_main_thread() -> Iterator[None]:
+    """The calling (emulated) thread runs a script: for asyncio it is the main thread until
+    the script ends. The thread's event-loop setting is put back afterwards (trio reuses its
+    worker threads)."""
+    local = asyncio.get_event_loop_policy()._local
+    saved = (local._loop, local._set_called)
+    _script.main = True
+    try:
+        yield
+    finally:
+        _script.main = False
+        local._loop, local._set_called = saved
+
+
+_ROUTES = blocking.Patches(lambda: [
+    (asyncio.events, "new_event_loop", new_event_loop),
+    (asyncio, "new_event_loop", new_event_loop),
+    (asyncio.events.BaseDefaultEventLoopPolicy, "get_event_loop", _policy_get_event_loop)])
 
 
 def install() -> None:

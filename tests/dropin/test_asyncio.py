@@ -443,6 +443,36 @@ loop.close()
             nursery.cancel_scope.cancel()
 
 
+async def test_an_old_style_get_event_loop_script_runs(tmp_path) -> None:
+    """`loop = asyncio.get_event_loop(); loop.run_until_complete(...)`: the script's first
+    thread plays the main thread, where asyncio makes the loop; the script's other threads
+    get the policy's own answer."""
+    path = tmp_path / "old.py"
+    path.write_text("""
+import asyncio, threading
+loop = asyncio.get_event_loop()
+assert loop.run_until_complete(asyncio.sleep(60, "old style")) == "old style"
+assert asyncio.get_event_loop() is loop
+other = []
+def in_a_thread():
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError as e:
+        other.append(str(e))
+t = threading.Thread(target=in_a_thread)
+t.start()
+t.join()
+assert other and "no current event loop" in other[0], other
+print(type(loop).__module__)
+""")
+    async with pystack.Network(seed=20) as net:
+        a = net.add_host("a")
+        start = trio.current_time()
+        program = await net.run(a, str(path))
+        assert program.stdout == "pystack.dropin.asyncio\n"
+        assert trio.current_time() - start == pytest.approx(60)
+
+
 # -- code outside a process context is untouched --------------------------------------------------
 def test_importing_pystack_leaves_asyncio_alone() -> None:
     assert asyncio.new_event_loop is asyncio_face._real_new_event_loop
