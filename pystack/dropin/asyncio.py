@@ -444,8 +444,10 @@ class EventLoop(asyncio.SelectorEventLoop):
         if self._jobs == 0 and self._jobs_done is not None:
             self.call_soon(_settle, self._jobs_done, None, None)
 
-    async def shutdown_default_executor(self) -> None:
-        await super().shutdown_default_executor()
+    async def shutdown_default_executor(self, *timeout: float | None) -> None:
+        # (Python 3.12 added the timeout for the executor's threads; emulated ones are
+        # waited for to their end, as asyncio.run's are on 3.11.)
+        await super().shutdown_default_executor(*timeout)
         if self._jobs:
             self._jobs_done = self.create_future()
             await self._jobs_done

@@ -263,6 +263,23 @@ async def test_run_in_executor_runs_an_emulated_thread_of_the_process() -> None:
         assert await _in(a, "p", main) == [("a", "10.0.0.2"), "a", True]
 
 
+async def test_asyncio_run_waits_for_executor_threads_as_asyncio_run_does() -> None:
+    done = []
+
+    def slow() -> None:
+        time.sleep(0.05)
+        done.append(socket.gethostname())
+
+    async def main() -> str:
+        asyncio.get_running_loop().run_in_executor(None, slow)  # not awaited
+        return "returned"
+
+    async with pystack.Network(seed=21) as net:
+        a = net.add_host("a")
+        assert await _in(a, "p", main) == "returned"
+        assert done == ["a"]
+
+
 # -- errors: the ones the real modules give ------------------------------------------------------
 async def test_connection_refused_and_address_in_use() -> None:
     async def main() -> list:
