@@ -141,8 +141,11 @@ class _Selector(selectors._BaseSelectorImpl):  # the key bookkeeping of every st
         return key
 
     def close(self) -> None:
-        for sk, entry in self._watched.values():
-            blocking._sync(remove_wait_queue, sk, entry)
+        # (A loop left open is closed when collected, perhaps after the trio run has ended:
+        # then nothing will wake its sockets again.)
+        with contextlib.suppress(trio.RunFinishedError):
+            for sk, entry in self._watched.values():
+                blocking._sync(remove_wait_queue, sk, entry)
         self._watched.clear()
         super().close()
 

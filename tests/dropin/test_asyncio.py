@@ -9,7 +9,9 @@ import asyncio
 import errno
 import functools
 import os
+import pathlib
 import socket
+import ssl
 import stat
 import threading
 import time
@@ -163,6 +165,38 @@ async def test_protocols_over_a_lossy_link() -> None:
             assert await _in(a, "client", client) == bytes(range(256)) * 200
             nursery.cancel_scope.cancel()
         assert a.stats()["Tcp"]["RetransSegs"] + b.stats()["Tcp"]["RetransSegs"] > 0
+
+
+async def test_tls_streams_over_emulated_sockets() -> None:
+    """asyncio's TLS (sslproto) runs over the emulated transports unchanged. The certificate
+    (tests/dropin/data/tls_host_b.pem: a self-signed one for the name "b", key included) was
+    made once with `openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=b
+    -addext subjectAltName=DNS:b`."""
+    pem = str(pathlib.Path(__file__).parent / "data" / "tls_host_b.pem")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(pem)
+    client_ctx = ssl.create_default_context(cafile=pem)
+
+    async def server() -> None:
+        srv = await asyncio.start_server(_echo, "0.0.0.0", 4433, ssl=server_ctx)
+        await srv.serve_forever()
+
+    async def client() -> tuple:
+        reader, writer = await asyncio.open_connection("b", 4433, ssl=client_ctx)
+        writer.write(b"secret " * 1000)
+        got = await reader.readexactly(7000)
+        version = writer.get_extra_info("ssl_object").version()
+        writer.close()
+        await writer.wait_closed()
+        return got == b"secret " * 1000, version
+
+    async with pystack.Network(seed=22) as net:
+        a, b = _two_hosts(net, delay=0.002)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_in, b, "server", server)
+            await trio.sleep(0.1)
+            assert await _in(a, "client", client) == (True, "TLSv1.3")
+            nursery.cancel_scope.cancel()
 
 
 async def test_sock_methods_on_nonblocking_sockets() -> None:
