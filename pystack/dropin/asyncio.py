@@ -39,8 +39,10 @@ Two ways in:
   asyncio task, which may clean up);
 - a script (`run_script`, `python -m pystack run`): `install()` routes `asyncio.new_event_loop`
   in emulated threads here, so `asyncio.run`, `asyncio.Runner` and
-  `new_event_loop().run_until_complete` work unchanged; `run_forever` crosses from the
-  script's thread into the trio run (`blocking.call_in_trio`) and back when it stops.
+  `new_event_loop().run_until_complete` work unchanged, and so does the older
+  `asyncio.get_event_loop().run_until_complete(...)` in the script's first thread, which
+  plays the main thread; `run_forever` crosses from the script's thread into the trio run
+  (`blocking.call_in_trio`) and back when it stops.
 
 Why not trio-asyncio (the plan's suggestion): importing it replaces asyncio's event-loop
 policy and `new_event_loop`/`get_event_loop`/`get_running_loop` for the whole interpreter, so
@@ -73,7 +75,8 @@ from ..net.ipv4.udp import POLLERR, POLLHUP, POLLIN, POLLOUT
 from . import blocking
 from .trio import current_task, emulated_getaddrinfo, emulated_getnameinfo
 
-__all__ = ["EventLoop", "asyncio_run", "new_event_loop", "install", "uninstall", "installed"]
+__all__ = ["EventLoop", "asyncio_run", "new_event_loop", "script_main_thread", "install",
+           "uninstall", "installed"]
 
 _real_new_event_loop = asyncio.events.new_event_loop
 
@@ -138,8 +141,11 @@ class _Selector(selectors._BaseSelectorImpl):  # the key bookkeeping of every st
         return key
 
     def close(self) -> None:
-        for sk, entry in self._watched.values():
-            blocking._sync(remove_wait_queue, sk, entry)
+        # (A loop left open is closed when collected, perhaps after the trio run has ended:
+        # then nothing will wake its sockets again.)
+        with contextlib.suppress(trio.RunFinishedError):
+            for sk, entry in self._watched.values():
+                blocking._sync(remove_wait_queue, sk, entry)
         self._watched.clear()
         super().close()
 
@@ -221,6 +227,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         self._wait_scope: trio.CancelScope | None = None
         self._jobs = 0                          # run_in_executor calls still running
         self._jobs_done: asyncio.Future | None = None
+        self._killed = False                    # see _kill
         super().__init__(_Selector(self))
 
     def __repr__(self) -> str:
@@ -273,17 +280,31 @@ class EventLoop(asyncio.SelectorEventLoop):
                                "`await loop.run_until_complete_async(...)`)")
         self._check_closed()
         self._check_running()
-        if self._process is not None and self._process.exited:
-            raise RuntimeError(f"process {self._process.pid} has exited: its loop cannot run")
+        if self._killed or (self._process is not None and self._process.exited):
+            raise RuntimeError(f"process {self._process.pid} was stopped: its loop cannot run")
         try:
             return blocking.call_in_trio(self.run_forever_async, trio_token=self._trio_token)
+        except trio.Cancelled:
+            self._kill()
+            raise
         except BaseException:
             if self._process is not None and self._process.exited:
-                # Stopped under the loop (the run's end stops a server as a SIGTERM would):
-                # like a killed process, its unfinished tasks go without a word.
-                for task in asyncio.all_tasks(self):
-                    task._log_destroy_pending = False
+                self._kill()
             raise
+
+    def _kill(self) -> None:
+        """The thread's process is being stopped under the loop (trio cancelled it: the end of
+        `python -m pystack run` stops a server as a SIGTERM would). Like a killed process, the
+        loop runs no more, and its unfinished tasks end without a word: their coroutines are
+        closed now, and what their `finally` blocks raise (the loop is going, the process is
+        gone) is dropped, not printed when they are collected."""
+        self._killed = True
+        for task in asyncio.all_tasks(self):
+            task._log_destroy_pending = False
+            try:
+                task.get_coro().close()
+            except Exception:  # noqa: BLE001 - a killed process reports nothing
+                pass
 
     async def run_forever_async(self) -> None:
         """Run until stop() is called (BaseEventLoop.run_forever, awaiting in trio)."""
@@ -426,8 +447,10 @@ class EventLoop(asyncio.SelectorEventLoop):
         if self._jobs == 0 and self._jobs_done is not None:
             self.call_soon(_settle, self._jobs_done, None, None)
 
-    async def shutdown_default_executor(self) -> None:
-        await super().shutdown_default_executor()
+    async def shutdown_default_executor(self, *timeout: float | None) -> None:
+        # (Python 3.12 added the timeout for the executor's threads; emulated ones are
+        # waited for to their end, as asyncio.run's are on 3.11.)
+        await super().shutdown_default_executor(*timeout)
         if self._jobs:
             self._jobs_done = self.create_future()
             await self._jobs_done
@@ -519,8 +542,40 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return _real_new_event_loop()
 
 
-_ROUTES = blocking.Patches(lambda: [(asyncio.events, "new_event_loop", new_event_loop),
-                                    (asyncio, "new_event_loop", new_event_loop)])
+_script = threading.local()  # .main: this thread is a script's first thread
+_real_policy_get_event_loop = asyncio.events.BaseDefaultEventLoopPolicy.get_event_loop
+
+
+def _policy_get_event_loop(self: Any) -> asyncio.AbstractEventLoop:
+    """The policy's get_event_loop (what `asyncio.get_event_loop()` asks when no loop runs).
+    A script's first thread plays its main thread, where asyncio makes a loop if none is set
+    (until Python 3.14): `loop = asyncio.get_event_loop(); loop.run_until_complete(...)`
+    scripts run unchanged. Every other thread gets the policy's own answer."""
+    if getattr(_script, "main", False) and _sys.version_info < (3, 14) and \
+            self._local._loop is None and not self._local._set_called:
+        self.set_event_loop(new_event_loop())
+    return _real_policy_get_event_loop(self)
+
+
+@contextlib.contextmanager
+def script_main_thread() -> Iterator[None]:
+    """The calling (emulated) thread runs a script: for asyncio it is the main thread until
+    the script ends. The thread's event-loop setting is put back afterwards (trio reuses its
+    worker threads)."""
+    local = asyncio.get_event_loop_policy()._local
+    saved = (local._loop, local._set_called)
+    _script.main = True
+    try:
+        yield
+    finally:
+        _script.main = False
+        local._loop, local._set_called = saved
+
+
+_ROUTES = blocking.Patches(lambda: [
+    (asyncio.events, "new_event_loop", new_event_loop),
+    (asyncio, "new_event_loop", new_event_loop),
+    (asyncio.events.BaseDefaultEventLoopPolicy, "get_event_loop", _policy_get_event_loop)])
 
 
 def install() -> None:

@@ -8,7 +8,9 @@ the work underneath).
 
 Blocking code runs in a thread started from a process context (`trio.to_thread.run_sync`
 inside `async with host.process(...)`, or `threading.Thread` started from such a thread). Each
-call crosses into trio with `trio.from_thread` and runs the syscall there.
+call crosses into trio with `trio.from_thread` and runs the syscall there. A non-blocking
+socket's call never waits, so it is answered at once (`run_nonblocking`); that is also how the
+asyncio face's loop, which runs in the trio thread itself, makes its calls.
 
 `install()` patches the modules *globally*, but every patched name dispatches on the calling
 context: inside a process context (`pystack.kernel.sched.current`) it is emulated; everywhere

@@ -67,7 +67,8 @@ def _exec(path: str, argv: list[str]) -> int:
     task = trio_face.current_task()
     sys.argv = [path, *argv]
     try:
-        runpy.run_path(path, run_name="__main__")
+        with asyncio_face.script_main_thread():
+            runpy.run_path(path, run_name="__main__")
     except SystemExit as e:
         code = e.code
         if code is None:

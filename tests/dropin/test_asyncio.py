@@ -9,7 +9,9 @@ import asyncio
 import errno
 import functools
 import os
+import pathlib
 import socket
+import ssl
 import stat
 import threading
 import time
@@ -165,6 +167,38 @@ async def test_protocols_over_a_lossy_link() -> None:
         assert a.stats()["Tcp"]["RetransSegs"] + b.stats()["Tcp"]["RetransSegs"] > 0
 
 
+async def test_tls_streams_over_emulated_sockets() -> None:
+    """asyncio's TLS (sslproto) runs over the emulated transports unchanged. The certificate
+    (tests/dropin/data/tls_host_b.pem: a self-signed one for the name "b", key included) was
+    made once with `openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=b
+    -addext subjectAltName=DNS:b`."""
+    pem = str(pathlib.Path(__file__).parent / "data" / "tls_host_b.pem")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(pem)
+    client_ctx = ssl.create_default_context(cafile=pem)
+
+    async def server() -> None:
+        srv = await asyncio.start_server(_echo, "0.0.0.0", 4433, ssl=server_ctx)
+        await srv.serve_forever()
+
+    async def client() -> tuple:
+        reader, writer = await asyncio.open_connection("b", 4433, ssl=client_ctx)
+        writer.write(b"secret " * 1000)
+        got = await reader.readexactly(7000)
+        version = writer.get_extra_info("ssl_object").version()
+        writer.close()
+        await writer.wait_closed()
+        return got == b"secret " * 1000, version
+
+    async with pystack.Network(seed=22) as net:
+        a, b = _two_hosts(net, delay=0.002)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_in, b, "server", server)
+            await trio.sleep(0.1)
+            assert await _in(a, "client", client) == (True, "TLSv1.3")
+            nursery.cancel_scope.cancel()
+
+
 async def test_sock_methods_on_nonblocking_sockets() -> None:
     async def main() -> list:
         loop = asyncio.get_running_loop()
@@ -261,6 +295,23 @@ async def test_run_in_executor_runs_an_emulated_thread_of_the_process() -> None:
     async with pystack.Network(seed=7) as net:
         a, _b = _two_hosts(net)
         assert await _in(a, "p", main) == [("a", "10.0.0.2"), "a", True]
+
+
+async def test_asyncio_run_waits_for_executor_threads_as_asyncio_run_does() -> None:
+    done = []
+
+    def slow() -> None:
+        time.sleep(0.05)
+        done.append(socket.gethostname())
+
+    async def main() -> str:
+        asyncio.get_running_loop().run_in_executor(None, slow)  # not awaited
+        return "returned"
+
+    async with pystack.Network(seed=21) as net:
+        a = net.add_host("a")
+        assert await _in(a, "p", main) == "returned"
+        assert done == ["a"]
 
 
 # -- errors: the ones the real modules give ------------------------------------------------------
@@ -441,6 +492,36 @@ loop.close()
             assert trio.current_time() - start == pytest.approx(3660, abs=0.1)
             assert time.monotonic() - wall < 1.0
             nursery.cancel_scope.cancel()
+
+
+async def test_an_old_style_get_event_loop_script_runs(tmp_path) -> None:
+    """`loop = asyncio.get_event_loop(); loop.run_until_complete(...)`: the script's first
+    thread plays the main thread, where asyncio makes the loop; the script's other threads
+    get the policy's own answer."""
+    path = tmp_path / "old.py"
+    path.write_text("""
+import asyncio, threading
+loop = asyncio.get_event_loop()
+assert loop.run_until_complete(asyncio.sleep(60, "old style")) == "old style"
+assert asyncio.get_event_loop() is loop
+other = []
+def in_a_thread():
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError as e:
+        other.append(str(e))
+t = threading.Thread(target=in_a_thread)
+t.start()
+t.join()
+assert other and "no current event loop" in other[0], other
+print(type(loop).__module__)
+""")
+    async with pystack.Network(seed=20) as net:
+        a = net.add_host("a")
+        start = trio.current_time()
+        program = await net.run(a, str(path))
+        assert program.stdout == "pystack.dropin.asyncio\n"
+        assert trio.current_time() - start == pytest.approx(60)
 
 
 # -- code outside a process context is untouched --------------------------------------------------
