@@ -45,6 +45,7 @@ import traceback
 from typing import Any, AsyncIterator, Callable, Iterator, Sequence
 
 import attrs
+import outcome
 import trio
 
 from .dropin import blocking
@@ -210,6 +211,19 @@ def _new(network: Any, host: Host | str, target: Any, args: Sequence[Any],
     return Program(_host(network, host), name or default, kind)
 
 
+# Frames of these packages lead from the helper to a program's own code; a traceback starts
+# after them, as python's would for a program run on its own.
+_MACHINERY = tuple(os.path.dirname(m.__file__) + os.sep for m in (trio, outcome)) + (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,)
+
+
+def _traceback_text(e: BaseException) -> str:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_MACHINERY):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb or e.__traceback__))
+
+
 async def _execute(program: Program, target: Any, args: Sequence[Any]) -> None:
     """Run `program` to its end (or until its scope is cancelled) and record how it ended."""
     token = _PROGRAM.set(program)
@@ -231,15 +245,19 @@ async def _execute(program: Program, target: Any, args: Sequence[Any]) -> None:
                             result = await blocking.run_sync(target, *args,
                                                              abandon_on_cancel=True)
                 program._finish(0, result)
-            except SystemExit as e:
+            except SystemExit as e:  # as python exits: SystemExit("text") prints, status 1
                 code = e.code
+                if code is not None and not isinstance(code, int):
+                    sys.stderr.write(f"{code}\n")
                 program._finish(code if isinstance(code, int) else (0 if code is None else 1),
                                 error=None if code in (0, None) else e)
             except Exception as e:
                 if program._scope.cancel_called:
-                    raise  # stopped: whatever the stop made it raise is not its failure
+                    # Stopped: what the stop made it raise is not a failure of its own.
+                    program._finish(STOPPED, error=e)
+                    return
                 # As python prints an uncaught exception: to the program's stderr.
-                sys.stderr.write("".join(traceback.format_exception(e)))
+                sys.stderr.write(_traceback_text(e))
                 program._finish(1, error=e)
     finally:
         if program.status is None:
@@ -304,7 +322,7 @@ async def server(network: Any, host: Host | str, target: Any, *args: Any,
     try:
         with body:
             yield program
-    except BaseException as e:
+    except Exception as e:
         if program.done and program.status not in (0, STOPPED):
             e.add_note(f"meanwhile the server failed:\n{program.describe()}")
         raise
@@ -358,4 +376,3 @@ async def _run_all(network: Any, programs: list[Program], target: Any, args: Seq
             head += f" ({len(late)} still running after {timeout:g} s virtual)"
         raise ProgramError(head + ":\n" + "\n".join(p.describe() for p in bad), bad)
     return programs
-

@@ -170,6 +170,11 @@ async def test_exit_status_of_scripts_and_functions(net, tmp_path) -> None:
 
     p = await net.run(host, blocking_job, 21, name="job")
     assert (p.name, p.kind, p.result, p.status) == ("job", "thread", 42, 0)
+    p = await net.run(host, blocking_job, None, check=False)
+    assert (p.status, type(p.error)) == (1, TypeError)
+    lines = p.stderr.splitlines()  # from the function's own frame, as python prints it
+    assert lines[0] == "Traceback (most recent call last):" and lines[1].endswith("in blocking_job")
+    assert lines[-1] == "TypeError: unsupported operand type(s) for *: 'NoneType' and 'int'"
 
     async def quits() -> None:
         raise SystemExit(4)
@@ -224,6 +229,27 @@ async def test_a_server_that_fails_while_serving_cancels_the_block(net) -> None:
     assert str(info.value).startswith("server one_shot on host srv failed while it served:\n"
                                       "one_shot on host srv: exit status 1 (RuntimeError: "
                                       "crashed on the first connection)")
+
+    async def listen_then_fail() -> None:
+        listener = trio.socket.socket()
+        await listener.bind(("0.0.0.0", 5001))
+        listener.listen(1)
+        await trio.sleep(1)
+        raise RuntimeError("boom")
+
+    # The block's own error wins, with the server's failure as a note.
+    with pytest.raises(ValueError, match="the block's own error") as info:
+        async with net.server(server, listen_then_fail):
+            with trio.CancelScope(shield=True):
+                await trio.sleep(2)
+            raise ValueError("the block's own error")
+    (note,) = info.value.__notes__
+    assert note.startswith("meanwhile the server failed:\nlisten_then_fail on host srv: exit "
+                           "status 1 (RuntimeError: boom)\n  --- its stderr (last 4 lines) ---\n"
+                           "  Traceback (most recent call last):\n")
+    # The traceback starts in the program's own code, not in pystack's machinery.
+    assert note.splitlines()[4].endswith("in listen_then_fail")
+    assert note.endswith('raise RuntimeError("boom")\n  RuntimeError: boom')
 
 
 async def test_clients_past_their_timeout_are_stopped_and_reported(net) -> None:
