@@ -84,6 +84,6 @@ def test_every_module_opens_with_a_docstring() -> None:
 def test_public_names_are_exported_explicitly() -> None:
     assert set(pystack.__all__) == {
         "Network", "Host", "Link", "LinkProfile", "Switch", "PathTrace", "Hop", "TraceEvent",
-        "run_script", "Program", "ProgramError", "__version__"}
+        "run_script", "asyncio_run", "Program", "ProgramError", "__version__"}
     for name in pystack.__all__:
         assert hasattr(pystack, name)

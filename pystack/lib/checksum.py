@@ -13,7 +13,8 @@ complement, so a zero remainder of nonzero data means 0xffff.
 
 from __future__ import annotations
 
-__all__ = ["csum_partial", "csum_fold", "ip_fast_csum", "csum_tcpudp_magic", "csum_add"]
+__all__ = ["csum_partial", "csum_fold", "ip_fast_csum", "ip_fast_csum_at", "csum_tcpudp_magic",
+           "csum_ipv4_payload", "csum_add"]
 
 
 def csum_partial(data: bytes | bytearray | memoryview, start: int = 0) -> int:
@@ -49,6 +50,17 @@ def ip_fast_csum(header: bytes | bytearray | memoryview) -> int:
     return csum_fold(csum_partial(header))
 
 
+def ip_fast_csum_at(buf: bytearray, off: int, length: int) -> int:
+    """`ip_fast_csum` of the header at buf[off:off + length] (an even length, as IPv4
+    headers have), read in place: the same value with one slice and one modulo, for the
+    per-packet checks of ip_rcv and ip_send_check."""
+    value = int.from_bytes(buf[off:off + length], "big")
+    rem = value % 0xFFFF
+    if rem:
+        return 0xFFFF - rem
+    return 0 if value else 0xFFFF
+
+
 def csum_tcpudp_magic(saddr: int, daddr: int, length: int, proto: int, partial: int) -> int:
     """Add the IPv4 pseudo-header (RFC 768, RFC 793 §3.1) to `partial` and fold."""
     pseudo = saddr + daddr + length + proto
@@ -60,3 +72,19 @@ def _fold32(value: int) -> int:
         return 0
     rem = value % 0xFFFF
     return rem if rem else 0xFFFF
+
+
+def csum_ipv4_payload(saddr: int, daddr: int, proto: int, buf: bytearray, off: int,
+                      length: int) -> int:
+    """`csum_tcpudp_magic(saddr, daddr, length, proto, csum_partial(buf[off:off + length]))`
+    in one step: a UDP or TCP checksum over the pseudo-header and the segment in place (0
+    when verifying a correct one). One slice and one modulo per packet: the pseudo-header's
+    words join the segment's value before the single reduction, as they may since 2**16 is 1
+    modulo 0xffff; their sum is never 0 (the protocol is not), so the remainder 0 always
+    means 0xffff."""
+    value = int.from_bytes(buf[off:off + length], "big")
+    if length & 1:
+        value <<= 8
+    rem = (value + saddr + daddr + length + proto) % 0xFFFF
+    return 0xFFFF - rem if rem else 0
+

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import functools
 import math
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import trio
 
@@ -28,14 +28,14 @@ from .core.sock import Socket
 from .core.wait import sk_wait_event
 from .ipv4.af_inet import (AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM,
                            SOCK_TYPE_MASK, NoPortError, inet_create)
-from .ipv4.udp import MSG_DONTWAIT, POLLOUT
+from .ipv4.udp import MSG_DONTWAIT, MSG_ERRQUEUE, POLLOUT
 
 T = TypeVar("T")
 
 SOCK_MAX = 11  # SOCK_PACKET + 1 (include/linux/net.h)
 
 __all__ = ["sys_socket", "sys_bind", "sys_connect", "sys_listen", "sys_accept4",
-           "sys_sendto", "sys_recvfrom", "sys_getsockname", "sys_getpeername",
+           "sys_sendto", "sys_recvfrom", "sys_recvmsg", "sys_getsockname", "sys_getpeername",
            "sys_setsockopt", "sys_getsockopt", "sys_shutdown", "sys_close", "sys_poll",
            "sys_wait_writable", "sockfd_lookup", "SocketFile"]
 
@@ -166,8 +166,8 @@ async def sys_accept4(task: Task, fd: int, flags: int = 0) -> tuple[int, tuple[i
     if flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
         raise KernelError(errno.EINVAL)
     nonblock = bool(file.f_flags & O_NONBLOCK)
-    newsock = await _blocking(task, sock, nonblock, sock.sk.sk_rcvtimeo,
-                              lambda: sock.ops.accept(sock, flags))
+    newsock = await _blocking(task, sock, nonblock, sock.sk.sk_rcvtimeo, sock.ops.accept,
+                              sock, flags)
     newfile = File(SocketFile, newsock, O_NONBLOCK if flags & SOCK_NONBLOCK else 0)
     newsock.file = newfile
     newsock.sk.sk_uid = task.cred.uid
@@ -182,14 +182,18 @@ async def sys_accept4(task: Task, fd: int, flags: int = 0) -> tuple[int, tuple[i
 
 
 async def _blocking(task: Task, sock: Socket, nonblock: bool, timeo: float,
-                    attempt: Callable[[], T]) -> T:
-    deadline = math.inf if timeo == math.inf else trio.current_time() + timeo
+                    attempt: Callable[..., T], *args: Any) -> T:
+    """`attempt(*args)` — the protocol's non-blocking operation — until it answers other than
+    EAGAIN, sleeping on the socket between tries (unless `nonblock`) for at most `timeo`
+    seconds in all. The clock is read only when a first sleep is due: a call that does not
+    wait costs no more than its attempt."""
+    deadline = -1.0
     while True:
         _enter(task)
         sk = sock.sk
         woken = sk.sk_wakeups if sk is not None else 0
         try:
-            return attempt()
+            return attempt(*args)
         except KernelError as e:
             if e.errno != errno.EAGAIN or nonblock or isinstance(e, NoPortError):
                 raise
@@ -198,66 +202,89 @@ async def _blocking(task: Task, sock: Socket, nonblock: bool, timeo: float,
             raise KernelError(errno.EBADF)
         if sk.sk_wakeups != woken:
             continue  # woken while we held the socket: the answer may have changed
+        if deadline < 0:
+            deadline = math.inf if timeo == math.inf else trio.current_time() + timeo
         if not await sk_wait_event(sk, deadline):
             raise KernelError(errno.EAGAIN)
         if sock.sk is None:
             raise KernelError(errno.EBADF)
 
 
-@_to_oserror_async
+# sys_sendto and sys_recvfrom are the per-packet calls: they translate KernelError themselves
+# rather than through `_to_oserror_async`, one coroutine layer less on every send and receive.
+
 async def sys_sendto(task: Task, fd: int, data: Any, flags: int = 0,
                      dest: tuple[int, int, int] | None = None) -> int:
     """dest is (family, addr, port) or None."""
-    _enter(task)
-    file, sock = sockfd_lookup(task, fd)
-    addr = None
-    if dest is not None:
-        family, daddr, dport = dest
-        if family != AF_INET:
-            raise KernelError(errno.EAFNOSUPPORT)
-        addr = (daddr, dport)
-    nonblock = bool(file.f_flags & O_NONBLOCK or flags & MSG_DONTWAIT)
-    _trace(task, "EVENT_SOCK_SENDMSG", fd=fd, len=len(data))
-    if sock.type != SOCK_STREAM:
-        return await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo,
-                               lambda: sock.ops.sendmsg(sock, data, flags, addr))
-    # A stream send queues what fits; a blocking one waits for room until all is queued
-    # (or a timeout/error after some was: then it reports what it queued).
-    view = memoryview(data)
-    total = 0
-    while True:
-        try:
-            n = await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo,
-                                lambda: sock.ops.sendmsg(sock, view[total:], flags, addr))
-        except KernelError as e:
-            if total:
-                # Report what was queued; a pending error stays for the next call, as in
-                # tcp_sendmsg_locked (which only consumes it when nothing was copied).
-                if sock.sk is not None and e.errno not in (errno.EAGAIN, errno.EPIPE):
-                    sock.sk.sk_err = e.errno
+    try:
+        _enter(task)
+        file, sock = sockfd_lookup(task, fd)
+        addr = None
+        if dest is not None:
+            family, daddr, dport = dest
+            if family != AF_INET:
+                raise KernelError(errno.EAFNOSUPPORT)
+            addr = (daddr, dport)
+        nonblock = bool(file.f_flags & O_NONBLOCK or flags & MSG_DONTWAIT)
+        if task.host.net.tracer.active:
+            _trace(task, "EVENT_SOCK_SENDMSG", fd=fd, len=len(data))
+        if sock.type != SOCK_STREAM:
+            return await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo, sock.ops.sendmsg,
+                                   sock, data, flags, addr)
+        # A stream send queues what fits; a blocking one waits for room until all is queued
+        # (or a timeout/error after some was: then it reports what it queued).
+        view = memoryview(data)
+        total = 0
+        while True:
+            try:
+                n = await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo, sock.ops.sendmsg,
+                                    sock, view[total:] if total else view, flags, addr)
+            except KernelError as e:
+                if total:
+                    # Report what was queued; a pending error stays for the next call, as in
+                    # tcp_sendmsg_locked (which only consumes it when nothing was copied).
+                    if sock.sk is not None and e.errno not in (errno.EAGAIN, errno.EPIPE):
+                        sock.sk.sk_err = e.errno
+                    return total
+                raise
+            total += n
+            if total >= len(view) or nonblock or not n:
                 return total
-            raise
-        total += n
-        if total >= len(view) or nonblock or not n:
-            return total
+    except KernelError as e:
+        raise e.to_oserror() from None
 
 
-@_to_oserror_async
-async def sys_recvfrom(task: Task, fd: int, size: int, flags: int = 0
+async def sys_recvfrom(task: Task, fd: int, size: int, flags: int = 0,
+                       control: list | None = None
                        ) -> tuple[bytes, tuple[int, int] | None, int, int]:
-    """Returns (data, (addr, port) or None, msg_flags, length the call returns)."""
-    _enter(task)
-    if size < 0:
-        raise KernelError(errno.EINVAL)
-    file, sock = sockfd_lookup(task, fd)
-    if file.f_flags & O_NONBLOCK:
-        flags |= MSG_DONTWAIT  # as __sys_recvfrom does: the protocol sees one flag
-    nonblock = bool(flags & MSG_DONTWAIT)
-    acc = bytearray()  # what a stream MSG_WAITALL receive has gathered so far
-    result = await _blocking(task, sock, nonblock, sock.sk.sk_rcvtimeo,
-                             lambda: sock.ops.recvmsg(sock, size, flags, acc))
-    _trace(task, "EVENT_SOCK_RECVMSG", fd=fd, len=result[3])
-    return result
+    """Returns (data, (addr, port) or None, msg_flags, length the call returns). Control
+    messages, as (level, type, data), are appended to `control` when it is given."""
+    try:
+        _enter(task)
+        if size < 0:
+            raise KernelError(errno.EINVAL)
+        file, sock = sockfd_lookup(task, fd)
+        if file.f_flags & O_NONBLOCK:
+            flags |= MSG_DONTWAIT  # as __sys_recvfrom does: the protocol sees one flag
+        # Reading the error queue never waits (ip_recv_error returns EAGAIN at once).
+        nonblock = bool(flags & (MSG_DONTWAIT | MSG_ERRQUEUE))
+        # What a stream MSG_WAITALL receive has gathered so far, across its waits.
+        acc = bytearray() if sock.type == SOCK_STREAM else None
+        result = await _blocking(task, sock, nonblock, sock.sk.sk_rcvtimeo, sock.ops.recvmsg,
+                                 sock, size, flags, acc, control)
+        if task.host.net.tracer.active:
+            _trace(task, "EVENT_SOCK_RECVMSG", fd=fd, len=result[3])
+        return result
+    except KernelError as e:
+        raise e.to_oserror() from None
+
+
+async def sys_recvmsg(task: Task, fd: int, size: int, flags: int = 0
+                      ) -> tuple[bytes, tuple[int, int] | None, int, int, list]:
+    """recvmsg(2): sys_recvfrom's result plus the control messages [(level, type, data)]."""
+    control: list = []
+    data, addr, msg_flags, n = await sys_recvfrom(task, fd, size, flags, control)
+    return data, addr, msg_flags, n, control
 
 
 @_to_oserror

@@ -31,6 +31,7 @@ INADDR_LOOPBACK = 0x7F000001
 
 # version/ihl, tos, tot_len, id, frag_off, ttl, protocol, check, saddr, daddr
 IP_HDR = struct.Struct("!BBHHHBBHII")
+IP_ADDRS = struct.Struct("!II")  # saddr, daddr: the last 8 bytes of the fixed header (offset 12)
 IP_HLEN = IP_HDR.size  # 20
 IP_MAXPACKET = 65535
 

@@ -8,8 +8,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, UDP
 
-from pystack.lib.checksum import (csum_add, csum_fold, csum_partial, csum_tcpudp_magic,
-                                  ip_fast_csum)
+from pystack.lib.checksum import (csum_add, csum_fold, csum_ipv4_payload, csum_partial,
+                                  csum_tcpudp_magic, ip_fast_csum, ip_fast_csum_at)
 
 # Derandomized: the same examples on every run, as the project's fixed-seed rule asks.
 SEEDED = settings(derandomize=True, max_examples=200, deadline=None)
@@ -123,3 +123,29 @@ def test_a_datagram_with_its_checksum_verifies_to_zero(src, dst, payload):
     saddr = int.from_bytes(bytes(int(x) for x in src.split(".")), "big")
     daddr = int.from_bytes(bytes(int(x) for x in dst.split(".")), "big")
     assert csum_tcpudp_magic(saddr, daddr, ulen, 17, csum_partial(datagram)) == 0
+
+
+# -- the in-place forms the per-packet path uses ---------------------------------------------
+
+
+@SEEDED
+@given(st.binary(max_size=60).filter(lambda d: len(d) % 2 == 0), st.integers(0, 7))
+@example(b"", 0)
+@example(b"\x00" * 20, 3)
+@example(b"\xff" * 20, 0)
+def test_ip_fast_csum_at_equals_ip_fast_csum_of_the_slice(header, pad):
+    buf = bytearray(pad) + bytearray(header) + bytearray(5)
+    assert ip_fast_csum_at(buf, pad, len(header)) == ip_fast_csum(header)
+
+
+@SEEDED
+@given(st.binary(max_size=1500), st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF),
+       st.sampled_from([6, 17]), st.integers(0, 7))
+@example(b"", 0, 0, 17, 0)
+@example(b"\x00" * 8, 0, 0, 17, 1)
+@example(b"\xff" * 9, 0xFFFFFFFF, 0xFFFFFFFF, 6, 2)
+def test_csum_ipv4_payload_equals_csum_tcpudp_magic_of_csum_partial(data, saddr, daddr, proto,
+                                                                      pad):
+    buf = bytearray(pad) + bytearray(data) + bytearray(3)
+    expected = csum_tcpudp_magic(saddr, daddr, len(data), proto, csum_partial(data))
+    assert csum_ipv4_payload(saddr, daddr, proto, buf, pad, len(data)) == expected

@@ -5,7 +5,10 @@ Read first: include/uapi/linux/netfilter.h (hook numbers, verdicts), net/netfilt
 
 A test registers a plain callable at a hook: `fn(skb, state) -> verdict`, where the verdict is
 NF_ACCEPT, NF_DROP or NF_STOLEN (the callable took the skb). The callable may rewrite the skb.
-With no hooks registered a hook costs one dict lookup.
+With no hooks registered a hook costs one dict lookup; the per-packet call sites (ip_rcv,
+ip_local_deliver, ip_local_out, ip_output) first test `net.nf_hooks` and, when no hook at all
+is registered, call the continuation directly — the test Linux's inline `nf_hook` makes
+before `nf_hook_slow`.
 """
 
 from __future__ import annotations

@@ -198,8 +198,7 @@ class SkBuff:
 def alloc_skb(size: int, headroom: int = MAX_HEADER) -> SkBuff:
     """alloc_skb + skb_reserve: room for `size` bytes of data after `headroom`."""
     total = headroom + size
-    skb = SkBuff(bytearray(total), headroom, headroom, SKB_TRUESIZE(total))
-    return skb
+    return SkBuff(bytearray(total), headroom, headroom, total + _SKB_OVERHEAD)  # SKB_TRUESIZE
 
 
 def skb_from_frame(frame: bytearray, truesize: int) -> SkBuff:

@@ -11,12 +11,14 @@ Three tables, as Linux has:
   One dict probe per segment, whatever the number of sockets.
 - lhash: local port → listening sockets; an exact local address beats a wildcard.
 - bhash: local port → every socket holding the port (bound, listening, connected, TIME_WAIT),
-  which decides EADDRINUSE.
+  which decides EADDRINUSE. Each bucket is a dict used as an insertion-ordered set, so that
+  a socket leaves it in O(1) however many TIME_WAIT sockets share the port (a server's
+  listening port collects one per connection it closed first).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .tcp_states import TCP_LISTEN, TCP_TIME_WAIT
 
@@ -28,7 +30,7 @@ class InetHashinfo:
     def __init__(self) -> None:
         self.ehash: dict[tuple[int, int, int, int], Any] = {}
         self.lhash: dict[int, list[Any]] = {}
-        self.bhash: dict[int, list[Any]] = {}
+        self.bhash: dict[int, dict[Any, None]] = {}  # port → {sock: None}, in bind order
 
     # -- established ---------------------------------------------------------------------------
     def ehash_insert(self, key: tuple[int, int, int, int], sk: Any) -> bool:
@@ -77,17 +79,17 @@ class InetHashinfo:
 
     # -- ports ----------------------------------------------------------------------------------
     def bind_add(self, port: int, sk: Any) -> None:
-        self.bhash.setdefault(port, []).append(sk)
+        self.bhash.setdefault(port, {})[sk] = None
 
     def bind_remove(self, port: int, sk: Any) -> None:
         socks = self.bhash.get(port)
         if socks and sk in socks:
-            socks.remove(sk)
+            del socks[sk]
             if not socks:
                 del self.bhash[port]
 
 
-def inet_bind_conflict(sk: Any, owners: list[Any], relax: bool = False) -> bool:
+def inet_bind_conflict(sk: Any, owners: Iterable[Any], relax: bool = False) -> bool:
     """inet_csk_bind_conflict: may `sk` take a port these sockets hold?"""
     reuse = sk.sk_reuse
     for sk2 in owners:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...lib.checksum import ip_fast_csum
+from ...lib.checksum import ip_fast_csum_at
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
-from ...uapi.ip import IP_HDR, IP_MF, IP_OFFSET
+from ...uapi.ip import IP_ADDRS, IP_HDR, IP_MF, IP_OFFSET
 from ..core import drop_reason as dr
 from ..core.drop_reason import kfree_skb
 from ..core.skbuff import PACKET_OTHERHOST
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..core.skbuff import SkBuff
 
 _unpack_ip = IP_HDR.unpack_from
+_unpack_addrs = IP_ADDRS.unpack_from
 
 def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
     """ip_rcv + ip_rcv_core: validate the header, then PRE_ROUTING."""
@@ -60,7 +61,7 @@ def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
         mib["InHdrErrors"] += 1
         kfree_skb(skb, dr.IP_INHDR)
         return
-    if ip_fast_csum(memoryview(buf)[off:off + ihl]) != 0:
+    if ip_fast_csum_at(buf, off, ihl) != 0:
         net.mib.ipext["InCsumErrors"] += 1
         mib["InHdrErrors"] += 1
         kfree_skb(skb, dr.IP_CSUM)
@@ -78,15 +79,17 @@ def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
     skb.trim(tot_len)
     skb.network_header = off
     skb.transport_header = off + ihl
-    nf_hook(NF_INET_PRE_ROUTING, net, skb, dev, None, ip_rcv_finish)
+    if net.nf_hooks:
+        nf_hook(NF_INET_PRE_ROUTING, net, skb, dev, None, ip_rcv_finish)
+    else:
+        ip_rcv_finish(skb)
 
 
 def ip_rcv_finish(skb: "SkBuff") -> None:
     dev = skb.dev
     buf = skb.buf
     off = skb.network_header
-    saddr = int.from_bytes(buf[off + 12:off + 16], "big")
-    daddr = int.from_bytes(buf[off + 16:off + 20], "big")
+    saddr, daddr = _unpack_addrs(buf, off + 12)
     if skb.trace is not None:
         skb.trace.hop(dev.nd_net, "ip_rcv_finish")
     ip_route_input(skb, daddr, saddr, dev)
@@ -112,7 +115,10 @@ def ip_local_deliver(skb: "SkBuff") -> None:
         skb = ip_defrag(net, skb)
         if skb is None:
             return
-    nf_hook(NF_INET_LOCAL_IN, net, skb, skb.dev, None, ip_local_deliver_finish)
+    if net.nf_hooks:
+        nf_hook(NF_INET_LOCAL_IN, net, skb, skb.dev, None, ip_local_deliver_finish)
+    else:
+        ip_local_deliver_finish(skb)
 
 
 def ip_local_deliver_finish(skb: "SkBuff") -> None:

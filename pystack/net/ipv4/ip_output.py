@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...lib.checksum import ip_fast_csum
+from ...lib.checksum import ip_fast_csum_at
 from ...uapi.ethernet import ETH_P_IP
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
 from ...uapi.ip import IP_DF, IP_HDR, IP_MF, IP_OFFSET
@@ -59,7 +59,7 @@ def ip_send_check(skb: "SkBuff") -> None:
     ihl = (buf[off] & 15) * 4
     buf[off + 10] = 0
     buf[off + 11] = 0
-    c = ip_fast_csum(memoryview(buf)[off:off + ihl])
+    c = ip_fast_csum_at(buf, off, ihl)
     buf[off + 10] = c >> 8
     buf[off + 11] = c & 0xFF
 
@@ -76,7 +76,9 @@ def ip_local_out(net: "Net", skb: "SkBuff") -> int:
     if skb.trace is not None:
         skb.trace.hop(net, "ip_local_out")
     net.mib.ip["OutRequests"] += 1
-    return nf_hook(NF_INET_LOCAL_OUT, net, skb, None, skb.dst.dev, dst_output)
+    if net.nf_hooks:
+        return nf_hook(NF_INET_LOCAL_OUT, net, skb, None, skb.dst.dev, dst_output)
+    return skb.dst.output(skb)
 
 
 def dst_output(skb: "SkBuff") -> int:
@@ -91,12 +93,14 @@ def ip_output(skb: "SkBuff") -> int:
     skb.protocol = ETH_P_IP
     if skb.trace is not None:
         skb.trace.hop(net, "ip_output")
-    return nf_hook(NF_INET_POST_ROUTING, net, skb, None, dev, ip_finish_output)
+    if net.nf_hooks:
+        return nf_hook(NF_INET_POST_ROUTING, net, skb, None, dev, ip_finish_output)
+    return ip_finish_output(skb)
 
 
 def ip_finish_output(skb: "SkBuff") -> int:
     rt = skb.dst
-    mtu = rt.mtu or rt.dev.mtu
+    mtu = rt.dst_mtu() if rt.pmtu else (rt.mtu or rt.dev.mtu)
     if skb.tail - skb.network_header > mtu:
         return ip_fragment(skb, mtu)
     return ip_finish_output2(skb)

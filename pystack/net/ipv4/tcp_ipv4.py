@@ -10,6 +10,7 @@ tcp_v4_send_reset, tcp_v4_connect, tcp_v4_err, tcp_v4_syn_recv_sock), net/ipv4/t
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import struct
 from typing import TYPE_CHECKING, Any
@@ -17,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ...kernel.errors import KernelError
-from ...lib.checksum import csum_partial, csum_tcpudp_magic
+from ...lib.checksum import csum_ipv4_payload
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_TIME_EXCEEDED
-from ...uapi.ip import IPPROTO_TCP
+from ...uapi.ip import IP_ADDRS, IPPROTO_TCP
 from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN,
                          parse_options)
 from ..core import drop_reason as dr
@@ -31,7 +32,7 @@ from ..core.sock import (SOCK_BINDPORT_LOCK, SOCK_KEEPOPEN, sk_add_backlog,
 from .fib import RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST
 from .inet_hashtables import inet_hash_connect
 from .ip_output import ip_build_header, ip_local_out
-from .route import RouteError, ip_route_output, ip_route_output_sk
+from .route import RouteError, ip_route_output, ip_route_output_sk, ip_rt_update_pmtu
 from .syncookies import cookie_init_timestamp, cookie_v4_check, cookie_v4_init_sequence
 from .tcp import (TCP_TIMEOUT_INIT, TcpSkbCb, TcpSock, after, before, tcp_done,
                   tcp_segment_addrs, tcp_set_state)
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 MASK = 0xFFFFFFFF
 _unpack_tcp = TCP_HDR.unpack_from
 _pack_tcp = TCP_HDR.pack_into
+_unpack_addrs = IP_ADDRS.unpack_from
 
 
 def tcp_v4_rcv(skb: SkBuff) -> None:
@@ -75,12 +77,9 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
         mib["InErrs"] += 1
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
-    nh = skb.network_header
-    saddr = int.from_bytes(buf[nh + 12:nh + 16], "big")
-    daddr = int.from_bytes(buf[nh + 16:nh + 20], "big")
+    saddr, daddr = _unpack_addrs(buf, skb.network_header + 12)
     if not dev.flags & IFF_LOOPBACK:
-        if csum_tcpudp_magic(saddr, daddr, length, IPPROTO_TCP,
-                             csum_partial(memoryview(buf)[off:skb.tail])) != 0:
+        if csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, off, length) != 0:
             mib["InCsumErrors"] += 1
             mib["InErrs"] += 1
             kfree_skb(skb, dr.TCP_CSUM)
@@ -167,8 +166,15 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SkBuff) -> None:
 
 # -- initial sequence numbers and timestamp offsets ---------------------------------------------
 
+@functools.lru_cache(maxsize=256)
+def _tcp_secret(seed: int, host_name: str) -> bytes:
+    """The host's secret for ISNs and timestamp offsets (net_secret in Linux), from the
+    network's seed: made once per host, not once per connection."""
+    return hashlib.sha256(b"tcp-secret-%d-%s" % (seed, host_name.encode())).digest()
+
+
 def _keyed(net: "Net", *fields: int) -> int:
-    key = hashlib.sha256(b"tcp-secret-%d-%s" % (net.seed, net.host.name.encode())).digest()
+    key = _tcp_secret(net.seed, net.host.name)
     data = b",".join(b"%d" % f for f in fields)
     return int.from_bytes(hashlib.blake2s(data, key=key, digest_size=4).digest(), "big")
 
@@ -202,8 +208,7 @@ def _send_raw(net: "Net", saddr: int, daddr: int, sport: int, dport: int, seq: i
     _pack_tcp(buf, off, sport, dport, seq & MASK, ack & MASK, (hlen // 4) << 4, flags, window,
               0, 0)
     buf[off + 20:off + hlen] = opts
-    check = csum_tcpudp_magic(saddr, daddr, hlen, IPPROTO_TCP,
-                              csum_partial(memoryview(buf)[off:off + hlen]))
+    check = csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, off, hlen)
     buf[off + 16] = check >> 8
     buf[off + 17] = check & 0xFF
     skb.transport_header = off
@@ -422,7 +427,7 @@ def inet_csk_listen_start(sk: TcpSock) -> None:
             raise KernelError(errno.EADDRINUSE)
     else:
         from .inet_hashtables import inet_bind_conflict
-        owners = net.ipv4.tcp.hashinfo.bhash.get(sk.inet_num, [])
+        owners = net.ipv4.tcp.hashinfo.bhash.get(sk.inet_num, {})
         if inet_bind_conflict(sk, owners):
             sk.sk_state = TCP_CLOSE
             raise KernelError(errno.EADDRINUSE)
@@ -538,7 +543,8 @@ def tcp_v4_mtu_reduced(sk: TcpSock, mtu: int) -> None:
     rt = sk.sk_dst_cache
     if rt is None or mtu >= rt.dst_mtu() or mtu < 68:
         return
-    rt.mtu = mtu
+    ip_rt_update_pmtu(rt, mtu)  # inet_csk_update_pmtu: the route cache learns it
+    mtu = rt.dst_mtu()
     tcp_sync_mss(sk, mtu)
     for skb in list(sk.rtx_queue):
         if skb.tail - skb.data > sk.mss_cache:

@@ -22,10 +22,10 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from ...kernel.errors import KernelError
-from ...lib.checksum import csum_partial, csum_tcpudp_magic
+from ...lib.checksum import csum_ipv4_payload
 from ...uapi.icmp import (ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_PORT_UNREACH,
                           ICMP_TIME_EXCEEDED, NR_ICMP_UNREACH)
-from ...uapi.ip import IP_HDR, IPPROTO_UDP
+from ...uapi.ip import IP_ADDRS, IP_HDR, IPPROTO_UDP
 from ...uapi.udp import UDP_HDR, UDP_HLEN
 from ..core import drop_reason as dr
 from ..core.dev import IFF_LOOPBACK, NET_XMIT_CN, NET_XMIT_SUCCESS
@@ -40,7 +40,8 @@ from .icmp import icmp_send
 from .inet_hashtables import ephemeral_ports
 from .inet_sock import IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, IP_PMTUDISC_WANT, InetSock
 from .ip_output import ip_build_header, ip_local_out
-from .route import ip_route_output_sk
+from .ip_sockglue import ip_icmp_error, ip_local_error, ip_recv_error
+from .route import ip_route_output_sk, ipv4_sk_update_pmtu
 from .tcp_states import TCP_CLOSE, TCP_ESTABLISHED
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ UDP_MAX_PAYLOAD = 0xFFFF - 20 - UDP_HLEN  # 65507
 
 _unpack_udp = UDP_HDR.unpack_from
 _pack_udp = UDP_HDR.pack_into
+_unpack_addrs = IP_ADDRS.unpack_from
 
 # icmp_err_convert: (errno, fatal) for each destination-unreachable code (net/ipv4/icmp.c)
 ICMP_ERR_CONVERT = [
@@ -100,58 +102,6 @@ class UdpTable:
         return [sk for port in sorted(self.hash) for sk in self.hash[port]]
 
 
-class UdpProto:
-    """`struct proto udp_prot`."""
-
-    name = "UDP"
-
-    def sk_alloc(self, net: "Net", family: int, type_: int, protocol: int) -> UdpSock:
-        return UdpSock(net, family, type_, protocol, self)
-
-    def init(self, sk: Sock) -> None:
-        pass
-
-    def get_port(self, sk: UdpSock, snum: int) -> bool:
-        return udp_lib_get_port(sk, snum)
-
-    def unhash(self, sk: UdpSock) -> None:
-        if sk.inet_num:
-            socks = sk.sk_net.ipv4.udp_table.hash.get(sk.inet_num)
-            if socks is not None and sk in socks:
-                socks.remove(sk)
-                if not socks:
-                    del sk.sk_net.ipv4.udp_table.hash[sk.inet_num]
-            sk.inet_num = 0
-
-    def connect(self, sk: UdpSock, daddr: int, dport: int) -> None:
-        ip4_datagram_connect(sk, daddr, dport)
-
-    def disconnect(self, sk: UdpSock) -> None:
-        ip4_datagram_disconnect(sk)
-        if not sk.sk_userlocks & SOCK_BINDPORT_LOCK:
-            self.unhash(sk)
-            sk.inet_sport = 0
-
-    def close(self, sk: UdpSock, timeout: int) -> None:
-        """udp_lib_close → sk_common_release: unhash and free what is queued."""
-        self.unhash(sk)
-        sk.sk_state = TCP_CLOSE
-        sk.sk_shutdown = SHUTDOWN_MASK
-        while sk.sk_receive_queue:
-            consume_skb(sk.sk_receive_queue.popleft())
-        sk.sk_state_change(sk)
-
-    def sendmsg(self, sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None) -> int:
-        return udp_sendmsg(sk, data, flags, addr)
-
-    def recvmsg(self, sk: UdpSock, size: int, flags: int):
-        return udp_recvmsg(sk, size, flags)
-
-    def poll(self, sk: UdpSock) -> int:
-        return udp_poll(sk)
-
-
-udp_prot = UdpProto()
 
 
 # -- ports ----------------------------------------------------------------------------------------
@@ -267,12 +217,9 @@ def udp_rcv(skb: "SkBuff") -> None:
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
     skb.trim(ulen)
-    nh = skb.network_header
-    saddr = int.from_bytes(buf[nh + 12:nh + 16], "big")
-    daddr = int.from_bytes(buf[nh + 16:nh + 20], "big")
+    saddr, daddr = _unpack_addrs(buf, skb.network_header + 12)
     if check and not dev.flags & IFF_LOOPBACK:
-        if csum_tcpudp_magic(saddr, daddr, ulen, IPPROTO_UDP,
-                             csum_partial(memoryview(buf)[off:off + ulen])) != 0:
+        if csum_ipv4_payload(saddr, daddr, IPPROTO_UDP, buf, off, ulen) != 0:
             mib["InCsumErrors"] += 1
             mib["InErrors"] += 1
             kfree_skb(skb, dr.UDP_CSUM)
@@ -348,6 +295,7 @@ def udp_err(skb: "SkBuff", type_: int, code: int, info: int) -> None:
     harderr = False
     if type_ == ICMP_DEST_UNREACH:
         if code == ICMP_FRAG_NEEDED:
+            ipv4_sk_update_pmtu(sk, daddr, info)
             if sk.pmtudisc != 0:  # not IP_PMTUDISC_DONT
                 err = errno.EMSGSIZE
                 harderr = True
@@ -365,6 +313,8 @@ def udp_err(skb: "SkBuff", type_: int, code: int, info: int) -> None:
     if not sk.recverr:
         if not harderr or sk.sk_state != TCP_ESTABLISHED:
             return
+    else:
+        ip_icmp_error(sk, skb, err, dport, info, inner + ihl + UDP_HLEN)
     sk.sk_err = err
     sk.sk_error_report(sk)
 
@@ -412,8 +362,7 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
     buf = skb.buf
     buf[off + UDP_HLEN:off + ulen] = data
     _pack_udp(buf, off, sk.inet_sport, dport, ulen, 0)
-    check = csum_tcpudp_magic(saddr, daddr, ulen, IPPROTO_UDP,
-                              csum_partial(memoryview(buf)[off:off + ulen])) or 0xFFFF
+    check = csum_ipv4_payload(saddr, daddr, IPPROTO_UDP, buf, off, ulen) or 0xFFFF
     buf[off + 6] = check >> 8
     buf[off + 7] = check & 0xFF
     skb.transport_header = off
@@ -424,12 +373,13 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
     skb.dst = rt
     skb.priority = sk.sk_priority
     skb.mark = sk.sk_mark
-    mtu = rt.mtu or rt.dev.mtu
+    mtu = rt.dst_mtu() if rt.pmtu else (rt.mtu or rt.dev.mtu)
     pmtu = sk.pmtudisc
     df = pmtu in (IP_PMTUDISC_DO, IP_PMTUDISC_PROBE) or (
         pmtu == IP_PMTUDISC_WANT and ulen + 20 <= mtu)
     if pmtu == IP_PMTUDISC_DO and ulen + 20 > mtu:
         consume_skb(skb)
+        ip_local_error(sk, errno.EMSGSIZE, daddr, dport, mtu)
         raise KernelError(errno.EMSGSIZE)
     if df:
         if connected:
@@ -460,13 +410,17 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
 
 # -- receive, process side ---------------------------------------------------------------------------
 
-def udp_recvmsg(sk: UdpSock, size: int, flags: int) -> tuple[bytes, tuple[int, int] | None, int, int]:
+def udp_recvmsg(sk: UdpSock, size: int, flags: int, control: list | None = None
+                ) -> tuple[bytes, tuple[int, int] | None, int, int]:
     """One attempt: (data, (saddr, sport), msg_flags, length to return).
 
     Raises KernelError(EAGAIN) when nothing is queued. A socket shut down for reading
     returns b"" at once, as Linux's datagram receive does, unless the call is non-blocking
-    (MSG_DONTWAIT): __skb_recv_udp does not wait then, and reports EAGAIN.
+    (MSG_DONTWAIT): __skb_recv_udp does not wait then, and reports EAGAIN. MSG_ERRQUEUE reads
+    the error queue instead (ip_recv_error), appending its control message to `control`.
     """
+    if flags & MSG_ERRQUEUE:
+        return ip_recv_error(sk, size, control)
     err = sock_error(sk)
     if err:
         raise KernelError(err)
@@ -477,11 +431,11 @@ def udp_recvmsg(sk: UdpSock, size: int, flags: int) -> tuple[bytes, tuple[int, i
         raise KernelError(errno.EAGAIN)
     skb = q[0]
     buf = skb.buf
-    payload_len = skb.tail - skb.data
-    copied = min(size, payload_len)
-    data = bytes(buf[skb.data:skb.data + copied])
-    nh = skb.network_header
-    saddr = int.from_bytes(buf[nh + 12:nh + 16], "big")
+    start = skb.data
+    payload_len = skb.tail - start
+    copied = size if size < payload_len else payload_len
+    data = bytes(memoryview(buf)[start:start + copied])  # one copy, out of the queue
+    saddr = _unpack_addrs(buf, skb.network_header + 12)[0]
     th = skb.transport_header
     sport = (buf[th] << 8) | buf[th + 1]
     msg_flags = MSG_TRUNC if copied < payload_len else 0
@@ -498,7 +452,7 @@ def udp_recvmsg(sk: UdpSock, size: int, flags: int) -> tuple[bytes, tuple[int, i
 def udp_poll(sk: UdpSock) -> int:
     """datagram_poll: what a select/poll on the socket would report."""
     mask = 0
-    if sk.sk_err:
+    if sk.sk_err or sk.sk_error_queue:
         mask |= POLLERR
     if sk.sk_shutdown & RCV_SHUTDOWN:
         mask |= POLLRDHUP | POLLIN | POLLRDNORM
@@ -509,3 +463,56 @@ def udp_poll(sk: UdpSock) -> int:
     if sock_writeable(sk):
         mask |= POLLOUT | POLLWRNORM | POLLWRBAND
     return mask
+
+
+# -- struct proto ---------------------------------------------------------------------------------
+
+class UdpProto:
+    """`struct proto udp_prot` (defined last, as in udp.c, so that it can name the functions)."""
+
+    name = "UDP"
+
+    def sk_alloc(self, net: "Net", family: int, type_: int, protocol: int) -> UdpSock:
+        return UdpSock(net, family, type_, protocol, self)
+
+    def init(self, sk: Sock) -> None:
+        pass
+
+    def get_port(self, sk: UdpSock, snum: int) -> bool:
+        return udp_lib_get_port(sk, snum)
+
+    def unhash(self, sk: UdpSock) -> None:
+        if sk.inet_num:
+            socks = sk.sk_net.ipv4.udp_table.hash.get(sk.inet_num)
+            if socks is not None and sk in socks:
+                socks.remove(sk)
+                if not socks:
+                    del sk.sk_net.ipv4.udp_table.hash[sk.inet_num]
+            sk.inet_num = 0
+
+    def connect(self, sk: UdpSock, daddr: int, dport: int) -> None:
+        ip4_datagram_connect(sk, daddr, dport)
+
+    def disconnect(self, sk: UdpSock) -> None:
+        ip4_datagram_disconnect(sk)
+        if not sk.sk_userlocks & SOCK_BINDPORT_LOCK:
+            self.unhash(sk)
+            sk.inet_sport = 0
+
+    def close(self, sk: UdpSock, timeout: int) -> None:
+        """udp_lib_close → sk_common_release: unhash and free what is queued."""
+        self.unhash(sk)
+        sk.sk_state = TCP_CLOSE
+        sk.sk_shutdown = SHUTDOWN_MASK
+        for q in (sk.sk_receive_queue, sk.sk_error_queue):
+            while q:
+                consume_skb(q.popleft())
+        sk.sk_state_change(sk)
+
+    # The per-datagram entries are the functions themselves: no forwarding frame.
+    sendmsg = staticmethod(udp_sendmsg)
+    recvmsg = staticmethod(udp_recvmsg)
+    poll = staticmethod(udp_poll)
+
+
+udp_prot = UdpProto()
