@@ -14,7 +14,8 @@ A program (`target`) is one of:
 - an async function: awaited as `target(*args)` in a new process on the host, in the trio run
   (so `trio.socket`, `trio.serve_tcp`, `open_tcp_stream` reach the host);
 - a plain function: called as `target(*args)` in a thread of a new process, with the blocking
-  `socket`/`select`/`selectors` face (code written for a real network, unchanged);
+  `socket`/`select`/`selectors` face (code written for a real network, unchanged); asyncio
+  code is one of these: `lambda: asyncio.run(main())`;
 - the path of a script: run unmodified with `args` as its command line (`run_script`).
 
 Each run gives a `Program`: its exit status (0; SystemExit's code; 1 after an uncaught

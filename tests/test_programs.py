@@ -6,6 +6,7 @@ Read first: the docstring of pystack/programs.py.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import textwrap
 
@@ -113,6 +114,34 @@ async def test_unmodified_script_server_and_blocking_clients_over_a_lossy_link(
     assert sorted(srv.stdout.splitlines()) == ["served hi from c1", "served hi from c2"]
     assert srv.status == -15
     assert sum(h.stats()["Tcp"]["RetransSegs"] for h in net.hosts.values()) > 0
+
+
+async def asyncio_upper_server(port: int) -> None:
+    async def handle(reader, writer) -> None:
+        writer.write((await reader.readline()).upper())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "0.0.0.0", port)
+    async with server:
+        await server.serve_forever()
+
+
+async def asyncio_client(port: int) -> bytes:
+    reader, writer = await asyncio.open_connection("srv", port)
+    writer.write(f"hi from {socket.gethostname()}\n".encode())
+    await writer.drain()
+    return await reader.readline()
+
+
+async def test_asyncio_programs_run_through_asyncio_run(net) -> None:
+    server, clients = star(net, 2)
+    async with net.server(server, lambda: asyncio.run(asyncio_upper_server(25))) as srv:
+        assert srv.kind == "thread" and srv.name == "<lambda>"
+        done = await net.run_clients(clients, lambda: asyncio.run(asyncio_client(25)),
+                                     name="asyncio_client")
+    assert [p.result for p in done] == [b"HI FROM C1\n", b"HI FROM C2\n"]
+    assert [p.name for p in done] == ["asyncio_client"] * 2
 
 
 async def test_udp_server_is_ready_once_bound_on_its_port(net) -> None:
