@@ -5,7 +5,7 @@ Read first: pystack/dropin/runner.py (run_script: a script as `__main__` in a th
 process), pystack/dropin/blocking.py (the blocking face and its threads), pystack/host.py
 (`host.process`).
 
-    async with net.server(b, echo_server, 7) as server:       # returns once b listens
+    async with net.server(b, echo_server, 7) as server:       # enters once b listens
         clients = await net.run_clients([a, c], echo_client, "b", 7)
     assert [p.result for p in clients] == [b"hi", b"hi"]
     print(server.stdout)
@@ -23,8 +23,8 @@ exception, whose traceback is in its stderr; -15 when it was stopped, as if by S
 the function's return value or exception, and what it printed to stdout and stderr (captured
 per program while it runs and still passed on to the real streams, so pytest shows it too).
 
-Failures are raised, not returned: a client that fails raises `ProgramError` naming each
-failing program with the end of its stderr; a server that fails while the `async with` block
+Failures are raised, not returned (unless `check=False`): a client that fails raises
+`ProgramError` naming each failing program with the end of its stderr; a server that fails while the `async with` block
 runs cancels the block and raises `ProgramError` at its end. A server that does not listen
 within `ready_timeout` virtual seconds, or exits before it listens, raises at once.
 
