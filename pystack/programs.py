@@ -14,8 +14,9 @@ A program (`target`) is one of:
 - an async function: awaited as `target(*args)` in a new process on the host, in the trio run
   (so `trio.socket`, `trio.serve_tcp`, `open_tcp_stream` reach the host);
 - a plain function: called as `target(*args)` in a thread of a new process, with the blocking
-  `socket`/`select`/`selectors` face (code written for a real network, unchanged); asyncio
-  code is one of these: `lambda: asyncio.run(main())`;
+  `socket`/`select`/`selectors` face (code written for a real network, unchanged);
+- asyncio code as either: an async function that awaits `pystack.asyncio_run(main())` (the
+  loop runs in the trio run, deterministically), or `lambda: asyncio.run(main())` (a thread);
 - the path of a script: run unmodified with `args` as its command line (`run_script`).
 
 Each run gives a `Program`: its exit status (0; SystemExit's code; 1 after an uncaught

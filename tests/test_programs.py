@@ -134,14 +134,18 @@ async def asyncio_client(port: int) -> bytes:
     return await reader.readline()
 
 
-async def test_asyncio_programs_run_through_asyncio_run(net) -> None:
+async def test_asyncio_programs(net) -> None:
     server, clients = star(net, 2)
-    async with net.server(server, lambda: asyncio.run(asyncio_upper_server(25))) as srv:
-        assert srv.kind == "thread" and srv.name == "<lambda>"
+
+    async def asyncio_server() -> None:  # asyncio's loop in the trio run: no thread
+        await pystack.asyncio_run(asyncio_upper_server(25))
+
+    async with net.server(server, asyncio_server) as srv:
+        assert srv.kind == "function"
         done = await net.run_clients(clients, lambda: asyncio.run(asyncio_client(25)),
-                                     name="asyncio_client")
+                                     name="asyncio_client")  # in a thread, as a script would
     assert [p.result for p in done] == [b"HI FROM C1\n", b"HI FROM C2\n"]
-    assert [p.name for p in done] == ["asyncio_client"] * 2
+    assert [(p.name, p.kind) for p in done] == [("asyncio_client", "thread")] * 2
 
 
 async def test_udp_server_is_ready_once_bound_on_its_port(net) -> None:
