@@ -232,7 +232,9 @@ def ip_queue_xmit(sk: TcpSock, skb: SkBuff) -> int:
         sk.sk_dst_cache = rt
     skb.dst = rt
     pmtu = sk.pmtudisc
-    df = pmtu in (IP_PMTUDISC_WANT, IP_PMTUDISC_DO, IP_PMTUDISC_PROBE)
+    # ip_dont_fragment: no DF once the path MTU is held at min_pmtu (routers fragment)
+    df = pmtu in (IP_PMTUDISC_DO, IP_PMTUDISC_PROBE) or (
+        pmtu == IP_PMTUDISC_WANT and not rt.mtu_locked)
     if df:
         ip_id = sk.inet_id
         sk.inet_id = (ip_id + 1) & 0xFFFF
