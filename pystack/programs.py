@@ -5,7 +5,7 @@ Read first: pystack/dropin/runner.py (run_script: a script as `__main__` in a th
 process), pystack/dropin/blocking.py (the blocking face and its threads), pystack/host.py
 (`host.process`).
 
-    async with net.server(b, echo_server, 7) as server:       # returns once b listens
+    async with net.server(b, echo_server, 7) as server:       # enters once b listens
         clients = await net.run_clients([a, c], echo_client, "b", 7)
     assert [p.result for p in clients] == [b"hi", b"hi"]
     print(server.stdout)
@@ -15,6 +15,8 @@ A program (`target`) is one of:
   (so `trio.socket`, `trio.serve_tcp`, `open_tcp_stream` reach the host);
 - a plain function: called as `target(*args)` in a thread of a new process, with the blocking
   `socket`/`select`/`selectors` face (code written for a real network, unchanged);
+- asyncio code as either: an async function that awaits `pystack.asyncio_run(main())` (the
+  loop runs in the trio run, deterministically), or `lambda: asyncio.run(main())` (a thread);
 - the path of a script: run unmodified with `args` as its command line (`run_script`).
 
 Each run gives a `Program`: its exit status (0; SystemExit's code; 1 after an uncaught
@@ -22,8 +24,8 @@ exception, whose traceback is in its stderr; -15 when it was stopped, as if by S
 the function's return value or exception, and what it printed to stdout and stderr (captured
 per program while it runs and still passed on to the real streams, so pytest shows it too).
 
-Failures are raised, not returned: a client that fails raises `ProgramError` naming each
-failing program with the end of its stderr; a server that fails while the `async with` block
+Failures are raised, not returned (unless `check=False`): a client that fails raises
+`ProgramError` naming each failing program with the end of its stderr; a server that fails while the `async with` block
 runs cancels the block and raises `ProgramError` at its end. A server that does not listen
 within `ready_timeout` virtual seconds, or exits before it listens, raises at once.
 
@@ -45,6 +47,7 @@ import traceback
 from typing import Any, AsyncIterator, Callable, Iterator, Sequence
 
 import attrs
+import outcome
 import trio
 
 from .dropin import blocking
@@ -210,6 +213,19 @@ def _new(network: Any, host: Host | str, target: Any, args: Sequence[Any],
     return Program(_host(network, host), name or default, kind)
 
 
+# Frames of these packages lead from the helper to a program's own code; a traceback starts
+# after them, as python's would for a program run on its own.
+_MACHINERY = tuple(os.path.dirname(m.__file__) + os.sep for m in (trio, outcome)) + (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,)
+
+
+def _traceback_text(e: BaseException) -> str:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_MACHINERY):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb or e.__traceback__))
+
+
 async def _execute(program: Program, target: Any, args: Sequence[Any]) -> None:
     """Run `program` to its end (or until its scope is cancelled) and record how it ended."""
     token = _PROGRAM.set(program)
@@ -231,15 +247,19 @@ async def _execute(program: Program, target: Any, args: Sequence[Any]) -> None:
                             result = await blocking.run_sync(target, *args,
                                                              abandon_on_cancel=True)
                 program._finish(0, result)
-            except SystemExit as e:
+            except SystemExit as e:  # as python exits: SystemExit("text") prints, status 1
                 code = e.code
+                if code is not None and not isinstance(code, int):
+                    sys.stderr.write(f"{code}\n")
                 program._finish(code if isinstance(code, int) else (0 if code is None else 1),
                                 error=None if code in (0, None) else e)
             except Exception as e:
                 if program._scope.cancel_called:
-                    raise  # stopped: whatever the stop made it raise is not its failure
+                    # Stopped: what the stop made it raise is not a failure of its own.
+                    program._finish(STOPPED, error=e)
+                    return
                 # As python prints an uncaught exception: to the program's stderr.
-                sys.stderr.write("".join(traceback.format_exception(e)))
+                sys.stderr.write(_traceback_text(e))
                 program._finish(1, error=e)
     finally:
         if program.status is None:
@@ -304,7 +324,7 @@ async def server(network: Any, host: Host | str, target: Any, *args: Any,
     try:
         with body:
             yield program
-    except BaseException as e:
+    except Exception as e:
         if program.done and program.status not in (0, STOPPED):
             e.add_note(f"meanwhile the server failed:\n{program.describe()}")
         raise
@@ -358,4 +378,3 @@ async def _run_all(network: Any, programs: list[Program], target: Any, args: Seq
             head += f" ({len(late)} still running after {timeout:g} s virtual)"
         raise ProgramError(head + ":\n" + "\n".join(p.describe() for p in bad), bad)
     return programs
-

@@ -32,6 +32,7 @@ from typing import Any, Callable
 import trio
 
 from .drivers.net.nic import EthernetNic
+from .net.core.dev import IFF_LOOPBACK
 from .host import Host
 from .tap import add_tap
 from .dropin.trio import install as install_trio_face
@@ -565,9 +566,13 @@ class _Capture:
 
     def add(self, host: Host, dev: Any) -> None:
         iface = self.writer.add_interface(f"{host.name}:{dev.name}")
+        # On lo every packet passes the taps twice, going out and coming back in; capture
+        # tools keep only the incoming copy (libpcap skips outgoing packets on loopback), so a
+        # capture of lo shows each packet once, as `tcpdump -i lo` does.
+        skip = "tx" if dev.flags & IFF_LOOPBACK else None
 
         def tap(skb: Any, dev: Any, direction: str, iface: int = iface) -> None:
-            if self.closed:
+            if self.closed or direction == skip:
                 return
             start = skb.mac_header if direction == "rx" and skb.mac_header >= 0 else skb.data
             self.writer.write_packet(iface, trio.current_time(),

@@ -6,6 +6,7 @@ Read first: the docstring of pystack/programs.py.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import textwrap
 
@@ -115,6 +116,38 @@ async def test_unmodified_script_server_and_blocking_clients_over_a_lossy_link(
     assert sum(h.stats()["Tcp"]["RetransSegs"] for h in net.hosts.values()) > 0
 
 
+async def asyncio_upper_server(port: int) -> None:
+    async def handle(reader, writer) -> None:
+        writer.write((await reader.readline()).upper())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "0.0.0.0", port)
+    async with server:
+        await server.serve_forever()
+
+
+async def asyncio_client(port: int) -> bytes:
+    reader, writer = await asyncio.open_connection("srv", port)
+    writer.write(f"hi from {socket.gethostname()}\n".encode())
+    await writer.drain()
+    return await reader.readline()
+
+
+async def test_asyncio_programs(net) -> None:
+    server, clients = star(net, 2)
+
+    async def asyncio_server() -> None:  # asyncio's loop in the trio run: no thread
+        await pystack.asyncio_run(asyncio_upper_server(25))
+
+    async with net.server(server, asyncio_server) as srv:
+        assert srv.kind == "function"
+        done = await net.run_clients(clients, lambda: asyncio.run(asyncio_client(25)),
+                                     name="asyncio_client")  # in a thread, as a script would
+    assert [p.result for p in done] == [b"HI FROM C1\n", b"HI FROM C2\n"]
+    assert [(p.name, p.kind) for p in done] == [("asyncio_client", "thread")] * 2
+
+
 async def test_udp_server_is_ready_once_bound_on_its_port(net) -> None:
     server, (client,) = star(net, 1)
 
@@ -170,6 +203,11 @@ async def test_exit_status_of_scripts_and_functions(net, tmp_path) -> None:
 
     p = await net.run(host, blocking_job, 21, name="job")
     assert (p.name, p.kind, p.result, p.status) == ("job", "thread", 42, 0)
+    p = await net.run(host, blocking_job, None, check=False)
+    assert (p.status, type(p.error)) == (1, TypeError)
+    lines = p.stderr.splitlines()  # from the function's own frame, as python prints it
+    assert lines[0] == "Traceback (most recent call last):" and lines[1].endswith("in blocking_job")
+    assert lines[-1] == "TypeError: unsupported operand type(s) for *: 'NoneType' and 'int'"
 
     async def quits() -> None:
         raise SystemExit(4)
@@ -224,6 +262,27 @@ async def test_a_server_that_fails_while_serving_cancels_the_block(net) -> None:
     assert str(info.value).startswith("server one_shot on host srv failed while it served:\n"
                                       "one_shot on host srv: exit status 1 (RuntimeError: "
                                       "crashed on the first connection)")
+
+    async def listen_then_fail() -> None:
+        listener = trio.socket.socket()
+        await listener.bind(("0.0.0.0", 5001))
+        listener.listen(1)
+        await trio.sleep(1)
+        raise RuntimeError("boom")
+
+    # The block's own error wins, with the server's failure as a note.
+    with pytest.raises(ValueError, match="the block's own error") as info:
+        async with net.server(server, listen_then_fail):
+            with trio.CancelScope(shield=True):
+                await trio.sleep(2)
+            raise ValueError("the block's own error")
+    (note,) = info.value.__notes__
+    assert note.startswith("meanwhile the server failed:\nlisten_then_fail on host srv: exit "
+                           "status 1 (RuntimeError: boom)\n  --- its stderr (last 4 lines) ---\n"
+                           "  Traceback (most recent call last):\n")
+    # The traceback starts in the program's own code, not in pystack's machinery.
+    assert note.splitlines()[4].endswith("in listen_then_fail")
+    assert note.endswith('raise RuntimeError("boom")\n  RuntimeError: boom')
 
 
 async def test_clients_past_their_timeout_are_stopped_and_reported(net) -> None:
