@@ -45,9 +45,10 @@ PAIRS = [
     Pair("trio serve_tcp echo", "trio_echo_server.py", "trio_echo_client.py"),
     Pair("trio UDP echo", "trio_udp_server.py", "trio_udp_client.py", udp=True),
     Pair("http.server + urllib.request", "http_server.py", "http_client.py"),
+    Pair("asyncio streams echo", "asyncio_echo_server.py", "asyncio_echo_client.py"),
+    Pair("asyncio Protocol echo", "asyncio_protocol_server.py", "asyncio_protocol_client.py"),
+    Pair("asyncio datagram echo", "asyncio_udp_server.py", "asyncio_udp_client.py", udp=True),
 ]
-# Not yet (they wait for the asyncio face): asyncio streams echo, asyncio Protocol echo,
-# asyncio datagram echo.
 
 TIMEOUT = 60.0
 

@@ -17,9 +17,11 @@ The public names are re-exported here explicitly; everything else is internal.
 from .host import Host
 from .trace import Hop, PathTrace, TraceEvent
 from .world import Link, LinkProfile, Network, Switch
+from .dropin.asyncio import asyncio_run
 from .dropin.runner import run_script
+from .programs import Program, ProgramError
 
 __version__ = "0.1.0.dev0"
 
 __all__ = ["Network", "Host", "Link", "LinkProfile", "Switch", "PathTrace", "Hop", "TraceEvent",
-           "run_script", "__version__"]
+           "run_script", "asyncio_run", "Program", "ProgramError", "__version__"]

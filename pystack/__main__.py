@@ -12,10 +12,11 @@ USAGE = """usage: python -m pystack COMMAND
 commands:
   demo [SEED]    two hosts on a switch: ping, UDP echo over Ethernet and loopback with
                  faults, the counters and one packet's path through the kernel
-  run [--client SCRIPT]... [--pcap FILE] [--delay S] [--loss P] [--seed N]
-      [--trace[=PREFIX]] [--path] SCRIPT [ARGS]
+  run [--client SCRIPT]... [--forward PORT[:PORT]] [--pcap FILE] [--delay S] [--loss P]
+      [--seed N] [--trace[=PREFIX]] [--path] [--time virtual|real] SCRIPT [ARGS]
                  run an unmodified script on an emulated host `server` (clients on
-                 client1, client2 ... on one switch), in virtual time
+                 client1, client2 ... on one switch), in virtual time; --forward makes
+                 the real 127.0.0.1:PORT lead to it (in real time, until Ctrl-C)
 """
 
 

@@ -14,6 +14,7 @@ import os
 import socket as _stdsocket
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
+import attrs
 import trio
 
 from .drivers.net.loopback import LoopbackDevice
@@ -27,19 +28,22 @@ from .net.core.net_namespace import Net
 from .net.ipv4.af_inet import inet_init
 from .net.ipv4.inet_connection_sock import tcp_init
 from .net.ipv4.inet_diag import inet_diag_timer
+from .net.ipv4.ip_sockglue import IP_RECVERR, IP_TTL
 from .net.ipv4.devinet import InDevice, inet_insert_ifa
-from .net.ipv4.fib import RT_TABLE_MAIN, RTN_UNICAST, RTPROT_BOOT, FibAlias
+from .net.ipv4.fib import RT_TABLE_MAIN, RTN_NAMES, RTN_UNICAST, RTPROT_BOOT, FibAlias
 from .net.ipv4.devinet import RT_SCOPE_LINK, RT_SCOPE_UNIVERSE
 from .net.ipv4.ping import PingEndpoint
 from .net.ipv4.tcp_states import TCP_STATE_NAMES
 from .net.ipv4.route import RouteError, ip_route_output
 from .net.ipv4.icmp import _icmp_push
 from .trace import PathTrace
+from .uapi.errqueue import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_LOCAL, SockExtendedErr
 from .uapi.ethernet import mac_str
-from .uapi.icmp import ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_TIME_EXCEEDED
+from .uapi.icmp import ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_PORT_UNREACH, ICMP_TIME_EXCEEDED
 from .uapi.ip import ip_int, ip_str
 from .net.ipv4.udp import ICMP_ERR_CONVERT
-from .views import (NeighbourEntry, NeighbourList, RouteList, SocketEntry, SocketList, Stats)
+from .views import (CachedRoute, NeighbourEntry, NeighbourList, RouteList, SocketEntry,
+                    SocketList, Stats, Traceroute, TracerouteHop, TracerouteProbe)
 
 if TYPE_CHECKING:
     from .dropin.trio import EmulatedSocket
@@ -166,6 +170,17 @@ class Host:
             return other._first_address()
         return None
 
+    def _lookup(self, address: str) -> int:
+        """A name this host knows, or a dotted quad; socket.gaierror otherwise."""
+        addr = self.resolve(address)
+        if addr is None:
+            try:
+                addr = ip_int(address)
+            except ValueError:
+                raise _stdsocket.gaierror(_stdsocket.EAI_NONAME,
+                                          "Name or service not known") from None
+        return addr
+
     def _first_address(self) -> int:
         for dev in self.net.dev_base.values():
             if dev.name == "lo":
@@ -213,10 +228,48 @@ class Host:
 
     # -- views ----------------------------------------------------------------------------------
     def routes(self, table: str = "main") -> RouteList:
-        """The routing table, printing like `ip route` (table="local" for the local table)."""
+        """The routing table, printing like `ip route` (table="local" for the local table;
+        table="cache" for the learned path MTUs, like `ip route show cache`)."""
         fib = self.net.ipv4.fib
+        if table == "cache":
+            now = trio.current_time()
+            return RouteList(self._cached_route(e.fa, e.daddr, e, now)
+                             for e in fib.exceptions.values() if now < e.expires)
+        if table not in ("main", "local"):
+            raise ValueError(f"no routing table {table!r} (main, local or cache)")
         t = fib.local if table == "local" else fib.main
         return RouteList(t.routes())
+
+    def route_get(self, address: str) -> CachedRoute:
+        """The route a packet to `address` would take, printing like `ip route get`.
+        OSError(ENETUNREACH) when there is none."""
+        addr = self._lookup(address)
+        try:
+            rt = ip_route_output(self.net, addr)
+        except RouteError as e:
+            raise OSError(e.errno, os.strerror(e.errno)) from None
+        fnhe = self.net.ipv4.fib.exception(rt.fa, rt.daddr) if rt.fa is not None else None
+        route = self._cached_route(rt.fa, rt.daddr, fnhe, trio.current_time(), rt=rt)
+        return attrs.evolve(route, src=ip_str(rt.saddr), uid=self._current_task().cred.uid)
+
+    @staticmethod
+    def _cached_route(fa: FibAlias | None, daddr: int, fnhe: Any, now: float,
+                      rt: Any = None) -> CachedRoute:
+        expires = mtu = None
+        locked = False
+        if fnhe is not None and now < fnhe.expires:
+            expires, mtu, locked = int(fnhe.expires - now), fnhe.pmtu, fnhe.mtu_locked
+        elif fa is not None and fa.mtu:
+            mtu = fa.mtu
+        if rt is not None:
+            gateway, dev, type_ = rt.gateway, rt.dev, rt.type
+        else:
+            assert fa is not None and fa.dev is not None
+            gateway = fa.gateway if fa.scope == RT_SCOPE_UNIVERSE else 0
+            dev, type_ = fa.dev, fa.type
+        return CachedRoute(ip_str(daddr), dev.name, ip_str(gateway) if gateway else None,
+                           type=RTN_NAMES[type_], expires=expires, mtu=mtu,
+                           mtu_locked=locked)
 
     def neighbours(self) -> NeighbourList:
         """The ARP cache, printing like `ip neigh`."""
@@ -343,13 +396,7 @@ class Host:
         Raises TimeoutError if no reply comes within `timeout`, or OSError with the errno an
         ICMP error maps to (EHOSTUNREACH when ARP resolution fails, ...).
         """
-        addr = self.resolve(address)
-        if addr is None:
-            try:
-                addr = ip_int(address)
-            except ValueError:
-                raise _stdsocket.gaierror(_stdsocket.EAI_NONAME,
-                                          "Name or service not known") from None
+        addr = self._lookup(address)
         ident = self._ping_ident
         self._ping_ident = self._ping_ident % 65535 + 1
         result: dict[str, Any] = {}
@@ -396,6 +443,81 @@ class Host:
             return result["time"] - start
         finally:
             table.pop(ident, None)
+
+    # -- traceroute -----------------------------------------------------------------------------
+    async def traceroute(self, address: str, *, max_hops: int = 30, queries: int = 3,
+                         port: int = 33434, wait: float = 5.0, first_ttl: int = 1,
+                         packetlen: int = 60) -> Traceroute:
+        """traceroute(8)'s UDP method: probes with rising TTL (`queries` per hop, destination
+        ports from `port` up, one per probe), each from its own socket with IP_TTL and
+        IP_RECVERR, each answer read from the error queue (recvmsg MSG_ERRQUEUE). Stops at
+        the hop where the destination answers (port unreachable) or an unreachable (!H, !N
+        …) comes back. Returns the hops; str() prints them as `traceroute -n` does.
+        OSError as traceroute reports it when a probe cannot be sent (ENETUNREACH: no
+        route)."""
+        if not 1 <= first_ttl <= max_hops <= 255:
+            raise ValueError(f"need 1 <= first_ttl <= max_hops <= 255, got first_ttl="
+                             f"{first_ttl}, max_hops={max_hops}")
+        if packetlen < 28 or packetlen > 65535:
+            raise ValueError(f"packetlen must be 28..65535 bytes (IP and UDP headers "
+                             f"included), got {packetlen}")
+        addr = self._lookup(address)
+        dst = ip_str(addr)
+        result = Traceroute(dst, max_hops, packetlen)
+        payload = bytes(0x40 + (i & 0x3F) for i in range(packetlen - 28))  # "@ABC…", as it
+        dport = port
+        async with self.process("traceroute") as task:
+            for ttl in range(first_ttl, max_hops + 1):
+                probes = []
+                for _ in range(queries):
+                    probes.append(await self._traceroute_probe(task, dst, dport, ttl,
+                                                               payload, wait))
+                    dport = dport + 1 if dport < 65535 else port
+                result.append(TracerouteHop(ttl, tuple(probes)))
+                if any(p.address == dst or p.annotation for p in probes):
+                    break
+        return result
+
+    async def _traceroute_probe(self, task: Task, dst: str, dport: int, ttl: int,
+                                payload: bytes, wait: float) -> TracerouteProbe:
+        from .net.socket import sys_poll_wait
+        with self.socket(_stdsocket.AF_INET, _stdsocket.SOCK_DGRAM) as s:
+            s.setsockopt(_stdsocket.IPPROTO_IP, IP_TTL, ttl)
+            s.setsockopt(_stdsocket.IPPROTO_IP, IP_RECVERR, 1)
+            await s.connect((dst, dport))
+            start = trio.current_time()
+            await s.send(payload)
+            deadline = start + wait
+            while True:
+                left = deadline - trio.current_time()
+                if left <= 0 or not await sys_poll_wait(task, [(s.fileno(), 0x001)], left):
+                    return TracerouteProbe(None)
+                try:
+                    _d, anc, _f, _a = await s.recvmsg(512, 512, _stdsocket.MSG_ERRQUEUE)
+                except BlockingIOError:
+                    await s.recv(65536)  # a datagram back instead of an error: not ours
+                    continue
+                rtt = trio.current_time() - start
+                ee = SockExtendedErr.parse(anc[0][2])
+                if ee.ee_origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_LOCAL):
+                    continue
+                who = ip_str(ee.offender) if ee.offender is not None else dst
+                return TracerouteProbe(who, rtt, _traceroute_mark(ee))
+
+
+def _traceroute_mark(ee: Any) -> str:
+    """What traceroute(8) prints after the time for an unreachable: !H, !N, !P … (nothing
+    for time exceeded, nor for port unreachable: the destination answered)."""
+    if ee.ee_type == ICMP_TIME_EXCEEDED:
+        return ""
+    if ee.ee_type != ICMP_DEST_UNREACH:
+        return f"!<{ee.ee_type}>" if ee.ee_origin == SO_EE_ORIGIN_ICMP else ""
+    code = ee.ee_code
+    if code == ICMP_PORT_UNREACH:
+        return ""
+    marks = {0: "!N", 6: "!N", 8: "!N", 11: "!N", 1: "!H", 7: "!H", 12: "!H", 2: "!P",
+             4: f"!F-{ee.ee_info}", 5: "!S", 9: "!X", 10: "!X", 13: "!X", 14: "!V", 15: "!C"}
+    return marks.get(code, f"!<{code}>")
 
 
 __all__ = ["Host"]

@@ -15,7 +15,11 @@ is enough:
   failing test's report has a "pystack" section naming its seed, so the failure replays.
 - Virtual time: an async test that uses `net` is run by pytest-trio (the plugin marks it
   `trio` if nothing did) on an autojump `MockClock`, unless the test asked for a Clock fixture
-  of its own (`autojump_clock`, `mock_clock`) or another runner was chosen.
+  of its own (`autojump_clock`, `mock_clock`) or chose a runner other than trio.run
+  (`trio_mode = true` marks tests with trio.run; they still get virtual time).
+- Servers and clients: `net.server`, `net.run`, `net.run_clients` (pystack/programs.py) run
+  programs on the hosts; a failing one raises ProgramError with its exit status and the end
+  of its stderr, which pytest prints beside the seed.
 - Artifacts: with `--pystack-artifacts DIR`, the network is captured to
   `DIR/<test>.pcapng` and its tracepoints recorded; a failing test leaves the pcapng and
   `DIR/<test>.trace.txt` (one event a line) and names both in its report; a passing test
@@ -83,8 +87,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not config.pluginmanager.has_plugin("trio"):
             raise pytest.UsageError(f"{item.nodeid}: the `net` fixture runs async tests with "
                                     "pytest-trio; install it (pip install pytest-trio)")
-        if not any(m.kwargs.get("run") for m in item.iter_markers("trio")):
-            item.add_marker(pytest.mark.trio(run=virtual_time_run))
+        runs = [m.kwargs["run"] for m in item.iter_markers("trio") if m.kwargs.get("run")]
+        # pytest-trio's trio_mode marks every async test run=trio.run, its default rather
+        # than a choice: that still gets virtual time. (pytest-trio takes the first marker
+        # naming a runner, so ours goes in front.)
+        if not runs or runs[0] is trio.run:
+            item.add_marker(pytest.mark.trio(run=virtual_time_run), append=False)
 
 
 def _seed(request: pytest.FixtureRequest) -> int:

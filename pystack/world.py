@@ -41,6 +41,7 @@ from .net.ipv4.devinet import inet_insert_ifa
 from .net.sched.sch_netem import _KNOBS as NETEM_KNOBS
 from .net.sched.sch_netem import Netem
 from .pcap import PcapngWriter
+from . import programs
 from .trace import TraceEvent, Tracer
 from .uapi.ethernet import ETH_HLEN
 
@@ -522,6 +523,31 @@ class Network:
             for dev in host.net.dev_base.values():
                 cap.add(host, dev)
         return cap
+
+    # -- programs: servers and clients for a test (pystack/programs.py) ----------------------
+    def server(self, host: Host | str, target: Any, *args: Any, port: int | None = None,
+               name: str | None = None, ready_timeout: float = 10.0) -> Any:
+        """`async with net.server(host, target, *args) as program:` starts `target` (an async
+        function, a function or a script's path) on `host` in a process of its own, enters the
+        block once it listens (on `port`, if given) and stops it when the block ends. If it
+        fails meanwhile, the block is cancelled and ProgramError raised."""
+        return programs.server(self, host, target, *args, port=port, name=name,
+                               ready_timeout=ready_timeout)
+
+    async def run(self, host: Host | str, target: Any, *args: Any, name: str | None = None,
+                  timeout: float | None = None, check: bool = True) -> "programs.Program":
+        """Run `target(*args)` (or the script `target` with `args`) on `host` to its end and
+        return its Program (status, result, stdout, stderr). A failure raises ProgramError
+        (unless check=False); so does running past `timeout` virtual seconds."""
+        return await programs.run(self, host, target, *args, name=name, timeout=timeout,
+                                  check=check)
+
+    async def run_clients(self, hosts: Any, target: Any, *args: Any, name: str | None = None,
+                          timeout: float | None = None, check: bool = True
+                          ) -> list["programs.Program"]:
+        """`run` on each of `hosts` at once; their Programs, in the order of `hosts`."""
+        return await programs.run_clients(self, hosts, target, *args, name=name,
+                                          timeout=timeout, check=check)
 
     def _device_added(self, host: Host, dev: Any) -> None:
         for cap in self._captures:

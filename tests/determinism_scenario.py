@@ -1,5 +1,6 @@
-"""A scenario for the determinism tests: four hosts on a lossy switch with TCP and UDP
-traffic; prints the sha256 of its pcapng. Run as `python determinism_scenario.py SEED PATH`."""
+"""A scenario for the determinism tests: four hosts on a lossy, reordering switch with TCP and
+UDP traffic. Prints the sha256 of its pcapng, then how many frames netem lost and reordered.
+Run as `python determinism_scenario.py SEED PATH`."""
 
 import hashlib
 import socket
@@ -11,14 +12,14 @@ import trio.testing
 import pystack
 
 
-async def scenario(seed: int, path: str) -> None:
+async def scenario(seed: int, path: str) -> pystack.Network:
     net = pystack.Network(seed=seed)
     async with net:
         hosts = [net.add_host(f"h{i}") for i in range(4)]
         sw = net.add_switch("sw0")
         links = [net.add_link(h, sw, subnet="10.0.0.0/24") for h in hosts]
         for link in links:
-            link.set(delay=0.001, loss=0.05)
+            link.set(delay=0.001, loss=0.05, reorder=0.1)  # 1 in 10 overtakes the delayed
         net.capture(path)
         srv = hosts[0].socket(socket.AF_INET, socket.SOCK_STREAM)
         await srv.bind(("0.0.0.0", 80))
@@ -61,13 +62,16 @@ async def scenario(seed: int, path: str) -> None:
                     n.start_soon(tcp_client, h, i)
                     n.start_soon(udp_client, h)
         await trio.sleep(1)
+    return net
 
 
 def main() -> None:
     seed, path = int(sys.argv[1]), sys.argv[2]
-    trio.run(scenario, seed, path, clock=trio.testing.MockClock(autojump_threshold=0))
+    net = trio.run(scenario, seed, path, clock=trio.testing.MockClock(autojump_threshold=0))
     with open(path, "rb") as f:
         print(hashlib.sha256(f.read()).hexdigest())
+    directions = [d for link in net.links for d in (link.a_to_b, link.b_to_a)]
+    print(sum(d.lost for d in directions), sum(d.reordered for d in directions))
 
 
 if __name__ == "__main__":

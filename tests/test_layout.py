@@ -23,6 +23,7 @@ ASYNC_ALLOWED = {
     "net/socket.py",        # the syscalls that may block
     "net/core/wait.py",     # sk_wait_event
     "tap.py",               # the TAP bridge's wire task (frames from real Linux)
+    "programs.py",          # servers and clients for tests: process-context entry points
     "demo.py",
     "__main__.py",
 }
@@ -83,6 +84,6 @@ def test_every_module_opens_with_a_docstring() -> None:
 def test_public_names_are_exported_explicitly() -> None:
     assert set(pystack.__all__) == {
         "Network", "Host", "Link", "LinkProfile", "Switch", "PathTrace", "Hop", "TraceEvent",
-        "run_script", "__version__"}
+        "run_script", "asyncio_run", "Program", "ProgramError", "__version__"}
     for name in pystack.__all__:
         assert hasattr(pystack, name)

@@ -67,6 +67,14 @@ def test_net_fixture_seed_and_clock(pytester: pytest.Pytester, args, default) ->
     result.assert_outcomes(passed=3)
 
 
+def test_net_fixture_keeps_virtual_time_under_trio_mode(pytester: pytest.Pytester) -> None:
+    # trio_mode marks every async test trio(run=trio.run): a default, not a choice of runner.
+    pytester.makeini("[pytest]\ntrio_mode = true\n")
+    pytester.makepyfile(FIXTURE_TESTS.format(default=0))
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=3)
+
+
 def test_failing_test_leaves_pcap_and_trace_and_prints_its_seed(
         pytester: pytest.Pytester) -> None:
     pytester.makepyfile(FAILING_TEST)

@@ -1,4 +1,5 @@
-"""Every kind of frame the stack emits, checked by an outside parser: scapy.
+"""Every kind of frame the stack emits, checked by outside parsers: scapy, and tshark where it
+is installed (.ci/run installs it when it runs as root).
 
 One scenario makes the stack send ARP requests (broadcast and unicast probes) and replies,
 ICMP echo request/reply, port, protocol and host unreachable (the last to itself, over lo),
@@ -11,16 +12,20 @@ frame on a wire must be at least the 60 bytes of a minimum Ethernet frame.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 from collections import Counter
 
+import pytest
+
 import trio
-from scapy.layers.inet import ICMP, IP, UDP, defragment
+from scapy.layers.inet import ICMP, IP, TCP, UDP, defragment
 from scapy.layers.l2 import ARP, Ether
 from scapy.utils import RawPcapNgReader
 
 import pystack
-from pystack.pcap import read_pcapng
+from pystack.pcap import PcapngWriter, read_pcapng
 from pystack.uapi.ethernet import mac_str
 
 
@@ -126,6 +131,8 @@ def check_checksums(p: Ether) -> None:
         del q[ICMP].chksum
     if UDP in q and not fragmented:
         del q[UDP].chksum
+    if TCP in q:
+        del q[TCP].chksum
     r = Ether(bytes(q))
     assert r[IP].chksum == p[IP].chksum, p.summary()
     if ICMP in p:
@@ -133,6 +140,8 @@ def check_checksums(p: Ether) -> None:
     if UDP in p and not fragmented:
         assert p[UDP].chksum != 0  # the stack always fills it in
         assert r[UDP].chksum == p[UDP].chksum, p.summary()
+    if TCP in p:
+        assert r[TCP].chksum == p[TCP].chksum, p.summary()
     assert p[IP].len <= len(bytes(p[IP]))  # the datagram fits its frame (the rest: padding)
 
 
@@ -198,3 +207,118 @@ async def test_fragments_reassemble_in_scapy_to_a_checksummed_datagram(tmp_path)
         g = f.copy()
         del g.chksum
         assert IP(bytes(g)).chksum == f.chksum
+
+
+async def tcp_pair(server_host, client_host, address: str, port: int):
+    """A listening socket on `server_host`, and a connection to it from `client_host`: the
+    client's socket and the accepted one."""
+    server = server_host.socket()
+    await server.bind((address, port))
+    server.listen(4)
+    client = client_host.socket()
+    await client.connect((address if address != "0.0.0.0" else server_host.address(), port))
+    conn, _ = await server.accept()
+    return client, conn
+
+
+async def tcp_scenario(net: pystack.Network) -> None:
+    """After `scenario`: TCP over the switch (10 KiB one way, a reply, FINs), over loopback
+    (70000 bytes in 65483-byte segments), and a refused connect (SYN, RST)."""
+    a, b = net.host("a"), net.host("b")
+    client, conn = await tcp_pair(b, a, "0.0.0.0", 5001)
+    await client.send(bytes(range(256)) * 40)
+    got = b""
+    while len(got) < 10240:
+        got += await conn.recv(65536)
+    await conn.send(got[:100])
+    assert await client.recv(1000) == got[:100]
+    client.close()
+    conn.close()
+    local, local_conn = await tcp_pair(a, a, "127.0.0.1", 5002)
+    await local.send(b"x" * 70000)
+    n = 0
+    while n < 70000:
+        n += len(await local_conn.recv(100000))
+    local.close()
+    local_conn.close()
+    refused = a.socket()
+    with pytest.raises(ConnectionRefusedError):
+        await refused.connect(("10.0.0.3", 5003))
+    await trio.sleep(70)  # past TIME_WAIT
+
+
+def _tshark(tshark: str, path: str, *args: str) -> list[str]:
+    """tshark's lines for the file, with IP, TCP and UDP checksums checked (off by default),
+    each IP fragment shown as it is (not reassembled)."""
+    result = subprocess.run(
+        [tshark, "-r", path, "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
+         "-o", "udp.check_checksum:TRUE", "-o", "ip.defragment:FALSE", *args],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+# Frames tshark calls malformed, or with an expert note of severity "error" (a bad checksum).
+BROKEN = ("-Y", "_ws.malformed || _ws.expert.severity >= 0x800000")
+
+
+def transport(protocols: str) -> str:
+    """The first of arp, icmp, tcp, udp in tshark's frame.protocols ("eth:ethertype:ip:tcp")."""
+    layers = protocols.split(":")
+    return next((p for p in layers if p in ("arp", "icmp", "tcp", "udp")), "ip")
+
+
+async def capture_everything(path: str) -> list:
+    """`scenario` then `tcp_scenario`, captured to `path`; the frames read back."""
+    net = pystack.Network(seed=51)
+    async with net:
+        await scenario(net, path)
+        await tcp_scenario(net)
+    return read_pcapng(path)
+
+
+async def test_tcp_segments_parse_in_scapy_with_correct_checksums(tmp_path) -> None:
+    segments = [(p.interface_name, Ether(p.data))
+                for p in await capture_everything(str(tmp_path / "tcp.pcapng"))]
+    segments = [(name, f) for name, f in segments if TCP in f]
+    for _, frame in segments:
+        check_checksums(frame)
+    flags = Counter(str(f[TCP].flags) for name, f in segments if name == "a:eth0")
+    assert {"S", "SA", "A", "PA", "FA", "RA"} <= set(flags), flags
+    assert flags["S"] == 2  # to b, and to c's closed port (answered RA)
+    # over loopback: 70000 bytes as a 65483-byte segment (lo's MSS) and the rest
+    sizes = {len(f[TCP].payload) for name, f in segments if name == "a:lo"}
+    assert sizes == {0, 65483, 70000 - 65483}
+    assert sum(len(f[TCP].payload) for name, f in segments if name == "a:eth0"
+               and f[IP].dst == "10.0.0.2") == 10240
+
+
+async def test_tshark_reads_the_capture_with_no_malformed_frames(tmp_path) -> None:
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.skip("tshark is not installed; install wireshark's tshark to run this check")
+    path = str(tmp_path / "all.pcapng")
+    captured = await capture_everything(path)
+    rows = [line.split("\t") for line in _tshark(
+        tshark, path, "-T", "fields", "-e", "frame.interface_name", "-e", "frame.protocols")]
+    assert [row[0] for row in rows] == [p.interface_name for p in captured]
+    assert _tshark(tshark, path, *BROKEN) == []
+    # tshark and scapy see the same protocol in every frame.
+    def scapy_transport(frame: Ether) -> str:  # a fragment after the first is "ip" in both
+        return next((name for layer, name in ((ARP, "arp"), (ICMP, "icmp"), (TCP, "tcp"),
+                                              (UDP, "udp")) if layer in frame), "ip")
+
+    seen = [transport(row[1]) for row in rows]
+    assert seen == [scapy_transport(Ether(p.data)) for p in captured]
+    assert Counter(seen).keys() == {"arp", "icmp", "tcp", "udp", "ip"}  # ip: fragments
+    assert Counter(seen)["tcp"] > 40
+
+    # The check would see a broken frame: one flipped bit in a copy of a UDP datagram.
+    i = next(i for i, kind in enumerate(seen) if kind == "udp")
+    bad = bytearray(captured[i].data)
+    bad[-1] ^= 0x01
+    broken = str(tmp_path / "broken.pcapng")
+    with PcapngWriter(broken) as w:
+        w.add_interface(captured[i].interface_name)
+        w.write_packet(0, captured[i].timestamp, bytes(bad))
+    assert len(_tshark(tshark, broken, *BROKEN)) == 1

@@ -40,12 +40,14 @@ from typing import Any, Callable, Iterator
 
 import trio
 
+from ..kernel.sched import current
 from ..net import socket as sys
 from ..net.ipv4.udp import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI
 from .trio import (EmulatedSocket, current_task, emulated_getaddrinfo, emulated_getnameinfo,
-                   parse_inet_address)
+                   parse_inet_address, run_nonblocking)
 
-__all__ = ["install", "uninstall", "installed", "socket", "run_sync", "TimeGuard"]
+__all__ = ["install", "uninstall", "installed", "socket", "run_sync", "TimeGuard", "Patches",
+           "call_in_trio", "in_emulated_thread"]
 
 # -- the originals (pystack's own machinery always uses these) ----------------------------------
 _RealSocket = _socket.socket
@@ -147,6 +149,12 @@ def _in_trio_thread() -> bool:
     return True
 
 
+def in_emulated_thread() -> bool:
+    """Whether the caller is an emulated thread: one started from a process context (not the
+    trio thread), whose calls reach its host."""
+    return _TOKEN.get() is not None and current_task() is not None and not _in_trio_thread()
+
+
 async def run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """`trio.to_thread.run_sync` that makes the thread an emulated one (when called in a
     process context): its socket calls reach the host, and the clock waits for it."""
@@ -174,9 +182,9 @@ async def run_sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def _thread_start(self: threading.Thread) -> None:
     """threading.Thread.start from an emulated thread: the new thread is emulated too (same
     process, counted by the time guard)."""
-    token = _TOKEN.get()
-    if token is None or current_task() is None or _in_trio_thread():
+    if not in_emulated_thread():
         return _real_thread_start(self)
+    token = _TOKEN.get()
     th = ThreadState()
     ctx = contextvars.copy_context()
     ctx.run(_THREAD.set, th)
@@ -217,28 +225,69 @@ def _sync(fn: Callable[..., Any], *args: Any) -> Any:
     return trio.from_thread.run_sync(call, trio_token=token)
 
 
-def _async(afn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
-    """Run a blocking kernel call in the trio thread; `timeout` seconds → socket.timeout."""
-    token = _TOKEN.get()
-    if token is None or _in_trio_thread():
-        raise RuntimeError("a blocking socket call needs a thread of a process context: "
-                           "run the blocking code with trio.to_thread.run_sync inside "
-                           "`async with host.process(...)`")
-
+def call_in_trio(afn: Callable[..., Any], *args: Any, trio_token: Any = None) -> Any:
+    """From an emulated thread: `await afn(*args)` in the trio thread, in the thread's process
+    context, with the thread counted as inside a call (the clock may jump meanwhile)."""
+    token = trio_token or _TOKEN.get()
     th = _THREAD.get() or ThreadState.untracked()
+    task = current_task()
 
     async def call() -> Any:
         g = _guard()
         g.enter(th)
+        tok = current.set(task)
         try:
-            if timeout is None:
-                return await afn(*args)
-            with trio.move_on_after(timeout):
-                return await afn(*args)
-            raise _socket.timeout("timed out")
+            return await afn(*args)
         finally:
+            current.reset(tok)
             g.leave(th)
     return trio.from_thread.run(call, trio_token=token)
+
+
+def _async(afn: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+    """Run a blocking kernel call in the trio thread; `timeout` seconds → socket.timeout."""
+    if _TOKEN.get() is None or _in_trio_thread():
+        raise RuntimeError("a blocking socket call needs a thread of a process context: "
+                           "run the blocking code with trio.to_thread.run_sync inside "
+                           "`async with host.process(...)`")
+    if timeout is None:
+        return call_in_trio(afn, *args)
+
+    async def with_timeout() -> Any:
+        with trio.move_on_after(timeout):
+            return await afn(*args)
+        raise _socket.timeout("timed out")
+    return call_in_trio(with_timeout)
+
+
+def _io(e: "_Emu", afn: Callable[..., Any], *args: Any) -> Any:
+    """A call that may wait, on an emulated socket. A non-blocking socket's call never waits:
+    it runs to its end at once in the trio thread, which is also how asyncio's loop (running
+    there) makes it. Any other waits up to the socket's timeout, from an emulated thread."""
+    if e.timeout == 0.0:
+        return _sync(run_nonblocking, afn, *args)
+    if _in_trio_thread():
+        return _now_or_never(e, afn, *args)
+    return _async(afn, *args, timeout=e.timeout)
+
+
+def _now_or_never(e: "_Emu", afn: Callable[..., Any], *args: Any) -> Any:
+    """A blocking socket's call made in the trio thread (asyncio code calling `sock.sendto`
+    on a blocking socket, say). If it need not wait it is made, as it would return at once on
+    Linux; one that would wait cannot wait here (it would stop every host), and raises."""
+    t = e.tsock
+    flags = sys.sys_fcntl(t.task, t._fdno(), sys.F_GETFL)
+    sys.sys_fcntl(t.task, t._fdno(), sys.F_SETFL, flags | sys.O_NONBLOCK)
+    try:
+        return run_nonblocking(afn, *args)
+    except BlockingIOError:
+        raise RuntimeError("a blocking socket call that must wait cannot be made in the trio "
+                           "thread (asyncio code runs there): make the socket non-blocking "
+                           "and use the loop's sock_* methods, or call it from a thread of "
+                           "the process") from None
+    finally:
+        if not t._closed:
+            sys.sys_fcntl(t.task, t._fdno(), sys.F_SETFL, flags)
 
 
 @contextlib.contextmanager
@@ -446,7 +495,7 @@ class socket(_RealSocket):  # noqa: N801 - it stands in for socket.socket
         e = _emu(self)
         if not e:
             return _RealSocket.connect(self, address)
-        _async(e.tsock.connect, address, timeout=e.timeout or None)
+        _io(e, e.tsock.connect, address)
 
     def connect_ex(self, address: Any) -> int:
         e = _emu(self)
@@ -469,7 +518,7 @@ class socket(_RealSocket):  # noqa: N801 - it stands in for socket.socket
         if not e:
             with _real_only():
                 return _RealSocket.accept(self)
-        tsock, addr = _async(e.tsock.accept, timeout=e.timeout or None)
+        tsock, addr = _io(e, e.tsock.accept)
         # As Lib/socket.py accept(): the new socket takes the default timeout, but is blocking
         # when there is no default and the listener has a timeout.
         timeout = _socket.getdefaulttimeout()
@@ -481,7 +530,7 @@ class socket(_RealSocket):  # noqa: N801 - it stands in for socket.socket
         e = _emu(self)
         if not e:
             return _RealSocket.send(self, data, flags)
-        return _async(e.tsock.send, data, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.send, data, flags)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         e = _emu(self)
@@ -494,51 +543,50 @@ class socket(_RealSocket):  # noqa: N801 - it stands in for socket.socket
             total = 0
             while total < len(view):
                 total += await t.send(view[total:], flags)
-        _async(sendall, timeout=e.timeout or None)
+        _io(e, sendall)
 
     def sendto(self, data: Any, *args: Any) -> int:
         e = _emu(self)
         if not e:
             return _RealSocket.sendto(self, data, *args)
-        return _async(e.tsock.sendto, data, *args, timeout=e.timeout or None)
+        return _io(e, e.tsock.sendto, data, *args)
 
     def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0,
                 address: Any = None) -> int:
         e = _emu(self)
         if not e:
             return _RealSocket.sendmsg(self, buffers, ancdata, flags, address)
-        return _async(e.tsock.sendmsg, buffers, ancdata, flags, address,
-                      timeout=e.timeout or None)
+        return _io(e, e.tsock.sendmsg, buffers, ancdata, flags, address)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         e = _emu(self)
         if not e:
             return _RealSocket.recv(self, bufsize, flags)
-        return _async(e.tsock.recv, bufsize, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.recv, bufsize, flags)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         e = _emu(self)
         if not e:
             return _RealSocket.recv_into(self, buffer, nbytes, flags)
-        return _async(e.tsock.recv_into, buffer, nbytes, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.recv_into, buffer, nbytes, flags)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         e = _emu(self)
         if not e:
             return _RealSocket.recvfrom(self, bufsize, flags)
-        return _async(e.tsock.recvfrom, bufsize, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.recvfrom, bufsize, flags)
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
         e = _emu(self)
         if not e:
             return _RealSocket.recvfrom_into(self, buffer, nbytes, flags)
-        return _async(e.tsock.recvfrom_into, buffer, nbytes, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.recvfrom_into, buffer, nbytes, flags)
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> Any:
         e = _emu(self)
         if not e:
             return _RealSocket.recvmsg(self, bufsize, ancbufsize, flags)
-        return _async(e.tsock.recvmsg, bufsize, ancbufsize, flags, timeout=e.timeout or None)
+        return _io(e, e.tsock.recvmsg, bufsize, ancbufsize, flags)
 
     def shutdown(self, how: int) -> None:
         e = _emu(self)
@@ -849,9 +897,44 @@ def epoll(sizehint: int = -1, flags: int = 0) -> Any:
 
 
 # -- installing -----------------------------------------------------------------------------------
-_patches: list[tuple[Any, str, Any]] = []
-_depth = 0
-_lock = threading.Lock()
+class Patches:
+    """Attributes of modules and classes replaced while installed, and put back after; nested
+    installs count, so faces that share patches can each install them."""
+
+    def __init__(self, patch_list: Callable[[], list[tuple[Any, str, Any]]]):
+        self._patch_list = patch_list
+        self._saved: list[tuple[Any, str, Any]] = []
+        self._depth = 0
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        with self._lock:
+            self._depth += 1
+            if self._depth > 1:
+                return
+            for obj, name, new in self._patch_list():
+                self._saved.append((obj, name, obj.__dict__[name] if isinstance(obj, type)
+                                    else getattr(obj, name)))
+                setattr(obj, name, new)
+
+    def uninstall(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                return
+            self._depth -= 1
+            if self._depth:
+                return
+            while self._saved:
+                obj, name, old = self._saved.pop()
+                setattr(obj, name, old)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        self.install()
+        try:
+            yield
+        finally:
+            self.uninstall()
 
 
 def _patch_list() -> list[tuple[Any, str, Any]]:
@@ -871,36 +954,7 @@ def _patch_list() -> list[tuple[Any, str, Any]]:
     return out
 
 
-def install() -> None:
-    """Patch socket/select/selectors/trio.to_thread/threading (nested calls count)."""
-    global _depth
-    with _lock:
-        _depth += 1
-        if _depth > 1:
-            return
-        for obj, name, new in _patch_list():
-            _patches.append((obj, name, obj.__dict__[name] if isinstance(obj, type)
-                             else getattr(obj, name)))
-            setattr(obj, name, new)
-
-
-def uninstall() -> None:
-    global _depth
-    with _lock:
-        if _depth == 0:
-            return
-        _depth -= 1
-        if _depth:
-            return
-        while _patches:
-            obj, name, old = _patches.pop()
-            setattr(obj, name, old)
-
-
-@contextlib.contextmanager
-def installed() -> Iterator[None]:
-    install()
-    try:
-        yield
-    finally:
-        uninstall()
+_FACE = Patches(_patch_list)
+install = _FACE.install      # patch socket/select/selectors/trio.to_thread/threading
+uninstall = _FACE.uninstall
+installed = _FACE.installed

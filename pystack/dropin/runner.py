@@ -6,8 +6,15 @@ pystack/dropin/trio.py (the trio hooks), Lib/runpy.py (run_path, `__main__`).
 A script runs as `__main__` in a thread of a process of its host (the blocking face's thread),
 so `socket`, `select` and `selectors` reach the host. `trio.run(main)` called by the script is
 routed into the one trio run that drives the network: `main` runs there, in the script's
-process context, on trio's socket hooks. (`asyncio.run` is not routed yet: the asyncio face is
-to come.)
+process context, on trio's socket hooks. `asyncio.run(main())` (and anything else that makes
+its loop with `asyncio.new_event_loop`) gets the asyncio face's loop, which runs in that same
+trio run while the script's thread waits (pystack/dropin/asyncio.py).
+
+`python -m pystack run` builds one switch with the hosts `server`, `client1` ... and, with
+`--forward PORT[:PORT]`, `forward`: a real port on 127.0.0.1 whose connections a process of
+that host carries to the server (pystack/dropin/forward.py). A forwarded run is in real time
+(trio's own clock; `--time` chooses) and ends when the server script ends or on SIGINT or
+SIGTERM, which stop it cleanly (the pcap is closed) with status 0.
 
 `sys.argv` is process-wide in Python: each script sets it as it starts, so scripts that start
 together should read it at once (as scripts do).
@@ -19,15 +26,18 @@ import argparse
 import contextlib
 import runpy
 import shlex
+import signal
 import sys
+import threading
 import traceback
 from typing import Any, Sequence
 
 import trio
 
-from ..kernel.sched import current
+from . import asyncio as asyncio_face
 from . import blocking
 from . import trio as trio_face
+from .forward import PortForwarder, parse_forward
 
 __all__ = ["run_script", "main"]
 
@@ -37,42 +47,20 @@ _real_trio_run = trio.run
 def _routed_trio_run(afn: Any, *args: Any, **kwargs: Any) -> Any:
     """trio.run from an emulated thread: run `afn` in the network's trio run, in the calling
     thread's process context. Anywhere else: the real trio.run."""
-    token = blocking._TOKEN.get()
-    task = trio_face.current_task()
-    if token is None or task is None or blocking._in_trio_thread():
+    if not blocking.in_emulated_thread():
         return _real_trio_run(afn, *args, **kwargs)
-
-    th = blocking._THREAD.get() or blocking.ThreadState.untracked()
-
-    async def call() -> Any:
-        g = blocking._guard()
-        g.enter(th)
-        tok = current.set(task)
-        try:
-            return await afn(*args)
-        finally:
-            current.reset(tok)
-            g.leave(th)
-    return trio.from_thread.run(call, trio_token=token)
+    return blocking.call_in_trio(afn, *args)
 
 
-_route_depth = 0
+_TRIO_RUN = blocking.Patches(lambda: [(trio, "run", _routed_trio_run)])
 
 
 @contextlib.contextmanager
 def routed() -> Any:
-    """The blocking face installed, and trio.run routed (nested uses count)."""
-    global _route_depth
-    with blocking.installed():
-        _route_depth += 1
-        if _route_depth == 1:
-            trio.run = _routed_trio_run
-        try:
-            yield
-        finally:
-            _route_depth -= 1
-            if _route_depth == 0:
-                trio.run = _real_trio_run
+    """The blocking face installed, trio.run and asyncio.new_event_loop routed (nested uses
+    count)."""
+    with asyncio_face.installed(), _TRIO_RUN.installed():
+        yield
 
 
 def _exec(path: str, argv: list[str]) -> int:
@@ -101,7 +89,8 @@ async def run_script(path: str, argv: Sequence[str] = (), *, host: Any,
     """Run the file at `path` as `__main__` on `host`, in a new process; return its exit
     status (SystemExit's code; 1 after an uncaught exception, whose traceback goes to
     stderr). Call inside a running `pystack.Network`: `await pystack.run_script(...)`.
-    `socket`, `select`, `selectors` and `trio.run` reach the host while it runs."""
+    `socket`, `select`, `selectors`, `trio.run` and `asyncio.run` reach the host while it
+    runs."""
     trio_face.install()
     with routed():
         async with host.process(name or path.rsplit("/", 1)[-1]):
@@ -128,6 +117,19 @@ async def _run_world(args: argparse.Namespace) -> int:
             h = net.add_host(f"client{i}")
             links.append(net.add_link(h, sw))
             clients.append(h)
+        forwarder = None
+        if args.forward is not None:
+            # Linked after the clients, so their addresses do not depend on --forward.
+            via = net.add_host("forward")
+            links.append(net.add_link(via, sw))
+            listen_port, port = args.forward
+            forwarder = PortForwarder(via, "server", port, listen_port)
+            try:
+                forwarder.open()
+            except OSError as e:
+                print(f"pystack run: cannot listen on 127.0.0.1:{listen_port}: {e}",
+                      file=sys.stderr)
+                return 1
         for link in links:
             link.set(delay=args.delay, loss=args.loss)
         if args.pcap:
@@ -136,35 +138,79 @@ async def _run_world(args: argparse.Namespace) -> int:
             # To stderr (the scripts' prints stay on stdout), one a line.
             net.trace(lambda event: print(event, file=sys.stderr), match=args.trace or None)
         if args.path:
-            sender = clients[0] if clients else server
+            sender = clients[0] if clients else forwarder.via if forwarder else server
             args.followed = (sender.name, sender.follow_next_packet())
-        status: dict[str, int] = {}
-        if not clients:
+        if not clients and forwarder is None:
             return await run_script(args.script, args.args, host=server)
-        async with trio.open_nursery() as nursery:
-            async def serve() -> None:
-                status["server"] = await run_script(args.script, args.args, host=server,
-                                                    abandon_on_cancel=True)
-            nursery.start_soon(serve)
-            # Clients start once the server listens (or gave up waiting: 10 virtual s).
-            with trio.move_on_after(10):
-                while not _server_ready(server) and "server" not in status:
-                    await trio.sleep(0.01)
-            async with trio.open_nursery() as cn:
-                for i, (h, spec) in enumerate(zip(clients, args.client), 1):
-                    words = shlex.split(spec)
+        try:
+            return await _run_together(args, server, clients, forwarder)
+        finally:
+            if forwarder is not None:
+                forwarder.close()
 
-                    async def client(h: Any = h, words: list = words, i: int = i) -> None:
-                        status[f"client{i}"] = await run_script(words[0], words[1:], host=h)
-                    cn.start_soon(client)
-            # Let the server finish what the clients' last packets started (a close seen,
-            # a line logged) before it is stopped: one virtual second.
-            await trio.sleep(1)
+
+async def _run_together(args: argparse.Namespace, server: Any, clients: list,
+                        forwarder: PortForwarder | None) -> int:
+    """The server script with clients, a forwarded port, or both; see the module docstring
+    for when the run ends."""
+    status: dict[str, int] = {}
+    async with trio.open_nursery() as nursery:
+        server_done = trio.Event()
+
+        async def serve() -> None:
+            status["server"] = await run_script(args.script, args.args, host=server,
+                                                abandon_on_cancel=True)
+            server_done.set()
+        nursery.start_soon(serve)
+        if forwarder is not None and threading.current_thread() is threading.main_thread():
+            nursery.start_soon(_stop_on_signal, nursery.cancel_scope, status)
+        # Clients and forwarded connections start once the server listens (or gave up
+        # waiting: 10 s).
+        with trio.move_on_after(10):
+            while not _server_ready(server) and "server" not in status:
+                await trio.sleep(0.01)
+        if forwarder is not None and "server" not in status:
+            nursery.start_soon(forwarder.serve)
+            print(f"pystack run: forwarding 127.0.0.1:{forwarder.listen_port} to "
+                  f"server:{forwarder.port} (from host forward, "
+                  f"{forwarder.via.address()})", file=sys.stderr, flush=True)
+        if not clients:
+            await server_done.wait()
+            # The server's last words (a FIN, a reply) reach the real peers: at most 1 s.
+            forwarder.close()
+            with trio.move_on_after(1):
+                await forwarder.wait_idle()
             nursery.cancel_scope.cancel()
-        return max((v for k, v in status.items() if k != "server"), default=0)
+            return status["server"]
+        async with trio.open_nursery() as cn:
+            for i, (h, spec) in enumerate(zip(clients, args.client), 1):
+                words = shlex.split(spec)
+
+                async def client(h: Any = h, words: list = words, i: int = i) -> None:
+                    status[f"client{i}"] = await run_script(words[0], words[1:], host=h)
+                cn.start_soon(client)
+        # Let the server finish what the clients' last packets started (a close seen,
+        # a line logged) before it is stopped: one second.
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    if "signal" in status:
+        return 0
+    return max((v for k, v in status.items() if k != "server"), default=0)
 
 
-_OPTIONS = ("--client", "--pcap", "--delay", "--loss", "--seed")
+async def _stop_on_signal(scope: trio.CancelScope, status: dict[str, int]) -> None:
+    """SIGINT (Ctrl-C) or SIGTERM ends a forwarding run cleanly: every script is stopped,
+    the pcap is closed, and the run exits 0 (as `python -m http.server` does on Ctrl-C)."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            print(f"pystack run: {signal.Signals(signum).name}: stopping", file=sys.stderr,
+                  flush=True)
+            status["signal"] = signum
+            scope.cancel()
+            return
+
+
+_OPTIONS = ("--client", "--pcap", "--delay", "--loss", "--seed", "--forward", "--time")
 _FLAGS = ("--trace", "--path")  # take no separate value (`--trace=PREFIX` names one)
 
 
@@ -192,6 +238,13 @@ def _options_first(argv: list[str]) -> list[str]:
     return ours + ["--"] + rest
 
 
+def _forward_spec(text: str) -> tuple[int, int]:
+    try:
+        return parse_forward(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def main(argv: Sequence[str]) -> int:
     """`python -m pystack run [options] SCRIPT [ARGS...]`."""
     p = argparse.ArgumentParser(prog="python -m pystack run",
@@ -209,13 +262,26 @@ def main(argv: Sequence[str]) -> int:
                         "with PREFIX) to stderr as it fires, in virtual time")
     p.add_argument("--path", action="store_true",
                    help="print the path through the kernels of the first data client1 (or "
-                        "the server, alone) sends: a TCP segment with payload, a datagram")
+                        "host forward, or the server, alone) sends: a TCP segment with "
+                        "payload, a datagram")
+    p.add_argument("--forward", type=_forward_spec, metavar="PORT[:PORT]",
+                   help="listen on the real 127.0.0.1:PORT and carry each connection to the "
+                        "server's second PORT (default the same) from host `forward`; runs "
+                        "in real time and ends when the server script ends, or on Ctrl-C")
+    p.add_argument("--time", choices=("virtual", "real"), default=None,
+                   help="the network's clock: virtual (trio's autojump MockClock, the "
+                        "default) or real (the default with --forward)")
     p.add_argument("script")
     p.add_argument("args", nargs="*")
     args = p.parse_args(_options_first(list(argv)))
-    from trio._core import MockClock  # = trio.testing.MockClock, without importing pytest
+    if args.time is None:
+        args.time = "real" if args.forward is not None else "virtual"
+    clock = None
+    if args.time == "virtual":
+        from trio._core import MockClock  # = trio.testing.MockClock, without importing pytest
+        clock = MockClock(autojump_threshold=0)
     with routed():
-        status = _real_trio_run(_run_world, args, clock=MockClock(autojump_threshold=0))
+        status = _real_trio_run(_run_world, args, clock=clock)
     followed = getattr(args, "followed", None)
     if followed is not None:
         name, path = followed

@@ -85,6 +85,42 @@ def _addr_tuple(addr: tuple[int, int] | None) -> tuple[str, int] | None:
     return ip_str(addr[0]), addr[1]
 
 
+# A non-blocking socket's call must be answerable at once from the trio thread: asyncio's
+# loop (pystack/dropin/asyncio.py) runs its callbacks there and calls `sock.recv()` and the
+# like synchronously. On an O_NONBLOCK file the syscalls never wait, so all that stands between
+# the call and its answer are trio's checkpoints; `run_nonblocking` turns them off and runs
+# the call's coroutine to its end in one step. Only the trio thread runs these coroutines, and
+# the step is synchronous, so a module flag is enough.
+_checkpoints = True
+
+
+async def _checkpoint_if_cancelled() -> None:
+    if _checkpoints:
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+
+async def _cancel_shielded_checkpoint() -> None:
+    if _checkpoints:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+
+def run_nonblocking(afn: Any, *args: Any) -> Any:
+    """`await afn(*args)` for a call on a non-blocking socket, run to its end now, in the trio
+    thread, without checkpoints. A call that would wait raises BlockingIOError, as the socket
+    module's does."""
+    global _checkpoints
+    _checkpoints = False
+    coro = afn(*args)
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    finally:
+        _checkpoints = True
+    coro.close()
+    raise RuntimeError(f"{getattr(afn, '__qualname__', afn)} waited on a non-blocking socket")
+
+
 class EmulatedSocket(trio.socket.SocketType):
     """A socket on an emulated host, with the interface of `trio.socket.SocketType`."""
 
@@ -242,22 +278,22 @@ class EmulatedSocket(trio.socket.SocketType):
         sys.sys_bind(self._task, self._fdno(), self._family, addr, port)
 
     async def connect(self, address: Any) -> None:
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await _checkpoint_if_cancelled()
         addr, port = parse_inet_address(self._task, address, what="connect")
         await self._call("writing to", sys.sys_connect, self._task, self._fdno(), self._family, addr, port)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await _cancel_shielded_checkpoint()
 
     async def accept(self) -> tuple["EmulatedSocket", Any]:
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await _checkpoint_if_cancelled()
         fd, addr = await self._call("reading from", sys.sys_accept4, self._task, self._fdno())
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await _cancel_shielded_checkpoint()
         sock = EmulatedSocket(self._task, fd, self._family, self._type, self._proto)
         return sock, _addr_tuple(addr)
 
     async def send(self, data: Any, flags: int = 0) -> int:
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await _checkpoint_if_cancelled()
         n = await self._call("writing to", sys.sys_sendto, self._task, self._fdno(), memoryview(data), flags, None)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await _cancel_shielded_checkpoint()
         return n
 
     async def sendto(self, data: Any, *args: Any) -> int:
@@ -267,11 +303,11 @@ class EmulatedSocket(trio.socket.SocketType):
             flags, address = args
         else:
             raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await _checkpoint_if_cancelled()
         addr, port = parse_inet_address(self._task, address, what="sendto")
         n = await self._call("writing to", sys.sys_sendto, self._task, self._fdno(), memoryview(data), flags,
                                  (self._family, addr, port))
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await _cancel_shielded_checkpoint()
         return n
 
     async def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0,
@@ -285,11 +321,11 @@ class EmulatedSocket(trio.socket.SocketType):
 
     async def recv(self, bufsize: int, flags: int = 0) -> bytes:
         bufsize = _check_size(bufsize, "recv")
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await _checkpoint_if_cancelled()
         if bufsize == 0:
             return await self._recv_nothing(b"")
         data, _addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), bufsize, flags)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await _cancel_shielded_checkpoint()
         return data
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
@@ -298,11 +334,11 @@ class EmulatedSocket(trio.socket.SocketType):
         if nbytes > len(view):
             raise ValueError("buffer too small for requested bytes")
         size = nbytes or len(view)
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await _checkpoint_if_cancelled()
         if size == 0:
             return await self._recv_nothing(0)
         data, _addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), size, flags)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await _cancel_shielded_checkpoint()
         view[:len(data)] = data
         return n if flags & MSG_TRUNC else len(data)
 
@@ -311,14 +347,14 @@ class EmulatedSocket(trio.socket.SocketType):
         "If 0 bytes were requested, do nothing"): no datagram is consumed, nothing waits.
         recvfrom(0) and recvmsg(0) do call, and consume one."""
         self._fdno()
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await _cancel_shielded_checkpoint()
         return result
 
     async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         bufsize = _check_size(bufsize, "recvfrom")
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await _checkpoint_if_cancelled()
         data, addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), bufsize, flags)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await _cancel_shielded_checkpoint()
         return data, _addr_tuple(addr)
 
     async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0
@@ -328,9 +364,9 @@ class EmulatedSocket(trio.socket.SocketType):
         if nbytes > len(view):
             raise ValueError("nbytes is greater than the length of the buffer")
         size = nbytes or len(view)
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await _checkpoint_if_cancelled()
         data, addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), size, flags)
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await _cancel_shielded_checkpoint()
         view[:len(data)] = data
         return (n if flags & MSG_TRUNC else len(data)), _addr_tuple(addr)
 
@@ -338,11 +374,16 @@ class EmulatedSocket(trio.socket.SocketType):
                       ) -> tuple[bytes, list, int, Any]:
         if bufsize < 0:
             raise ValueError("negative buffer size in recvmsg()")
-        await trio.lowlevel.checkpoint_if_cancelled()
-        data, addr, msg_flags, _n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), bufsize,
-                                                           flags)
-        await trio.lowlevel.cancel_shielded_checkpoint()
-        return data, [], msg_flags, _addr_tuple(addr)
+        if ancbufsize < 0:
+            raise ValueError("invalid ancillary data buffer length")
+        await _checkpoint_if_cancelled()
+        data, addr, msg_flags, _n, control = await self._call(
+            "reading from", sys.sys_recvmsg, self._task, self._fdno(), bufsize, flags)
+        await _cancel_shielded_checkpoint()
+        ancdata, truncated = put_cmsgs(control, ancbufsize)
+        if truncated:
+            msg_flags |= _stdsocket.MSG_CTRUNC
+        return data, ancdata, msg_flags, _addr_tuple(addr)
 
     async def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0
                            ) -> tuple[int, list, int, Any]:
@@ -355,6 +396,26 @@ class EmulatedSocket(trio.socket.SocketType):
             v[:len(chunk)] = chunk
             pos += len(chunk)
         return len(data), anc, msg_flags, addr
+
+
+def put_cmsgs(control: list, ancbufsize: int) -> tuple[list, bool]:
+    """The control messages as recvmsg() returns them from an `ancbufsize`-byte buffer, and
+    whether they were cut short (MSG_CTRUNC), as put_cmsg fills msg_control: a message that
+    does not fit is cut to the room left, and none is written once not even a header fits."""
+    out = []
+    room = ancbufsize
+    truncated = False
+    header = _stdsocket.CMSG_LEN(0)
+    for level, type_, data in control:
+        if room < header:
+            truncated = True
+            continue
+        if room < _stdsocket.CMSG_LEN(len(data)):
+            truncated = True
+            data = data[:room - header]
+        out.append((level, type_, data))
+        room -= min(_stdsocket.CMSG_SPACE(len(data)), room)
+    return out, truncated
 
 
 # -- trio's official hooks: a socket factory and a hostname resolver -----------------------------

@@ -124,14 +124,22 @@ def seed_trio_scheduler(seed: int) -> bool:
     (`trio._core._run._r`), the hook its Hypothesis support seeds too. Seeding it makes a
     scenario run the same way every time. Returns False if trio no longer has that hook
     (a test guards this, so a trio upgrade that removes it is noticed).
+
+    Seeding alone is not enough: a batch starts in the order its tasks became runnable, and
+    tasks whose deadlines fall at one instant wake in the order of their cancel scopes'
+    `id()`, a memory address that changes from process to process (with PYTHONHASHSEED, for
+    one). So this also sets the flag trio's Hypothesis plugin sets
+    (`_ALLOW_DETERMINISTIC_SCHEDULING`), under which each batch is first sorted by task
+    creation order, then shuffled by the seeded generator.
     """
     import random
 
     from trio._core import _run
     r = getattr(_run, "_r", None)
-    if not isinstance(r, random.Random):
+    if not isinstance(r, random.Random) or not hasattr(_run, "_ALLOW_DETERMINISTIC_SCHEDULING"):
         return False
     r.seed(seed)
+    _run._ALLOW_DETERMINISTIC_SCHEDULING = True  # type: ignore[misc]
     return True
 
 

@@ -28,14 +28,14 @@ from .core.sock import Socket
 from .core.wait import sk_wait_event
 from .ipv4.af_inet import (AF_INET, AF_INET6, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM,
                            SOCK_TYPE_MASK, NoPortError, inet_create)
-from .ipv4.udp import MSG_DONTWAIT, POLLOUT
+from .ipv4.udp import MSG_DONTWAIT, MSG_ERRQUEUE, POLLOUT
 
 T = TypeVar("T")
 
 SOCK_MAX = 11  # SOCK_PACKET + 1 (include/linux/net.h)
 
 __all__ = ["sys_socket", "sys_bind", "sys_connect", "sys_listen", "sys_accept4",
-           "sys_sendto", "sys_recvfrom", "sys_getsockname", "sys_getpeername",
+           "sys_sendto", "sys_recvfrom", "sys_recvmsg", "sys_getsockname", "sys_getpeername",
            "sys_setsockopt", "sys_getsockopt", "sys_shutdown", "sys_close", "sys_poll",
            "sys_wait_writable", "sockfd_lookup", "SocketFile"]
 
@@ -253,25 +253,36 @@ async def sys_sendto(task: Task, fd: int, data: Any, flags: int = 0,
         raise e.to_oserror() from None
 
 
-async def sys_recvfrom(task: Task, fd: int, size: int, flags: int = 0
+async def sys_recvfrom(task: Task, fd: int, size: int, flags: int = 0,
+                       control: list | None = None
                        ) -> tuple[bytes, tuple[int, int] | None, int, int]:
-    """Returns (data, (addr, port) or None, msg_flags, length the call returns)."""
+    """Returns (data, (addr, port) or None, msg_flags, length the call returns). Control
+    messages, as (level, type, data), are appended to `control` when it is given."""
     try:
         if size < 0:
             raise KernelError(errno.EINVAL)
         file, sock = sockfd_lookup(task, fd)  # (_blocking puts the task on its CPU)
         if file.f_flags & O_NONBLOCK:
             flags |= MSG_DONTWAIT  # as __sys_recvfrom does: the protocol sees one flag
-        nonblock = bool(flags & MSG_DONTWAIT)
+        # Reading the error queue never waits (ip_recv_error returns EAGAIN at once).
+        nonblock = bool(flags & (MSG_DONTWAIT | MSG_ERRQUEUE))
         # What a stream MSG_WAITALL receive has gathered so far, across its waits.
         acc = bytearray() if sock.type == SOCK_STREAM else None
         result = await _blocking(task, sock, nonblock, sock.sk.sk_rcvtimeo, sock.ops.recvmsg,
-                                 sock, size, flags, acc)
+                                 sock, size, flags, acc, control)
         if task.host.net.tracer.active:
             _trace(task, "EVENT_SOCK_RECVMSG", fd=fd, len=result[3])
         return result
     except KernelError as e:
         raise e.to_oserror() from None
+
+
+async def sys_recvmsg(task: Task, fd: int, size: int, flags: int = 0
+                      ) -> tuple[bytes, tuple[int, int] | None, int, int, list]:
+    """recvmsg(2): sys_recvfrom's result plus the control messages [(level, type, data)]."""
+    control: list = []
+    data, addr, msg_flags, n = await sys_recvfrom(task, fd, size, flags, control)
+    return data, addr, msg_flags, n, control
 
 
 @_to_oserror

@@ -171,8 +171,27 @@ class Shell:
             return True  # the tun device's qdisc is pfifo already
         if base in ("true", ":"):
             return True
+        if base == "ethtool" and len(argv) >= 5 and argv[1] in ("-K", "--features", "--offload"):
+            return self._ethtool_features(argv)
         raise Unsupported(f"{base}: command `{' '.join(argv)}`" if base in (
             "tc", "ip", "ethtool") else f"command `{' '.join(argv)}`")
+
+    def _ethtool_features(self, argv: list[str]) -> bool:
+        """`ethtool -K DEV tso off gso off`: the device's feature flags. (TCP keeps building
+        multi-segment skbs: see tcp_output.sk_can_gso.) Other features change nothing
+        modelled."""
+        dev = self.host.net.dev_get_by_name(argv[2])
+        if dev is None:
+            raise Unsupported(f"ethtool: no device {argv[2]}")
+        pairs = argv[3:]
+        if len(pairs) % 2 or any(v not in ("on", "off") for v in pairs[1::2]):
+            raise Unsupported(f"ethtool: command `{' '.join(argv)}`")
+        for name, value in zip(pairs[::2], pairs[1::2]):
+            if name in ("tso", "tcp-segmentation-offload"):
+                dev.tso = value == "on"
+            elif name in ("gso", "generic-segmentation-offload"):
+                dev.gso = value == "on"
+        return True
 
     def _harness_file(self, path: str) -> None:
         full = path if os.path.isabs(path) or self.script_dir is None else \

@@ -80,7 +80,7 @@ def test_missing_harness_file_is_unsupported(host, tmp_path):
 
 @pytest.mark.parametrize("command,reason", [
     ("tc qdisc replace dev tun0 root fq", "tc: command `tc qdisc replace dev tun0 root fq`"),
-    ("ethtool -K tun0 tso off gso off", "ethtool: command"),
+    ("ethtool -S tun0", "ethtool: command"),
     ("ip route change 192.0.2.1 via 192.168.0.2 dev tun0", "ip: command"),
     ("echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect", "command `echo 3 > /sys/module"),
     ("nstat | grep TcpExtOutOfWindowIcmps > /dev/null", "command `nstat"),
@@ -88,6 +88,16 @@ def test_missing_harness_file_is_unsupported(host, tmp_path):
 def test_other_commands_are_unsupported(host, command, reason):
     with pytest.raises(Unsupported, match=reason.replace("(", r"\(")):
         Shell(host, None).run(command)
+
+
+def test_ethtool_sets_the_device_offload_flags(host):
+    Shell(host, None).run("ethtool -K lo tso off gso off")
+    lo = host.net.dev_get_by_name("lo")
+    assert (lo.tso, lo.gso) == (False, False)
+    Shell(host, None).run("ethtool -K lo gso on")
+    assert (lo.tso, lo.gso) == (False, True)
+    with pytest.raises(Unsupported, match="ethtool: no device tun9"):
+        Shell(host, None).run("ethtool -K tun9 tso off")
 
 
 def test_or_skips_the_fallback_after_success(host):

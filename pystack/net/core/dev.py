@@ -92,6 +92,12 @@ class NetDevice:
         self.ip_ptr: Any = None  # struct in_device
         self.ptype_all: list[Callable[["SkBuff", "NetDevice", str], None]] = []  # taps
         self.header_ops: Any = None
+        # NETIF_F_TSO and NETIF_F_GSO (`ethtool -K DEV tso off gso off` clears them). TCP
+        # builds skbs of many segments either way (tcp_output.sk_can_gso).
+        self.tso = True
+        self.gso = True
+        self.gso_max_size = 65536
+        self.gso_max_segs = 65535
 
     def __repr__(self) -> str:
         return f"<NetDevice {self.nd_net.host.name}:{self.name}>"

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import trio
 
 from ...kernel.errors import KernelError
+from ...uapi.errqueue import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6
 
 if TYPE_CHECKING:
     from .net_namespace import Net
@@ -112,6 +113,25 @@ def _readable(sk: "Sock") -> None:
     wq = sk.sk_wq
     if wq is not None and wq:
         wq.unpark_all()
+    funcs = sk.sk_wq_funcs
+    if funcs:
+        for func in tuple(funcs):
+            func(sk)
+
+
+def add_wait_queue(sk: "Sock", func: Callable[["Sock"], None]) -> None:
+    """A wait-queue entry that does not sleep: `func(sk)` runs at every wake-up, in the
+    waker's context, as epoll's ep_poll_callback does (kernel/sched/wait.c add_wait_queue,
+    fs/eventpoll.c). It must be synchronous and quick: it may run in softirq."""
+    if sk.sk_wq_funcs is None:
+        sk.sk_wq_funcs = []
+    sk.sk_wq_funcs.append(func)
+
+
+def remove_wait_queue(sk: "Sock", func: Callable[["Sock"], None]) -> None:
+    funcs = sk.sk_wq_funcs
+    if funcs is not None and func in funcs:
+        funcs.remove(func)
 
 
 sock_def_readable = _readable
@@ -131,7 +151,7 @@ class Sock:
                  "sk_priority", "sk_mark", "sk_wq", "sk_lock_owned", "sk_backlog",
                  "sk_backlog_len", "sk_backlog_rcv", "sk_data_ready", "sk_write_space",
                  "sk_state_change", "sk_error_report", "sk_dst_cache", "sk_inert_opts",
-                 "sk_uid", "sk_wakeups", "__weakref__")
+                 "sk_uid", "sk_wakeups", "sk_error_queue", "sk_wq_funcs", "__weakref__")
 
     def __init__(self, net: "Net", family: int, type_: int, protocol: int, prot: Any):
         s = net.sysctl
@@ -175,6 +195,9 @@ class Sock:
         self.sk_inert_opts: dict[tuple[int, int], Any] | None = None
         self.sk_uid = 0
         self.sk_wakeups = 0
+        # IP_RECVERR's queue: skbs whose `cb` is a SockExterrSkb, read by MSG_ERRQUEUE.
+        self.sk_error_queue: deque[SkBuff] = deque()
+        self.sk_wq_funcs: list[Callable[["Sock"], None]] | None = None  # add_wait_queue
 
     def sock_flag(self, flag: int) -> bool:
         return bool(self.sk_flags & (1 << flag))
@@ -232,6 +255,55 @@ def sock_wspace(sk: Sock) -> int:
 
 def sock_writeable(sk: Sock) -> bool:
     return sk.sk_wmem_alloc < (sk.sk_sndbuf >> 1)
+
+
+# -- the error queue (net/core/skbuff.c) ----------------------------------------------------------
+
+_ICMP_ORIGINS = (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6)  # is_icmp_err_skb
+
+
+class SockExterrSkb:
+    """`struct sock_exterr_skb`, the control block of an skb on sk_error_queue: the error
+    (a uapi SockExtendedErr without its offender) and the address and port it concerns."""
+
+    __slots__ = ("ee", "addr", "port")
+
+    def __init__(self, ee: Any, addr: int, port: int):
+        self.ee = ee
+        self.addr = addr
+        self.port = port
+
+
+def sock_queue_err_skb(sk: Sock, skb: "SkBuff") -> bool:
+    """Queue an error record, charged to the receive buffer; False (the caller frees it)
+    when the buffer is full."""
+    if sk.sk_rmem_alloc + skb.truesize >= sk.sk_rcvbuf:
+        return False
+    skb_set_owner_r(skb, sk)
+    sk.sk_error_queue.append(skb)
+    if not sk.sock_flag(SOCK_DEAD):
+        sk.sk_error_report(sk)
+    return True
+
+
+def sock_dequeue_err_skb(sk: Sock) -> "SkBuff | None":
+    """Take the oldest error record. sk_err follows the queue: the errno of the next ICMP
+    record if there is one, else cleared once an ICMP record is taken."""
+    q = sk.sk_error_queue
+    if not q:
+        return None
+    skb = q.popleft()
+    icmp_next = False
+    if q:
+        nxt = q[0].cb.ee
+        icmp_next = nxt.ee_origin in _ICMP_ORIGINS
+        if icmp_next:
+            sk.sk_err = nxt.ee_errno
+    if skb.cb.ee.ee_origin in _ICMP_ORIGINS and not icmp_next:
+        sk.sk_err = 0
+    if q:
+        sk.sk_error_report(sk)
+    return skb
 
 
 # -- the socket lock ---------------------------------------------------------------------------

@@ -179,9 +179,11 @@ def inet_sendmsg(sock: Socket, data: Any, flags: int, addr: tuple[int, int] | No
     return sk.sk_prot.sendmsg(sk, data, flags, addr)
 
 
-def inet_recvmsg(sock: Socket, size: int, flags: int, acc: bytearray | None = None) -> Any:
+def inet_recvmsg(sock: Socket, size: int, flags: int, acc: bytearray | None = None,
+                 control: list | None = None) -> Any:
+    """`control` collects (level, type, data) control messages, as msg_control does."""
     sk = sock.sk
-    return sk.sk_prot.recvmsg(sk, size, flags)
+    return sk.sk_prot.recvmsg(sk, size, flags, control)
 
 
 def inet_poll(sock: Socket) -> int:

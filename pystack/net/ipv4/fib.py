@@ -9,6 +9,11 @@ broadcast addresses) searched first, then `main` (254: connected subnets, gatewa
 A table is a dict per prefix length, probed from the longest present length down: at most 33
 dict lookups whatever the number of routes. Every change bumps `genid`, which invalidates the
 route cache in route.py.
+
+Next-hop exceptions (`struct fib_nh_exception`, include/net/ip_fib.h): what was learned about
+one destination reached through one route — a path MTU, with its expiry. They belong to the
+route: deleting the route deletes them, and a destination reached through another route does
+not see them. `ip route show cache` lists them.
 """
 
 from __future__ import annotations
@@ -149,13 +154,52 @@ class FibTable:
         return out
 
 
+# How many next-hop exceptions a host keeps; past it the least recently updated goes (Linux
+# bounds each next hop's hash chain instead, FNHE_RECLAIM_DEPTH).
+FNHE_MAX = 4096
+
+
+class FibNhException:
+    """`struct fib_nh_exception`: a path MTU learned for `daddr` through route `fa`."""
+
+    __slots__ = ("fa", "daddr", "pmtu", "expires", "mtu_locked")
+
+    def __init__(self, fa: FibAlias, daddr: int, pmtu: int, expires: float, locked: bool):
+        self.fa = fa
+        self.daddr = daddr
+        self.pmtu = pmtu
+        self.expires = expires
+        self.mtu_locked = locked
+
+
 class Fib:
-    """The per-namespace pair of tables and the generation counter."""
+    """The per-namespace pair of tables, the generation counter and next-hop exceptions."""
 
     def __init__(self) -> None:
         self.local = FibTable(RT_TABLE_LOCAL)
         self.main = FibTable(RT_TABLE_MAIN)
         self.genid = 0
+        # (daddr, route) → exception, least recently updated first. A route is one FibAlias
+        # object; live routes are never equal to each other, so equality is identity here.
+        self.exceptions: dict[tuple[int, FibAlias], FibNhException] = {}
+
+    def exception(self, fa: FibAlias, daddr: int) -> FibNhException | None:
+        return self.exceptions.get((daddr, fa)) if self.exceptions else None
+
+    def update_or_create_fnhe(self, fa: FibAlias, daddr: int, pmtu: int, locked: bool,
+                              expires: float) -> FibNhException:
+        key = (daddr, fa)
+        fnhe = self.exceptions.pop(key, None)
+        if fnhe is None:
+            fnhe = FibNhException(fa, daddr, pmtu, expires, locked)
+            if len(self.exceptions) >= FNHE_MAX:
+                del self.exceptions[next(iter(self.exceptions))]
+        else:
+            fnhe.pmtu = pmtu
+            fnhe.mtu_locked = locked
+            fnhe.expires = expires
+        self.exceptions[key] = fnhe
+        return fnhe
 
     def table(self, table_id: int) -> FibTable:
         return self.local if table_id == RT_TABLE_LOCAL else self.main
@@ -167,6 +211,8 @@ class Fib:
     def delete(self, table_id: int, dst: int, prefixlen: int, **match) -> FibAlias:
         fa = self.table(table_id).delete(dst, prefixlen, **match)
         self.genid += 1
+        if self.exceptions:  # what was learned through the route goes with it
+            self.exceptions = {k: e for k, e in self.exceptions.items() if e.fa is not fa}
         return fa
 
     def lookup(self, daddr: int) -> FibAlias | None:

@@ -199,8 +199,9 @@ def inet_stream_sendmsg(sock: Socket, data: Any, flags: int, addr: Any) -> int:
     return tcp_sendmsg(sock.sk, data, flags)
 
 
-def inet_stream_recvmsg(sock: Socket, size: int, flags: int, acc: bytearray | None = None):
-    return tcp_recvmsg(sock.sk, size, flags, acc)
+def inet_stream_recvmsg(sock: Socket, size: int, flags: int, acc: bytearray | None = None,
+                        control: list | None = None):
+    return tcp_recvmsg(sock.sk, size, flags, acc, control)
 
 
 def inet_stream_poll(sock: Socket) -> int:

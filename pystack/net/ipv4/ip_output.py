@@ -100,7 +100,7 @@ def ip_output(skb: "SkBuff") -> int:
 
 def ip_finish_output(skb: "SkBuff") -> int:
     rt = skb.dst
-    mtu = rt.mtu or rt.dev.mtu
+    mtu = rt.dst_mtu() if rt.pmtu else (rt.mtu or rt.dev.mtu)
     if skb.tail - skb.network_header > mtu:
         return ip_fragment(skb, mtu)
     return ip_finish_output2(skb)

@@ -1,7 +1,15 @@
-"""IPPROTO_IP socket options, as net/ipv4/ip_sockglue.c.
+"""IPPROTO_IP socket options and the error queue, as net/ipv4/ip_sockglue.c.
 
-Read first: net/ipv4/ip_sockglue.c (do_ip_setsockopt, do_ip_getsockopt), man 7 ip.
+Read first: net/ipv4/ip_sockglue.c (do_ip_setsockopt, do_ip_getsockopt, ip_icmp_error,
+ip_local_error, ip_recv_error), include/uapi/linux/errqueue.h, man 7 ip (IP_RECVERR).
 Options Linux accepts that pystack does not model yet are stored and read back.
+
+The error queue: with IP_RECVERR on, a datagram socket keeps a record of each ICMP error about
+what it sent (`ip_icmp_error`) and of local errors such as a datagram too big for the path
+(`ip_local_error`). `recvmsg(MSG_ERRQUEUE)` takes the oldest (`ip_recv_error`): the data is
+what the ICMP message quoted of the payload, the address is where the datagram was going, and
+one (SOL_IP, IP_RECVERR) control message carries a `struct sock_extended_err` with the ICMP
+sender as its offender. It never waits: an empty queue is EAGAIN.
 """
 
 from __future__ import annotations
@@ -9,8 +17,13 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+import attrs
+
 from ...kernel.errors import KernelError
-from ..core.sock import _int_val
+from ...uapi.errqueue import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_LOCAL, SockExtendedErr
+from ..core.drop_reason import consume_skb
+from ..core.skbuff import alloc_skb
+from ..core.sock import SockExterrSkb, _int_val, sock_dequeue_err_skb, sock_queue_err_skb
 from .inet_sock import InetSock
 from .tcp_states import TCP_ESTABLISHED
 
@@ -35,6 +48,9 @@ IP_MULTICAST_TTL = 33
 IP_MULTICAST_LOOP = 34
 IP_ADD_MEMBERSHIP = 35
 IP_DROP_MEMBERSHIP = 36
+
+MSG_TRUNC = 0x20
+MSG_ERRQUEUE = 0x2000
 
 _INERT = {IP_RECVOPTS, IP_RETOPTS, IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_MULTICAST_IF,
           IP_BIND_ADDRESS_NO_PORT}
@@ -105,3 +121,56 @@ def ip_getsockopt(sk: InetSock, optname: int) -> Any:
     if optname in _INERT:
         return (sk.sk_inert_opts or {}).get((IPPROTO_IP, optname), 0)
     raise KernelError(errno.ENOPROTOOPT)
+
+
+# -- the error queue ------------------------------------------------------------------------------
+
+def ip_icmp_error(sk: InetSock, skb: Any, err: int, port: int, info: int, payload: int) -> None:
+    """Queue a record of an ICMP error. `skb` is the ICMP message with `skb.data` at the
+    quoted IP header; `payload` is where the quoted transport payload starts in its buffer."""
+    if not sk.recverr:
+        return
+    buf = skb.buf
+    inner = skb.data
+    icmp = inner - 8
+    daddr = int.from_bytes(buf[inner + 16:inner + 20], "big")
+    rec = skb.clone()
+    rec.data = min(payload, rec.tail)
+    rec.transport_header = rec.data
+    rec.cb = SockExterrSkb(SockExtendedErr(err, SO_EE_ORIGIN_ICMP, buf[icmp], buf[icmp + 1],
+                                           info), daddr, port)
+    if not sock_queue_err_skb(sk, rec):
+        consume_skb(rec)
+
+
+def ip_local_error(sk: InetSock, err: int, daddr: int, port: int, info: int) -> None:
+    """Queue a record of an error found before sending (EMSGSIZE with the MTU as info)."""
+    if not sk.recverr:
+        return
+    rec = alloc_skb(0, headroom=0)
+    rec.cb = SockExterrSkb(SockExtendedErr(err, SO_EE_ORIGIN_LOCAL, 0, 0, info), daddr, port)
+    if not sock_queue_err_skb(sk, rec):
+        consume_skb(rec)
+
+
+def ip_recv_error(sk: InetSock, size: int, control: list | None
+                  ) -> tuple[bytes, tuple[int, int] | None, int, int]:
+    """recvmsg(MSG_ERRQUEUE): (data, (address, port), msg_flags, bytes copied), with the
+    (SOL_IP, IP_RECVERR, bytes) control message appended to `control`. EAGAIN if empty."""
+    skb = sock_dequeue_err_skb(sk)
+    if skb is None:
+        raise KernelError(errno.EAGAIN)
+    serr: SockExterrSkb = skb.cb
+    length = skb.tail - skb.data
+    copied = min(size, length)
+    data = bytes(skb.buf[skb.data:skb.data + copied])
+    msg_flags = MSG_ERRQUEUE | (MSG_TRUNC if copied < length else 0)
+    ee = serr.ee
+    if ee.ee_origin == SO_EE_ORIGIN_ICMP:
+        # SO_EE_OFFENDER: the host that sent the ICMP message.
+        nh = skb.network_header
+        ee = attrs.evolve(ee, offender=int.from_bytes(skb.buf[nh + 12:nh + 16], "big"))
+    if control is not None:
+        control.append((IPPROTO_IP, IP_RECVERR, ee.emit()))
+    consume_skb(skb)
+    return data, (serr.addr, serr.port), msg_flags, copied

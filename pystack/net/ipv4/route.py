@@ -7,13 +7,23 @@ ip_route_input_slow, ip_error), include/net/route.h (struct rtable), RFC 1812 §
 A lookup returns an `Rtable` (Linux's `struct rtable`, a dst): the device, the next hop, the
 route type, the source address and what to do with the packet (`input`/`output`). Results are
 cached per (daddr, saddr, device) and thrown away whenever the FIB's generation changes, so the
-common case is one dict probe per packet.
+common case is one dict probe per packet. A socket holding a dst re-routes when its `genid` is
+no longer the FIB's.
+
+Path MTU (RFC 1191; ip_rt_update_pmtu, __ip_rt_update_pmtu, update_or_create_fnhe,
+rt_bind_exception, ipv4_mtu): a fragmentation-needed message records the smaller MTU as a
+next-hop exception of the route used (fib.py), valid `net.ipv4.route.mtu_expires` (600 s) and
+never below `min_pmtu` (552). Output lookups for that destination through that route carry it
+(`rt.pmtu`, `rt.expires`), cached ones are updated in place, and `dst_mtu()` falls back to the
+route's or device's MTU once it has expired.
 """
 
 from __future__ import annotations
 
 import errno
 from typing import TYPE_CHECKING, Any, Callable
+
+import trio
 
 from ...kernel.errors import KernelError
 from ...uapi.ip import (INADDR_BROADCAST, ipv4_is_lbcast, ipv4_is_loopback, ipv4_is_multicast,
@@ -25,7 +35,7 @@ from ..core.drop_reason import kfree_skb
 from .ip_forward import ip_forward
 from .ip_output import ip_output
 from .fib import (RTN_BLACKHOLE, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST, RTN_PROHIBIT,
-                  RTN_UNICAST, RTN_UNREACHABLE)
+                  RTN_UNICAST, RTN_UNREACHABLE, FibAlias, FibNhException)
 
 if TYPE_CHECKING:
     from ..core.dev import NetDevice
@@ -46,7 +56,7 @@ class Rtable:
     """`struct rtable`: the result of a route lookup (a dst entry)."""
 
     __slots__ = ("dev", "type", "gateway", "daddr", "saddr", "genid", "input", "output",
-                 "error", "mtu", "is_input", "expires")
+                 "error", "mtu", "is_input", "expires", "pmtu", "mtu_locked", "fa")
 
     def __init__(self, dev: "NetDevice", type_: int, gateway: int, daddr: int, saddr: int,
                  genid: int):
@@ -59,16 +69,29 @@ class Rtable:
         self.input: Callable[[Any], None] | None = None
         self.output: Callable[[Any], int] | None = None
         self.error = 0
-        self.mtu = 0  # 0: the device's MTU (a learned path MTU goes here)
+        self.mtu = 0  # the route's mtu metric; 0: the device's MTU
         self.is_input = False
+        self.pmtu = 0  # a learned path MTU (rt_pmtu), valid until `expires`
         self.expires = 0.0
+        self.mtu_locked = False
+        self.fa: FibAlias | None = None  # the route this dst came from
 
     def nexthop(self, daddr: int) -> int:
         """rt_nexthop: the gateway, or the destination itself when it is on-link."""
         return self.gateway or daddr
 
     def dst_mtu(self) -> int:
+        """ipv4_mtu: the learned path MTU while it lasts, else the route's, else the device's."""
+        pmtu = self.pmtu
+        if pmtu and trio.current_time() < self.expires:
+            return pmtu
         return self.mtu or self.dev.mtu
+
+    def bind_exception(self, fnhe: FibNhException) -> None:
+        """rt_bind_exception / fill_route_from_fnhe."""
+        self.pmtu = fnhe.pmtu
+        self.expires = fnhe.expires
+        self.mtu_locked = fnhe.mtu_locked
 
     def __repr__(self) -> str:
         from ...uapi.ip import ip_str
@@ -138,6 +161,7 @@ def _route_output_slow(net: "Net", daddr: int, saddr: int, oif: "NetDevice | Non
             saddr = fa.prefsrc or daddr
         rt = Rtable(lo, RTN_LOCAL, 0, daddr, saddr, genid)
         rt.output = ip_output
+        rt.fa = fa
         return rt
     dev = fa.dev
     if oif is not None and dev is not oif:
@@ -155,6 +179,10 @@ def _route_output_slow(net: "Net", daddr: int, saddr: int, oif: "NetDevice | Non
     rt = Rtable(dev, type_, gateway, daddr, saddr, genid)
     rt.mtu = fa.mtu
     rt.output = ip_output
+    rt.fa = fa
+    fnhe = fib.exception(fa, daddr)
+    if fnhe is not None and trio.current_time() < fnhe.expires:
+        rt.bind_exception(fnhe)
     return rt
 
 
@@ -170,6 +198,49 @@ def ip_route_output_sk(sk: Any, daddr: int) -> Rtable:
         if e.errno == errno.ENETUNREACH:
             net.mib.ip["OutNoRoutes"] += 1
         raise KernelError(e.errno) from None
+
+
+def ip_rt_update_pmtu(rt: Rtable, mtu: int) -> None:
+    """__ip_rt_update_pmtu: the path to `rt.daddr` takes at most `mtu` bytes. Record it as
+    an exception of the route, and update `rt` and the cached dsts for that destination."""
+    if rt.mtu_locked or rt.fa is None or rt.is_input:
+        return
+    net = rt.dev.nd_net
+    s = net.sysctl
+    old_mtu = rt.dst_mtu()
+    if old_mtu < mtu:
+        return
+    lock = False
+    if mtu < s.ip_rt_min_pmtu:
+        lock = True
+        mtu = min(old_mtu, s.ip_rt_min_pmtu)
+    now = trio.current_time()
+    if rt.pmtu == mtu and not lock and now < rt.expires - s.ip_rt_mtu_expires / 2:
+        return  # learned recently already
+    fib = net.ipv4.fib
+    # The route as the FIB has it now (a dst held across a route change may name one gone).
+    fa = rt.fa if rt.genid == fib.genid else fib.lookup(rt.daddr)
+    if fa is None:
+        return
+    fnhe = fib.update_or_create_fnhe(fa, rt.daddr, mtu, lock, now + s.ip_rt_mtu_expires)
+    rt.bind_exception(fnhe)
+    for cached in _cache(net).values():
+        if cached.fa is fa and cached.daddr == rt.daddr and not cached.is_input:
+            cached.bind_exception(fnhe)
+
+
+def ipv4_sk_update_pmtu(sk: Any, daddr: int, mtu: int) -> None:
+    """ipv4_sk_update_pmtu: a datagram socket's fragmentation-needed, for its route to
+    `daddr` (its cached dst when that still holds, else a fresh lookup)."""
+    net = sk.sk_net
+    rt = sk.sk_dst_cache
+    if rt is None or rt.genid != net.ipv4.fib.genid or rt.daddr != daddr:
+        oif = net.dev_index.get(sk.sk_bound_dev_if) if sk.sk_bound_dev_if else None
+        try:
+            rt = ip_route_output(net, daddr, sk.inet_saddr, oif)
+        except RouteError:
+            return
+    ip_rt_update_pmtu(rt, mtu)
 
 
 def ip_route_input(skb: Any, daddr: int, saddr: int, dev: "NetDevice") -> int:
@@ -258,5 +329,5 @@ def ip_error(skb: Any) -> None:
         kfree_skb(skb, dr.IP_INADDRERRORS)
 
 
-__all__ = ["Rtable", "RouteError", "ip_route_output", "ip_route_output_sk", "ip_route_input", "INADDR_BROADCAST",
-           "RT_SCOPE_HOST"]
+__all__ = ["Rtable", "RouteError", "ip_route_output", "ip_route_output_sk", "ip_route_input",
+           "ip_rt_update_pmtu", "ipv4_sk_update_pmtu", "INADDR_BROADCAST", "RT_SCOPE_HOST"]

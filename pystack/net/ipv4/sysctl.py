@@ -27,6 +27,8 @@ _DEFAULTS: dict[str, tuple[str, Any]] = {
     "net.ipv4.ip_local_port_range": ("ip_local_port_range", (32768, 60999)),
     "net.ipv4.ip_nonlocal_bind": ("ip_nonlocal_bind", 0),
     "net.ipv4.ip_no_pmtu_disc": ("ip_no_pmtu_disc", 0),
+    "net.ipv4.route.mtu_expires": ("ip_rt_mtu_expires", 600),  # a learned PMTU's life
+    "net.ipv4.route.min_pmtu": ("ip_rt_min_pmtu", 552),
     "net.ipv4.ipfrag_time": ("ipfrag_time", 30),
     "net.ipv4.ipfrag_high_thresh": ("ipfrag_high_thresh", 4 * 1024 * 1024),
     "net.ipv4.ipfrag_low_thresh": ("ipfrag_low_thresh", 3 * 1024 * 1024),
@@ -60,6 +62,11 @@ _DEFAULTS: dict[str, tuple[str, Any]] = {
     "net.ipv4.tcp_abort_on_overflow": ("tcp_abort_on_overflow", 0),
     "net.ipv4.tcp_early_retrans": ("tcp_early_retrans", 3),  # 3: tail loss probes on
     "net.ipv4.tcp_slow_start_after_idle": ("tcp_slow_start_after_idle", 1),
+    "net.ipv4.tcp_min_tso_segs": ("tcp_min_tso_segs", 2),
+    "net.ipv4.tcp_tso_win_divisor": ("tcp_tso_win_divisor", 3),
+    "net.ipv4.tcp_tso_rtt_log": ("tcp_tso_rtt_log", 9),
+    "net.ipv4.tcp_pacing_ss_ratio": ("tcp_pacing_ss_ratio", 200),
+    "net.ipv4.tcp_pacing_ca_ratio": ("tcp_pacing_ca_ratio", 120),
     # neighbour parameters (net.ipv4.neigh.default.*), seconds
     "net.ipv4.neigh.default.base_reachable_time": ("neigh_base_reachable_time", 30.0),
     "net.ipv4.neigh.default.retrans_time": ("neigh_retrans_time", 1.0),

@@ -29,6 +29,7 @@ from ..core.sock import (RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_DEAD, 
                          SS_UNCONNECTED, Socket, lock_sock, release_sock, sock_error,
                          sock_graft)
 from .inet_sock import InetSock
+from .ip_sockglue import ip_recv_error
 from .tcp_cong import TCP_INIT_CWND, tcp_ca_find
 from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
@@ -102,7 +103,7 @@ class TcpSkbCb:
     """TCP_SKB_CB: where a queued segment sits in sequence space, and its history."""
 
     __slots__ = ("seq", "end_seq", "tcp_flags", "sacked", "when", "ack_seq", "eor",
-                 "first_tx", "window", "opts", "tw_isn")
+                 "first_tx", "window", "opts", "tw_isn", "gso_unit")
 
     def __init__(self, seq: int, end_seq: int, tcp_flags: int):
         self.seq = seq
@@ -116,6 +117,8 @@ class TcpSkbCb:
         self.window = 0  # the raw window field of a received segment
         self.opts: Any = None  # its parsed options (TcpOptions)
         self.tw_isn = 0  # ISN for a SYN that reuses a TIME_WAIT 4-tuple (0: none)
+        # Sent segments of one TSO skb share a number (see tcp_output.tcp_event_new_data_sent)
+        self.gso_unit = 0
 
 
 def tcp_segment_addrs(skb: SkBuff) -> tuple[int, int, int, int]:
@@ -161,7 +164,7 @@ class TcpSock(InetSock):
         "prior_ssthresh", "packets_out", "retrans_out", "sacked_out", "lost_out",
         "high_seq", "undo_marker", "undo_retrans", "total_retrans", "reordering",
         "dup_acks", "max_packets_out", "cwnd_limited", "ca_priv", "lsndtime", "rcv_tstamp",
-        "last_oow_ack_time", "snd_cwnd_stamp",
+        "last_oow_ack_time", "snd_cwnd_stamp", "sk_pacing_rate", "tcp_wstamp", "gso_units",
         # queues
         "write_queue", "rtx_queue", "out_of_order_queue", "sk_wmem_queued",
         # options
@@ -253,6 +256,9 @@ class TcpSock(InetSock):
         self.rcv_tstamp = 0.0
         self.last_oow_ack_time = -1.0
         self.snd_cwnd_stamp = 0.0
+        self.sk_pacing_rate = -1  # bytes per second; -1: unlimited (~0UL) until an RTT is known
+        self.tcp_wstamp = -1.0  # when the last segment (of any kind) was sent
+        self.gso_units = 0  # numbers the TSO skbs sent, for their segments in rtx_queue
         self.write_queue: deque[SkBuff] = deque()  # not yet sent
         self.rtx_queue: deque[SkBuff] = deque()  # sent, not yet acked
         self.out_of_order_queue: list[SkBuff] = []
@@ -383,8 +389,13 @@ def sk_stream_is_writeable(sk: TcpSock) -> bool:
 
 
 def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
-    """Queue as much of `data` as the send buffer takes; return how much (never 0: EAGAIN)."""
-    from .tcp_output import tcp_current_mss, tcp_push
+    """Queue as much of `data` as the send buffer takes; return how much (never 0: EAGAIN).
+
+    As tcp_sendmsg_locked: the bytes go into skbs of up to `size_goal` (many segments when
+    the route can do TSO/GSO); a full skb at the head of the queue is sent at once
+    (tcp_push_one), and PSH marks the end of what this call wrote (tcp_push)."""
+    from .tcp_output import (__tcp_push_pending_frames, forced_push, tcp_mark_push, tcp_push,
+                             tcp_push_one, tcp_send_mss)
     MSG_OOB, MSG_MORE, MSG_EOR = 0x1, 0x8000, 0x80
     lock_sock(sk)
     try:
@@ -404,38 +415,45 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
         if sk.sk_shutdown & SEND_SHUTDOWN:
             raise KernelError(errno.EPIPE)
         tcp_slow_start_after_idle_check(sk)
-        mss_now = tcp_current_mss(sk)
+        mss_now, size_goal = tcp_send_mss(sk)
         view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
         total = len(view)
         copied = 0
+        q = sk.write_queue
         while copied < total:
-            skb = sk.write_queue[-1] if sk.write_queue else None
-            room = 0
-            if skb is not None and not skb.cb.eor and not skb.cb.tcp_flags & 0x03:
-                # The skb was sized for the MSS when it was made; the MSS may have grown since.
-                room = min(mss_now - (skb.tail - skb.data), skb.end - skb.tail)
-            if room <= 0:
+            skb = q[-1] if q else None
+            copy = size_goal - (skb.tail - skb.data) if skb is not None else 0
+            if copy <= 0 or skb.cb.eor or skb.cb.tcp_flags & 0x03:  # tcp_skb_can_collapse_to
                 if not sk_stream_memory_free(sk):
-                    break
-                skb = tcp_stream_alloc_skb(sk, mss_now)
-                room = mss_now
-            chunk = min(room, total - copied)
-            skb.put_data(view[copied:copied + chunk])
-            skb.cb.end_seq = (skb.cb.end_seq + chunk) & 0xFFFFFFFF
-            sk.write_seq = (sk.write_seq + chunk) & 0xFFFFFFFF
-            copied += chunk
+                    break  # wait_for_space
+                skb = tcp_stream_alloc_skb(sk)
+                copy = size_goal
+            copy = min(copy, total - copied)
+            tcp_skb_append(sk, skb, view[copied:copied + copy])
+            if not copied:
+                skb.cb.tcp_flags &= ~0x08  # PSH belongs to the end of this write, not before
+            sk.write_seq = (sk.write_seq + copy) & 0xFFFFFFFF
+            copied += copy
+            if copied == total:
+                if flags & MSG_EOR:
+                    skb.cb.eor = True
+                break
+            if skb.tail - skb.data < size_goal:
+                continue
+            if forced_push(sk):
+                tcp_mark_push(sk, skb)
+                __tcp_push_pending_frames(sk, mss_now, TCP_NAGLE_PUSH)
+            elif skb is q[0]:
+                tcp_push_one(sk, mss_now)
         if not copied:
             if total == 0:
                 return 0
             raise KernelError(errno.EAGAIN)
-        if flags & MSG_EOR and sk.write_queue:
-            sk.write_queue[-1].cb.eor = True
-        nonagle = sk.nonagle
-        if flags & MSG_MORE:
-            nonagle |= TCP_NAGLE_CORK
-        if copied < total and sk.write_queue:
-            nonagle |= TCP_NAGLE_PUSH  # out of memory: push what we have (forced_push)
-        tcp_push(sk, mss_now, nonagle)
+        if copied < total:
+            # Out of send buffer (wait_for_space): push what we have, without MSG_MORE.
+            tcp_push(sk, flags & ~MSG_MORE, mss_now, TCP_NAGLE_PUSH)
+        else:
+            tcp_push(sk, flags, mss_now, sk.nonagle)
         if sk.sk_net.tracer.active:
             sk.sk_net.tracer.emit(sk.sk_net, "TCP_SENDMSG", len=copied)
         return copied
@@ -464,8 +482,9 @@ def tcp_slow_start_after_idle_check(sk: TcpSock) -> None:
     sk.snd_cwnd_stamp = trio.current_time()
 
 
-def tcp_stream_alloc_skb(sk: TcpSock, size: int) -> SkBuff:
-    skb = SkBuff(bytearray(size), 0, 0, SKB_TRUESIZE(size + MAX_TCP_HEADER))
+def tcp_stream_alloc_skb(sk: TcpSock) -> SkBuff:
+    """A new, empty skb at the tail of the write queue; tcp_skb_append fills it."""
+    skb = SkBuff(bytearray(), 0, 0, SKB_TRUESIZE(MAX_TCP_HEADER))
     skb.sk = sk
     skb.cb = TcpSkbCb(sk.write_seq, sk.write_seq, 0x10)  # ACK
     sk.write_queue.append(skb)
@@ -473,13 +492,31 @@ def tcp_stream_alloc_skb(sk: TcpSock, size: int) -> SkBuff:
     return skb
 
 
+def tcp_skb_append(sk: TcpSock, skb: SkBuff, data: memoryview) -> None:
+    """Copy user bytes onto the end of a queued skb (its buffer grows; the charge grows with
+    it, as page fragments are charged in Linux)."""
+    n = len(data)
+    buf = skb.buf
+    if skb.tail != len(buf):  # the buffer is shared with segments already sent: copy first
+        buf = skb.buf = bytearray(memoryview(buf)[skb.data:skb.tail])
+        skb.data, skb.tail = 0, len(buf)
+    buf += data
+    skb.tail = skb.end = len(buf)
+    skb.cb.end_seq = (skb.cb.end_seq + n) & 0xFFFFFFFF
+    skb.truesize += n
+    sk.sk_wmem_queued += n
+
+
 # -- receive ------------------------------------------------------------------------------------
 
-def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
-                ) -> tuple[bytes, None, int, int]:
-    """Copy received bytes. With MSG_WAITALL the bytes gather in `acc` across waits."""
+def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None,
+                control: list | None = None) -> tuple[bytes, Any, int, int]:
+    """Copy received bytes. With MSG_WAITALL the bytes gather in `acc` across waits.
+    MSG_ERRQUEUE reads the socket's error queue (inet_recv_error)."""
     from .tcp_output import tcp_cleanup_rbuf
-    MSG_OOB, MSG_PEEK, MSG_WAITALL = 0x1, 0x2, 0x100
+    MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_ERRQUEUE = 0x1, 0x2, 0x100, 0x2000
+    if flags & MSG_ERRQUEUE:
+        return ip_recv_error(sk, size, control)
     lock_sock(sk)
     try:
         if flags & MSG_OOB:
@@ -604,7 +641,7 @@ def tcp_poll(sk: TcpSock) -> int:
                 mask |= POLLOUT | POLLWRNORM
         else:
             mask |= POLLOUT | POLLWRNORM
-    if sk.sk_err:
+    if sk.sk_err or sk.sk_error_queue:
         mask |= POLLERR
     return mask
 

@@ -29,10 +29,10 @@ from .tcp_cong import TCP_INIT_CWND
 from .tcp_recovery import (FLAG_ACKED, FLAG_DATA_ACKED, FLAG_DATA_SACKED, FLAG_RETRANS_DATA_ACKED,
                            FLAG_SLOWPATH, FLAG_SND_UNA_ADVANCED, FLAG_SYN_ACKED,
                            FLAG_WIN_UPDATE, tcp_cwnd_reduction, tcp_fastretrans_alert,
-                           tcp_sacktag_write_queue)
+                           tcp_remove_reno_sacks, tcp_sacktag_write_queue)
 from .tcp_output import (__tcp_select_window, tcp_current_mss, tcp_data_snd_check,
                          tcp_retransmit_skb, tcp_send_ack, tcp_send_delayed_ack,
-                         tcp_sndbuf_expand, tcp_xmit_retransmit_queue)
+                         tcp_sndbuf_expand, tcp_update_pacing_rate, tcp_xmit_retransmit_queue)
 from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
                          TCP_SYN_SENT, TCP_TIME_WAIT)
@@ -187,6 +187,7 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
         sk.snd_una = ack
         sk.icsk_retransmits = 0
         sk.retrans_stamp = 0.0
+    sacked_before = sk.sacked_out
     if opts is not None and opts.sacks:
         flag |= tcp_sacktag_write_queue(sk, opts.sacks, ack)
         if flag & FLAG_DATA_SACKED:
@@ -197,26 +198,36 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
     sk.rcv_tstamp = trio.current_time()
     if not prior_packets:
         return 1
+    newly_sacked = max(sk.sacked_out - sacked_before, 0)
+    sacked_before = sk.sacked_out
     acked_flag, seq_rtt, acked_pkts = tcp_clean_rtx_queue(sk, ack)
     flag |= acked_flag
+    # tcp_newly_delivered: segments that reached the peer with this ACK, each counted once
+    # (acked now, not SACKed before; or SACKed now). Without SACK a cumulative ACK stands
+    # for one segment plus those the duplicate ACKs already counted.
+    if sk.sack_ok:
+        delivered = acked_pkts - (sacked_before - sk.sacked_out) + newly_sacked
+    else:
+        delivered = tcp_remove_reno_sacks(sk, acked_pkts) if acked_pkts else 0
     if flag & FLAG_ACKED:
         tcp_ack_update_rtt(sk, seq_rtt, opts)
         tcp_set_xmit_timer(sk)
     # tcp_may_raise_cwnd: not while reducing it (Recovery); in Loss it slow-starts again.
     if sk.icsk_ca_state != TCP_CA_Recovery and not is_dupack and flag & FLAG_ACKED:
-        if acked_pkts:
-            sk.icsk_ca_ops.cong_avoid(sk, ack, acked_pkts)
+        if delivered:
+            sk.icsk_ca_ops.cong_avoid(sk, ack, delivered)
             tcp_sndbuf_expand(sk)
     prior_sacked = sk.sacked_out
     if sk.icsk_ca_state != TCP_CA_Open or is_dupack or sk.dup_acks or (
             flag & FLAG_DATA_SACKED):
         tcp_fastretrans_alert(sk, ack, flag, is_dupack)
     if sk.icsk_ca_state == TCP_CA_Recovery:
-        newly_acked_sacked = acked_pkts + max(sk.sacked_out - prior_sacked, 0)
+        newly_acked_sacked = delivered + max(sk.sacked_out - prior_sacked, 0)
         if not newly_acked_sacked and is_dupack:
             newly_acked_sacked = 1  # a duplicate ACK: one segment has left the network
         tcp_cwnd_reduction(sk, newly_acked_sacked, flag)
         tcp_xmit_retransmit_queue(sk)
+    tcp_update_pacing_rate(sk)
     if not sk.packets_out:
         sk.icsk_backoff = 0
     return 1
@@ -604,6 +615,7 @@ def tcp_init_transfer(sk: TcpSock) -> None:
         sk.snd_cwnd = 1  # RFC 6298 5.7: the SYN was lost, start from one segment
     sk.snd_cwnd_stamp = trio.current_time()
     tcp_sndbuf_expand(sk)
+    tcp_update_pacing_rate(sk)
     # tcp_init_buffer_space: the first measure of what the reader consumes per RTT.
     sk.rcv_space = min(sk.rcv_ssthresh, sk.rcv_wnd, TCP_INIT_CWND * sk.advmss) or sk.advmss
     sk.rcvq_seq = sk.copied_seq

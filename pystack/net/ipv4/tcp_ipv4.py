@@ -32,7 +32,7 @@ from ..core.sock import (SOCK_BINDPORT_LOCK, SOCK_KEEPOPEN, sk_add_backlog,
 from .fib import RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST
 from .inet_hashtables import inet_hash_connect
 from .ip_output import ip_build_header, ip_local_out
-from .route import RouteError, ip_route_output, ip_route_output_sk
+from .route import RouteError, ip_route_output, ip_route_output_sk, ip_rt_update_pmtu
 from .syncookies import cookie_init_timestamp, cookie_v4_check, cookie_v4_init_sequence
 from .tcp import (TCP_TIMEOUT_INIT, TcpSkbCb, TcpSock, after, before, tcp_done,
                   tcp_segment_addrs, tcp_set_state)
@@ -543,7 +543,8 @@ def tcp_v4_mtu_reduced(sk: TcpSock, mtu: int) -> None:
     rt = sk.sk_dst_cache
     if rt is None or mtu >= rt.dst_mtu() or mtu < 68:
         return
-    rt.mtu = mtu
+    ip_rt_update_pmtu(rt, mtu)  # inet_csk_update_pmtu: the route cache learns it
+    mtu = rt.dst_mtu()
     tcp_sync_mss(sk, mtu)
     for skb in list(sk.rtx_queue):
         if skb.tail - skb.data > sk.mss_cache:

@@ -30,7 +30,7 @@ from ..core.sock import SOCK_DEAD
 from .inet_sock import IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, IP_PMTUDISC_WANT
 from .ip_output import ip_build_header, ip_local_out
 from .route import RouteError, ip_route_output
-from .tcp import (MAX_TCP_HEADER, TCP_ATO_MIN, TCP_DELACK_MAX, TCP_MAX_QUICKACKS,
+from .tcp import (MAX_TCP_HEADER, TCP_ATO_MIN, TCP_DELACK_MAX, TCP_MSS_DEFAULT,
                   TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, TCPCB_EVER_RETRANS,
                   TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSkbCb, TcpSock,
                   after, before)
@@ -249,7 +249,8 @@ def ip_queue_xmit(sk: TcpSock, skb: SkBuff) -> int:
 def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
                      payload: memoryview | bytes = b"", *, syn_options: bytes | None = None,
                      window: int | None = None) -> int:
-    """Build one segment (header, options, payload) and hand it to IP."""
+    """Build one segment (header, options, payload) and hand it to IP. `syn_options`, when
+    given, are the options to write (a SYN's, or the ones a TSO skb's segments share)."""
     net = sk.sk_net
     opts = syn_options if syn_options is not None else _established_options(sk)
     hlen = 20 + len(opts)
@@ -280,8 +281,9 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
         out.trace.hop(net, "tcp_transmit_skb")
     if flags & TCPHDR_ACK:
         tcp_event_ack_sent(sk)
+    now = trio.current_time()
+    sk.tcp_wstamp = now
     if plen:
-        now = trio.current_time()
         sk.data_segs_out += 1
         sk.lsndtime = now
         if sk.icsk_ack_ato and now - sk.icsk_ack_lrcvtime < sk.icsk_ack_ato:
@@ -306,23 +308,190 @@ def tcp_event_ack_sent(sk: TcpSock) -> None:
     inet_csk_clear_delack(sk)
 
 
-def _send_data_skb(sk: TcpSock, skb: SkBuff) -> int:
+def _send_data_skb(sk: TcpSock, skb: SkBuff, mss: int = 0,
+                   parts: list[SkBuff] | None = None) -> int:
+    """__tcp_transmit_skb for a queued skb. An skb longer than `mss` is a TSO skb: its
+    segments go out one after the other, sharing options and window, as GSO would cut them
+    (FIN and PSH on the last only), and PSH is forced on that last one, as Linux does for
+    every GSO packet "to expedite GRO flush at the receiver". `parts`, when given, are
+    segments of the retransmit queue (`skb` first) sent again as one TSO skb."""
     cb = skb.cb
     flags = cb.tcp_flags
     now = trio.current_time()
-    cb.when = now
-    if cb.first_tx is None:
-        cb.first_tx = now
-    payload = memoryview(skb.buf)[skb.data:skb.tail]
-    syn_opts = None
     if flags & TCPHDR_SYN:
-        syn_opts = tcp_syn_options(sk)
-    return tcp_transmit_skb(sk, skb, flags, cb.seq, payload, syn_options=syn_opts)
+        cb.when = now
+        if cb.first_tx is None:
+            cb.first_tx = now
+        payload = memoryview(skb.buf)[skb.data:skb.tail]
+        return tcp_transmit_skb(sk, skb, flags, cb.seq, payload, syn_options=tcp_syn_options(sk))
+    length = skb.tail - skb.data
+    if parts is None and (not mss or length <= mss):
+        cb.when = now
+        if cb.first_tx is None:
+            cb.first_tx = now
+        return tcp_transmit_skb(sk, skb, flags, cb.seq, memoryview(skb.buf)[skb.data:skb.tail])
+    # One TSO skb: (skb, offset, length, seq) for each segment, the last one last.
+    if parts is not None:
+        segs = [(p, p.data, p.tail - p.data, p.cb.seq) for p in parts]
+        flags = parts[-1].cb.tcp_flags
+    else:
+        parts = [skb]
+        segs = [(skb, skb.data + off, min(mss, length - off), (cb.seq + off) & MASK)
+                for off in range(0, length, mss)]
+    for p in parts:
+        p.cb.when = now
+        if p.cb.first_tx is None:
+            p.cb.first_tx = now
+    opts = _established_options(sk)
+    window = tcp_select_window(sk)
+    last = len(segs) - 1
+    for i, (owner, off, n, seq) in enumerate(segs):
+        f = (flags | TCPHDR_PSH) if i == last else (flags & ~(TCPHDR_FIN | TCPHDR_PSH))
+        rc = tcp_transmit_skb(sk, owner, f, seq, memoryview(owner.buf)[off:off + n],
+                              syn_options=opts, window=window)
+        if rc < 0 and i == 0:
+            return rc  # nothing left: the skb stays queued (a later failure is a loss)
+    return 0
 
 
 def tcp_syn_options(sk: TcpSock) -> bytes:
     return _syn_options(sk, sk.advmss, tcp_time_stamp(sk), sk.ts_recent, False, sk.sack_ok,
                         sk.tstamp_ok, sk.rcv_wscale if sk.wscale_ok else -1)
+
+
+# -- how much to build and send at once (TSO) ----------------------------------------------------
+
+def sk_can_gso(sk: TcpSock) -> bool:
+    """Always, for TCP: sk_setup_caps gives a TCP socket NETIF_F_GSO_SOFTWARE whatever the
+    device offers, so `ethtool -K DEV tso off gso off` moves the segmenting into software
+    (skb_gso_segment) but leaves TCP's skbs as big (nagle/https_client.pkt shows it)."""
+    return True
+
+
+def tcp_bound_to_half_wnd(sk: TcpSock, pktsize: int) -> int:
+    """Never build an skb bigger than half the largest window the peer offered."""
+    mw = sk.max_window
+    cutoff = mw >> 1 if mw > TCP_MSS_DEFAULT else mw
+    if cutoff and pktsize > cutoff:
+        return max(cutoff, 68 - 20 - (TCPOLEN_TSTAMP_ALIGNED if sk.tstamp_ok else 0))
+    return pktsize
+
+
+def _gso_limits(sk: TcpSock) -> tuple[int, int]:
+    rt = sk.sk_dst_cache
+    dev = rt.dev if rt is not None else None
+    return (getattr(dev, "gso_max_size", 65536), getattr(dev, "gso_max_segs", 65535))
+
+
+def tcp_send_mss(sk: TcpSock) -> tuple[int, int]:
+    """(mss_now, size_goal): the segment size, and how big tcp_sendmsg makes each skb."""
+    mss_now = tcp_current_mss(sk)
+    if not sk_can_gso(sk):
+        return mss_now, mss_now
+    max_size, max_segs = _gso_limits(sk)
+    new_size_goal = tcp_bound_to_half_wnd(sk, max_size)
+    gso_segs = min(new_size_goal // mss_now, max_segs)
+    return mss_now, max(gso_segs * mss_now, mss_now)
+
+
+def tcp_update_pacing_rate(sk: TcpSock) -> None:
+    """sk_pacing_rate: 200% of cwnd/srtt in slow start, 120% after; here it only sizes TSO
+    skbs (tcp_tso_autosize), as no qdisc paces."""
+    if not sk.srtt_us:
+        return
+    s = sk.sk_net.sysctl
+    ratio = s.tcp_pacing_ss_ratio if sk.snd_cwnd < sk.snd_ssthresh // 2 else \
+        s.tcp_pacing_ca_ratio
+    rate = sk.mss_cache * (1_000_000 // 100 << 3) * ratio * max(sk.snd_cwnd, sk.packets_out)
+    sk.sk_pacing_rate = rate // sk.srtt_us
+
+
+def tcp_tso_segs(sk: TcpSock, mss_now: int) -> int:
+    """tcp_tso_autosize: about 1 ms of the pacing rate per TSO skb, more for close peers."""
+    s = sk.sk_net.sysctl
+    max_size, max_segs = _gso_limits(sk)
+    rate = sk.sk_pacing_rate
+    nbytes = max_size if rate < 0 else rate >> 10
+    if sk.min_rtt_us:
+        r = sk.min_rtt_us >> s.tcp_tso_rtt_log
+        if r < 32:
+            nbytes += max_size >> r
+    nbytes = min(nbytes, max_size)
+    return min(max(nbytes // mss_now, s.tcp_min_tso_segs), max_segs)
+
+
+def tcp_skb_pcount(skb: SkBuff, mss: int) -> int:
+    n = skb.tail - skb.data
+    return 1 if n <= mss else -(-n // mss)
+
+
+def tcp_cwnd_test(sk: TcpSock, skb: SkBuff, mss: int) -> int:
+    """How many segments the congestion window lets out now: at most half of it at once,
+    so that at least two TSO packets are in flight."""
+    if skb.cb.tcp_flags & TCPHDR_FIN and skb.tail - skb.data <= mss:
+        return 1  # the final FIN is not held by cwnd
+    in_flight = sk.packets_in_flight()
+    cwnd = sk.snd_cwnd
+    if in_flight >= cwnd:
+        return 0
+    return min(max(cwnd >> 1, 1), cwnd - in_flight)
+
+
+def tcp_mss_split_point(sk: TcpSock, skb: SkBuff, mss_now: int, max_segs: int,
+                        nonagle: int) -> int:
+    """How much of a TSO skb to send now: the quota, the window, and Nagle for a tail."""
+    window = (sk.snd_una + sk.snd_wnd - skb.cb.seq) & MASK
+    max_len = mss_now * max_segs
+    is_tail = skb is sk.write_queue[-1]
+    if max_len <= window and not is_tail:
+        return max_len
+    needed = min(skb.tail - skb.data, window)
+    if max_len <= needed:
+        return max_len
+    partial = needed % mss_now
+    if tcp_nagle_check(partial != 0, sk, nonagle):
+        return needed - partial
+    return needed
+
+
+def tcp_tso_should_defer(sk: TcpSock, skb: SkBuff, max_segs: int) -> bool:
+    """Wait for a bigger TSO skb when only a little of the window is free (John Heffner's
+    TSO Nagle): unless the last send was over 1 ms ago, a full skb fits, a third of the
+    window is free, or the next ACK would come too late."""
+    if sk.icsk_ca_state >= 3:  # TCP_CA_Recovery
+        return False
+    now = trio.current_time()
+    if now - sk.tcp_wstamp > 0.001:
+        return False
+    in_flight = sk.packets_in_flight()
+    send_win = (sk.snd_una + sk.snd_wnd - skb.cb.seq) & MASK
+    cong_win = (sk.snd_cwnd - in_flight) * sk.mss_cache
+    limit = min(send_win, cong_win)
+    length = skb.tail - skb.data
+    if limit >= max_segs * sk.mss_cache:
+        return False
+    if skb is not sk.write_queue[-1] and limit >= length:
+        return False
+    divisor = sk.sk_net.sysctl.tcp_tso_win_divisor
+    if divisor:
+        chunk = min(sk.snd_wnd, sk.snd_cwnd * sk.mss_cache) // divisor
+        if limit >= chunk:
+            return False
+    elif limit > 3 * sk.mss_cache:
+        return False
+    if not sk.rtx_queue:
+        return False
+    if now - sk.rtx_queue[0].cb.when < (sk.srtt_us >> 4) / 1e6:
+        return False
+    if cong_win < send_win:
+        if cong_win <= length:
+            sk.cwnd_limited = True
+            return True
+    elif send_win <= length:
+        return True
+    if skb.cb.tcp_flags & TCPHDR_FIN or skb.cb.eor:
+        return False
+    return True
 
 
 def tcp_nagle_check(partial: bool, sk: TcpSock, nonagle: int) -> bool:
@@ -341,99 +510,177 @@ def tcp_snd_wnd_test(sk: TcpSock, end_seq: int) -> bool:
     return not after(end_seq, (sk.snd_una + sk.snd_wnd) & MASK)
 
 
-def tcp_fragment(sk: TcpSock, skb: SkBuff, length: int) -> None:
-    """Split a queued, unsent segment after `length` bytes (the MSS shrank)."""
+def tso_fragment(sk: TcpSock, skb: SkBuff, length: int) -> None:
+    """Split a queued, unsent skb after `length` bytes; the rest (with PSH, FIN and EOR)
+    follows it in the write queue, sharing its buffer."""
     cb = skb.cb
-    rest = SkBuff(bytearray(skb.buf[skb.data + length:skb.tail]), 0, 0,
-                  SKB_TRUESIZE(skb.tail - skb.data - length + MAX_TCP_HEADER))
-    rest.tail = len(rest.buf)
+    rest = SkBuff(skb.buf, skb.data + length, skb.tail, SKB_TRUESIZE(0))
     rest.sk = sk
     rest.cb = TcpSkbCb((cb.seq + length) & MASK, cb.end_seq, cb.tcp_flags)
     rest.cb.eor = cb.eor
+    cb.eor = False
+    moved = skb.tail - skb.data - length
+    rest.truesize += moved
+    skb.truesize -= moved
+    sk.sk_wmem_queued += SKB_TRUESIZE(0)
     cb.end_seq = (cb.seq + length) & MASK
     cb.tcp_flags &= ~(TCPHDR_FIN | TCPHDR_PSH)
     skb.tail = skb.data + length
-    sk.sk_wmem_queued += rest.truesize
-    idx = sk.write_queue.index(skb)
-    sk.write_queue.insert(idx + 1, rest)
+    q = sk.write_queue
+    if q[0] is skb:
+        q.popleft()
+        q.appendleft(rest)
+        q.appendleft(skb)
+    else:
+        q.insert(q.index(skb) + 1, rest)
 
 
-def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: bool = False,
-                   probe: bool = False) -> bool:
-    """Send queued data as the congestion window, the peer's window and Nagle allow.
-    Returns True if something is queued but nothing is in flight (a probe is needed)."""
+tcp_fragment = tso_fragment
+
+
+def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -> bool:
+    """Send queued data as the congestion window, the peer's window, Nagle and TSO sizing
+    allow. push_one=1 sends one skb; 2 also ignores cwnd (a loss probe). Returns True if
+    something is queued but nothing is in flight (a probe is needed)."""
     from .tcp_timer import ICSK_TIME_LOSS_PROBE, tcp_rearm_rto, tcp_schedule_loss_probe
     sent = 0
     q = sk.write_queue
     sk.cwnd_limited = False
+    max_segs = tcp_tso_segs(sk, mss_now) if sk_can_gso(sk) else 1
     while q:
         skb = q[0]
         cb = skb.cb
-        quota = sk.snd_cwnd - sk.packets_in_flight()
-        if cb.tcp_flags & TCPHDR_FIN and skb.tail - skb.data <= mss_now:
-            quota = max(quota, 1)  # tcp_cwnd_test: the final FIN is not held by cwnd
-        if quota <= 0:
-            sk.cwnd_limited = True
+        tso_segs = tcp_skb_pcount(skb, mss_now)
+        quota = tcp_cwnd_test(sk, skb, mss_now)
+        if not quota:
+            if push_one != 2:
+                sk.cwnd_limited = True
+                break
+            quota = 1
+        first_end = cb.end_seq if tso_segs == 1 else (cb.seq + mss_now) & MASK
+        if not tcp_snd_wnd_test(sk, first_end):
             break
-        length = skb.tail - skb.data
-        if length > mss_now:
-            tcp_fragment(sk, skb, mss_now)
-            length = mss_now
-        if not tcp_snd_wnd_test(sk, cb.end_seq):
+        if tso_segs == 1:
+            # tcp_nagle_test: only the last skb of the queue can be held back.
+            test_nonagle = nonagle if skb is q[-1] else TCP_NAGLE_PUSH
+            if (not test_nonagle & TCP_NAGLE_PUSH and not cb.tcp_flags & TCPHDR_FIN
+                    and tcp_nagle_check(skb.tail - skb.data < mss_now, sk, test_nonagle)):
+                break
+        elif not push_one and tcp_tso_should_defer(sk, skb, max_segs):
             break
-        # tcp_nagle_test: only the last segment of the queue can be held back.
-        test_nonagle = nonagle if len(q) == 1 else TCP_NAGLE_PUSH
-        if (not test_nonagle & TCP_NAGLE_PUSH and not cb.tcp_flags & TCPHDR_FIN
-                and tcp_nagle_check(length < mss_now, sk, test_nonagle)):
+        limit = mss_now
+        if tso_segs > 1:
+            limit = tcp_mss_split_point(sk, skb, mss_now, min(quota, max_segs), nonagle)
+        if skb.tail - skb.data > limit:
+            tso_fragment(sk, skb, limit)
+        if cb.end_seq == cb.seq:
+            break  # an empty skb: a writer is still filling it
+        if _send_data_skb(sk, skb, mss_now) < 0:
             break
         q.popleft()
-        if _send_data_skb(sk, skb) < 0:
-            q.appendleft(skb)
-            break
-        tcp_event_new_data_sent(sk, skb)
+        pcount = tcp_skb_pcount(skb, mss_now)
+        length = skb.tail - skb.data
+        tcp_event_new_data_sent(sk, skb, mss_now)
         if sk.icsk_ca_state == 3:  # TCP_CA_Recovery
-            sk.prr_out += 1
-        if length < mss_now:
-            sk.snd_sml = cb.end_seq
-        sent += 1
+            sk.prr_out += pcount
+        if length < pcount * mss_now:
+            sk.snd_sml = cb.end_seq  # tcp_minshall_update
+        sent += pcount
         if push_one:
             break
     if sent:
         sk.max_packets_out = max(sk.max_packets_out, sk.packets_out)
-        if sk.packets_out >= sk.snd_cwnd:
+        if sk.packets_in_flight() >= sk.snd_cwnd:
             sk.cwnd_limited = True
         if sk.icsk_pending == ICSK_TIME_LOSS_PROBE:
             tcp_rearm_rto(sk)
         else:
             tcp_rearm_rto(sk, only_if_idle=True)
-        if not probe:
+        if push_one != 2:
             tcp_schedule_loss_probe(sk, False)  # one probe per tail-loss episode
     return not sk.packets_out and bool(q)
 
 
-def tcp_event_new_data_sent(sk: TcpSock, skb: SkBuff) -> None:
+def tcp_event_new_data_sent(sk: TcpSock, skb: SkBuff, mss: int = 0) -> None:
+    """The skb was sent: it moves to the retransmit queue, one skb per segment there (the
+    segments of one TSO skb keep a common `gso_unit`, and share its buffer)."""
     cb = skb.cb
     prior = sk.packets_out
     sk.snd_nxt = cb.end_seq if after(cb.end_seq, sk.snd_nxt) or sk.snd_nxt == cb.seq \
         else sk.snd_nxt
-    sk.rtx_queue.append(skb)
-    sk.packets_out += 1
-    sk.bytes_sent += skb.tail - skb.data
+    sk.gso_units += 1
+    unit = sk.gso_units
+    length = skb.tail - skb.data
+    sk.bytes_sent += length
+    if not mss or length <= mss:
+        cb.gso_unit = unit
+        sk.rtx_queue.append(skb)
+        sk.packets_out += 1
+    else:
+        flags = cb.tcp_flags
+        truesize = skb.truesize
+        rtx = sk.rtx_queue
+        for off in range(0, length, mss):
+            n = min(mss, length - off)
+            last = off + n == length
+            part = SkBuff(skb.buf, skb.data + off, skb.data + off + n,
+                          truesize if last else n)
+            truesize -= n
+            part.sk = sk
+            seq = (cb.seq + off) & MASK
+            pcb = part.cb = TcpSkbCb(seq, cb.end_seq if last else (seq + n) & MASK,
+                                     flags if last else flags & ~(TCPHDR_FIN | TCPHDR_PSH))
+            pcb.when = cb.when
+            pcb.first_tx = cb.first_tx
+            pcb.eor = cb.eor and last
+            pcb.gso_unit = unit
+            if skb.trace is not None and off == 0:
+                part.trace = skb.trace
+            rtx.append(part)
+            sk.packets_out += 1
     if not prior:
         sk.retrans_stamp = 0.0
 
 
-def tcp_push(sk: TcpSock, mss_now: int, nonagle: int) -> None:
-    """Send what is queued; the last segment is marked PSH unless more is coming."""
+def forced_push(sk: TcpSock) -> bool:
+    return after(sk.write_seq, (sk.pushed_seq + (sk.max_window >> 1)) & MASK)
+
+
+def tcp_mark_push(sk: TcpSock, skb: SkBuff) -> None:
+    skb.cb.tcp_flags |= TCPHDR_PSH
+    sk.pushed_seq = sk.write_seq
+
+
+def __tcp_push_pending_frames(sk: TcpSock, mss_now: int, nonagle: int) -> None:
     from .tcp_timer import tcp_check_probe_timer
+    if sk.sk_state == 7:  # TCP_CLOSE
+        return
+    if tcp_write_xmit(sk, mss_now, nonagle):
+        tcp_check_probe_timer(sk)
+
+
+def tcp_push_pending_frames(sk: TcpSock) -> None:
+    if sk.write_queue:
+        __tcp_push_pending_frames(sk, tcp_current_mss(sk), sk.nonagle)
+
+
+def tcp_push_one(sk: TcpSock, mss_now: int) -> None:
+    """Send the one full skb at the head of the queue (from tcp_sendmsg)."""
+    tcp_write_xmit(sk, mss_now, TCP_NAGLE_PUSH, push_one=1)
+
+
+def tcp_push(sk: TcpSock, flags: int, mss_now: int, nonagle: int) -> None:
+    """The end of a write: PSH on the last queued byte unless MSG_MORE says more is coming
+    (TCP_CORK still marks it: the cork only holds it back), then send what may go."""
+    MSG_MORE = 0x8000
     q = sk.write_queue
     if not q:
         return
-    if not nonagle & TCP_NAGLE_CORK:
-        q[-1].cb.tcp_flags |= TCPHDR_PSH
-        sk.pushed_seq = sk.write_seq
-    if tcp_write_xmit(sk, mss_now, nonagle):
-        tcp_check_probe_timer(sk)
+    if not flags & MSG_MORE or forced_push(sk):
+        tcp_mark_push(sk, q[-1])
+    if flags & MSG_MORE:
+        nonagle = TCP_NAGLE_CORK
+    __tcp_push_pending_frames(sk, mss_now, nonagle)
 
 
 def tcp_data_snd_check(sk: TcpSock) -> None:
@@ -545,9 +792,12 @@ def tcp_connect(sk: TcpSock) -> None:
     inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, sk.icsk_rto)
 
 
-def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff, count_out: bool = True) -> int:
+def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff, count_out: bool = True, segs: int = 1,
+                       following: list[SkBuff] | None = None) -> int:
     """Send a segment of the retransmit queue again (a loss probe does not count it as
-    being in flight again: count_out=False, as __tcp_retransmit_skb)."""
+    being in flight again: count_out=False, as __tcp_retransmit_skb). With `segs` > 1 the
+    segments after it in `following` that were sent in the same TSO skb, and are in the same
+    state, go again with it as one TSO skb, up to `segs` and the peer's window."""
     net = sk.sk_net
     cb = skb.cb
     if before(cb.end_seq, sk.snd_una) or cb.end_seq == sk.snd_una:
@@ -562,35 +812,50 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff, count_out: bool = True) -> int:
     mss = tcp_current_mss(sk)
     if skb.tail - skb.data > mss:
         _split_rtx(sk, skb, mss)
+    run = [skb]
+    if segs > 1 and following:
+        wnd_end = (sk.snd_una + sk.snd_wnd) & MASK
+        state = cb.sacked & (TCPCB_LOST | TCPCB_SACKED_ACKED | TCPCB_SACKED_RETRANS)
+        for nxt in following:
+            ncb = nxt.cb
+            if (len(run) >= segs or ncb.gso_unit != cb.gso_unit
+                    or ncb.sacked & (TCPCB_LOST | TCPCB_SACKED_ACKED
+                                     | TCPCB_SACKED_RETRANS) != state
+                    or nxt.tail - nxt.data > mss or after(ncb.end_seq, wnd_end)
+                    or ncb.seq != run[-1].cb.end_seq):
+                break
+            run.append(nxt)
     if net.tracer.active:
         net.tracer.emit(net, "tcp:tcp_retransmit_skb", sport=sk.inet_sport,
                         dport=sk.inet_dport, seq=cb.seq)
-    rc = _send_data_skb(sk, skb)
+    rc = _send_data_skb(sk, skb, parts=run if len(run) > 1 else None)
     if rc < 0:
         return rc
-    if sk.icsk_ca_state == 3:  # TCP_CA_Recovery: PRR counts what recovery sends
-        sk.prr_out += 1
-    if count_out:
-        if not cb.sacked & TCPCB_SACKED_RETRANS:
-            sk.retrans_out += 1
-        cb.sacked |= TCPCB_SACKED_RETRANS
-    cb.sacked |= TCPCB_EVER_RETRANS
-    sk.total_retrans += 1
-    sk.bytes_retrans += skb.tail - skb.data
-    net.mib.tcp["RetransSegs"] += 1
+    for part in run:
+        pcb = part.cb
+        if sk.icsk_ca_state == 3:  # TCP_CA_Recovery: PRR counts what recovery sends
+            sk.prr_out += 1
+        if count_out:
+            if not pcb.sacked & TCPCB_SACKED_RETRANS:
+                sk.retrans_out += 1
+            pcb.sacked |= TCPCB_SACKED_RETRANS
+        pcb.sacked |= TCPCB_EVER_RETRANS
+        sk.total_retrans += 1
+        sk.bytes_retrans += part.tail - part.data
+        net.mib.tcp["RetransSegs"] += 1
     return 0
 
 
 def _split_rtx(sk: TcpSock, skb: SkBuff, mss: int) -> None:
+    """tcp_fragment in the retransmit queue: the MSS shrank (path MTU)."""
     cb = skb.cb
-    rest = SkBuff(bytearray(skb.buf[skb.data + mss:skb.tail]), 0, 0,
-                  SKB_TRUESIZE(skb.tail - skb.data - mss + MAX_TCP_HEADER))
-    rest.tail = len(rest.buf)
+    rest = SkBuff(skb.buf, skb.data + mss, skb.tail, SKB_TRUESIZE(0))
     rest.sk = sk
     rest.cb = TcpSkbCb((cb.seq + mss) & MASK, cb.end_seq, cb.tcp_flags)
     rest.cb.sacked = cb.sacked & ~TCPCB_SACKED_RETRANS
     rest.cb.when = cb.when
     rest.cb.first_tx = cb.first_tx
+    rest.cb.gso_unit = cb.gso_unit
     cb.end_seq = (cb.seq + mss) & MASK
     cb.tcp_flags &= ~(TCPHDR_FIN | TCPHDR_PSH)
     skb.tail = skb.data + mss
@@ -604,14 +869,17 @@ def _split_rtx(sk: TcpSock, skb: SkBuff, mss: int) -> None:
 
 
 def tcp_xmit_retransmit_queue(sk: TcpSock) -> None:
-    """Retransmit the segments marked lost, as the congestion window allows."""
-    for skb in list(sk.rtx_queue):
+    """Retransmit the segments marked lost, as the congestion window allows; the lost
+    segments of one TSO skb go again together."""
+    q = list(sk.rtx_queue)
+    for i, skb in enumerate(q):
         cb = skb.cb
-        if sk.packets_in_flight() >= sk.snd_cwnd:
+        room = sk.snd_cwnd - sk.packets_in_flight()
+        if room <= 0:
             break
         if cb.sacked & TCPCB_LOST and not cb.sacked & (TCPCB_SACKED_RETRANS
                                                        | TCPCB_SACKED_ACKED):
-            if tcp_retransmit_skb(sk, skb) < 0:
+            if tcp_retransmit_skb(sk, skb, segs=room, following=q[i + 1:i + room]) < 0:
                 break
 
 

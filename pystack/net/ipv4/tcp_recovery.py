@@ -92,6 +92,30 @@ def tcp_mark_lost(sk: TcpSock) -> None:
             sk.lost_out += 1
 
 
+# -- NewReno's stand-in for SACK: each duplicate ACK counts as one segment delivered ---------
+
+def tcp_limit_reno_sacked(sk: TcpSock) -> None:
+    holes = min(max(sk.lost_out, 1), sk.packets_out)
+    if sk.sacked_out + holes > sk.packets_out:
+        sk.sacked_out = max(sk.packets_out - holes, 0)
+
+
+def tcp_add_reno_sack(sk: TcpSock) -> None:
+    """A duplicate ACK without SACK: one more segment has left the network (so limited
+    transmit, RFC 3042, may send a new one: packets_in_flight fell)."""
+    sk.sacked_out += 1
+    tcp_limit_reno_sacked(sk)
+
+
+def tcp_remove_reno_sacks(sk: TcpSock, acked: int) -> int:
+    """A cumulative ACK: one segment filled the hole, the rest were counted by duplicate
+    ACKs already. Returns how many it newly delivered."""
+    delivered = max(acked - sk.sacked_out, 1)
+    sk.sacked_out = 0 if acked - 1 >= sk.sacked_out else sk.sacked_out - (acked - 1)
+    tcp_limit_reno_sacked(sk)
+    return delivered
+
+
 def tcp_enter_recovery(sk: TcpSock) -> None:
     ca = sk.icsk_ca_ops
     sk.prior_ssthresh = sk.snd_ssthresh
@@ -122,6 +146,8 @@ def tcp_fastretrans_alert(sk: TcpSock, ack: int, flag: int, is_dupack: bool) -> 
             tcp_mark_lost(sk)
             tcp_mark_head_lost(sk)
         elif is_dupack:
+            if not sk.sack_ok:
+                tcp_add_reno_sack(sk)
             tcp_mark_lost(sk)
         return  # PRR sets cwnd (tcp_cwnd_reduction) and tcp_ack sends
     if state == TCP_CA_Loss:
@@ -134,8 +160,13 @@ def tcp_fastretrans_alert(sk: TcpSock, ack: int, flag: int, is_dupack: bool) -> 
         sk.dup_acks += 1
     elif flag & FLAG_SND_UNA_ADVANCED:
         sk.dup_acks = 0
+    if not sk.sack_ok:
+        if flag & FLAG_SND_UNA_ADVANCED:
+            sk.sacked_out = 0  # tcp_reset_reno_sack
+        if is_dupack:
+            tcp_add_reno_sack(sk)
     dupthresh = sk.reordering
-    lost = sk.dup_acks >= dupthresh or (sk.sack_ok and sk.sacked_out >= dupthresh)
+    lost = sk.dup_acks >= dupthresh or sk.sacked_out >= dupthresh
     if not lost:
         # tcp_try_to_open: something is odd (dup ACKs, SACKed holes) but not yet a loss.
         sk.icsk_ca_state = TCP_CA_Disorder if (sk.dup_acks or sk.sacked_out) else TCP_CA_Open

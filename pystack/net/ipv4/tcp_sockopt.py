@@ -31,7 +31,7 @@ _TCP_INFO = struct.Struct("@8B24I4Q6I4Q2I2Q4I")
 
 
 def tcp_setsockopt(sk: TcpSock, optname: int, optval: Any) -> None:
-    from .tcp_output import tcp_current_mss, tcp_push
+    from .tcp_output import tcp_push_pending_frames
     if optname == TCP_CONGESTION:
         name = optval.decode() if isinstance(optval, (bytes, bytearray)) else str(optval)
         ops = tcp_ca_find(name.split("\0", 1)[0])
@@ -47,7 +47,7 @@ def tcp_setsockopt(sk: TcpSock, optname: int, optval: Any) -> None:
             if val:
                 sk.nonagle |= TCP_NAGLE_OFF | TCP_NAGLE_PUSH
                 if sk.sk_state in (TCP_ESTABLISHED,) and sk.write_queue:
-                    tcp_push(sk, tcp_current_mss(sk), sk.nonagle)
+                    tcp_push_pending_frames(sk)
             else:
                 sk.nonagle &= ~TCP_NAGLE_OFF
         elif optname == TCP_CORK:
@@ -57,8 +57,7 @@ def tcp_setsockopt(sk: TcpSock, optname: int, optval: Any) -> None:
                 sk.nonagle &= ~TCP_NAGLE_CORK
                 if sk.nonagle & TCP_NAGLE_OFF:
                     sk.nonagle |= TCP_NAGLE_PUSH
-                if sk.write_queue:
-                    tcp_push(sk, tcp_current_mss(sk), sk.nonagle | TCP_NAGLE_PUSH)
+                tcp_push_pending_frames(sk)
         elif optname == TCP_MAXSEG:
             if val and (val < TCP_MIN_MSS or val > 32767):
                 raise KernelError(errno.EINVAL)

@@ -139,7 +139,7 @@ def tcp_send_loss_probe(sk: TcpSock) -> None:
     sent = False
     if sk.write_queue and tcp_snd_wnd_test(sk, sk.write_queue[0].cb.end_seq):
         before_out = sk.packets_out
-        tcp_write_xmit(sk, mss, 1, push_one=True, probe=True)  # TCP_NAGLE_OFF
+        tcp_write_xmit(sk, mss, 1, push_one=2)  # TCP_NAGLE_OFF; past cwnd
         sent = sk.packets_out > before_out
     elif sk.rtx_queue:
         skb = sk.rtx_queue[-1]
@@ -241,6 +241,8 @@ def tcp_enter_loss(sk: TcpSock) -> None:
         if not cb.sacked & TCPCB_SACKED_ACKED:
             cb.sacked |= TCPCB_LOST
             sk.lost_out += 1
+    if not sk.sack_ok:
+        sk.sacked_out = 0  # duplicate ACKs counted without SACK tell nothing more
     sk.snd_cwnd = sk.packets_in_flight() + 1
     sk.icsk_ca_state = TCP_CA_Loss
     sk.high_seq = sk.snd_nxt

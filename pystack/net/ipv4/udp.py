@@ -40,7 +40,8 @@ from .icmp import icmp_send
 from .inet_hashtables import ephemeral_ports
 from .inet_sock import IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, IP_PMTUDISC_WANT, InetSock
 from .ip_output import ip_build_header, ip_local_out
-from .route import ip_route_output_sk
+from .ip_sockglue import ip_icmp_error, ip_local_error, ip_recv_error
+from .route import ip_route_output_sk, ipv4_sk_update_pmtu
 from .tcp_states import TCP_CLOSE, TCP_ESTABLISHED
 
 if TYPE_CHECKING:
@@ -294,6 +295,7 @@ def udp_err(skb: "SkBuff", type_: int, code: int, info: int) -> None:
     harderr = False
     if type_ == ICMP_DEST_UNREACH:
         if code == ICMP_FRAG_NEEDED:
+            ipv4_sk_update_pmtu(sk, daddr, info)
             if sk.pmtudisc != 0:  # not IP_PMTUDISC_DONT
                 err = errno.EMSGSIZE
                 harderr = True
@@ -311,6 +313,8 @@ def udp_err(skb: "SkBuff", type_: int, code: int, info: int) -> None:
     if not sk.recverr:
         if not harderr or sk.sk_state != TCP_ESTABLISHED:
             return
+    else:
+        ip_icmp_error(sk, skb, err, dport, info, inner + ihl + UDP_HLEN)
     sk.sk_err = err
     sk.sk_error_report(sk)
 
@@ -368,12 +372,13 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
     skb.dst = rt
     skb.priority = sk.sk_priority
     skb.mark = sk.sk_mark
-    mtu = rt.mtu or rt.dev.mtu
+    mtu = rt.dst_mtu() if rt.pmtu else (rt.mtu or rt.dev.mtu)
     pmtu = sk.pmtudisc
     df = pmtu in (IP_PMTUDISC_DO, IP_PMTUDISC_PROBE) or (
         pmtu == IP_PMTUDISC_WANT and ulen + 20 <= mtu)
     if pmtu == IP_PMTUDISC_DO and ulen + 20 > mtu:
         consume_skb(skb)
+        ip_local_error(sk, errno.EMSGSIZE, daddr, dport, mtu)
         raise KernelError(errno.EMSGSIZE)
     if df:
         if connected:
@@ -404,13 +409,17 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
 
 # -- receive, process side ---------------------------------------------------------------------------
 
-def udp_recvmsg(sk: UdpSock, size: int, flags: int) -> tuple[bytes, tuple[int, int] | None, int, int]:
+def udp_recvmsg(sk: UdpSock, size: int, flags: int, control: list | None = None
+                ) -> tuple[bytes, tuple[int, int] | None, int, int]:
     """One attempt: (data, (saddr, sport), msg_flags, length to return).
 
     Raises KernelError(EAGAIN) when nothing is queued. A socket shut down for reading
     returns b"" at once, as Linux's datagram receive does, unless the call is non-blocking
-    (MSG_DONTWAIT): __skb_recv_udp does not wait then, and reports EAGAIN.
+    (MSG_DONTWAIT): __skb_recv_udp does not wait then, and reports EAGAIN. MSG_ERRQUEUE reads
+    the error queue instead (ip_recv_error), appending its control message to `control`.
     """
+    if flags & MSG_ERRQUEUE:
+        return ip_recv_error(sk, size, control)
     if sk.sk_err:
         raise KernelError(sock_error(sk))
     q = sk.sk_receive_queue
@@ -441,7 +450,7 @@ def udp_recvmsg(sk: UdpSock, size: int, flags: int) -> tuple[bytes, tuple[int, i
 def udp_poll(sk: UdpSock) -> int:
     """datagram_poll: what a select/poll on the socket would report."""
     mask = 0
-    if sk.sk_err:
+    if sk.sk_err or sk.sk_error_queue:
         mask |= POLLERR
     if sk.sk_shutdown & RCV_SHUTDOWN:
         mask |= POLLRDHUP | POLLIN | POLLRDNORM
@@ -493,8 +502,9 @@ class UdpProto:
         self.unhash(sk)
         sk.sk_state = TCP_CLOSE
         sk.sk_shutdown = SHUTDOWN_MASK
-        while sk.sk_receive_queue:
-            consume_skb(sk.sk_receive_queue.popleft())
+        for q in (sk.sk_receive_queue, sk.sk_error_queue):
+            while q:
+                consume_skb(q.popleft())
         sk.sk_state_change(sk)
 
     # The per-datagram entries are the functions themselves: no forwarding frame.

@@ -219,3 +219,96 @@ async def test_the_gateway_is_solicited_not_the_destination(tmp_path):
     targets = [Ether(p.data)[ARP].pdst for p in read_pcapng(path)
                if p.interface_name == "a:eth0" and ARP in Ether(p.data)]
     assert targets == ["10.0.0.99"] * 3
+
+
+# -- path MTU exceptions (ip_rt_update_pmtu) ------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def routed(n: int = 2) -> AsyncIterator[tuple]:
+    """lan(n) with a's default route through b."""
+    async with lan(n) as (net, a, b, *rest):
+        a.add_route("default", via="10.0.0.2")
+        yield (net, a, b, *rest)
+
+
+async def test_a_learned_path_mtu_lasts_mtu_expires_then_the_device_mtu_is_back():
+    from pystack.net.ipv4.route import ip_rt_update_pmtu
+    async with routed() as (net, a, b):
+        rt = ip_route_output(a.net, ip("192.0.2.7"))
+        ip_rt_update_pmtu(rt, 1280)
+        learned = trio.current_time()
+        assert rt.dst_mtu() == 1280
+        again = ip_route_output(a.net, ip("192.0.2.7"))
+        assert again.dst_mtu() == 1280
+        assert ip_route_output(a.net, ip("192.0.2.8")).dst_mtu() == 1500  # one destination
+        await trio.sleep(0.25)
+        assert str(a.routes("cache")) == (
+            "192.0.2.7 via 10.0.0.2 dev eth0\n    cache expires 599sec mtu 1280")
+        await trio.sleep(learned + 600 - trio.current_time() - 0.001)
+        assert rt.dst_mtu() == 1280
+        await trio.sleep(0.002)
+        assert rt.dst_mtu() == 1500 and again.dst_mtu() == 1500
+        assert str(a.routes("cache")) == "" and a.route_get("192.0.2.7").mtu is None
+
+
+async def test_a_path_mtu_is_never_raised_and_never_below_min_pmtu():
+    from pystack.net.ipv4.route import ip_rt_update_pmtu
+    async with routed() as (net, a, b):
+        rt = ip_route_output(a.net, ip("192.0.2.7"))
+        ip_rt_update_pmtu(rt, 1600)
+        assert rt.dst_mtu() == 1500 and str(a.routes("cache")) == ""
+        ip_rt_update_pmtu(rt, 1280)
+        ip_rt_update_pmtu(rt, 1400)  # bigger than what was learned: ignored
+        assert rt.dst_mtu() == 1280
+        ip_rt_update_pmtu(rt, 300)  # below net.ipv4.route.min_pmtu: 552, and locked
+        assert rt.dst_mtu() == 552 and rt.mtu_locked
+        assert str(a.route_get("192.0.2.7")).endswith(" mtu lock 552")
+        ip_rt_update_pmtu(rt, 400)
+        assert rt.dst_mtu() == 552
+        a.set_sysctl("net.ipv4.route.mtu_expires", 30)
+        rt2 = ip_route_output(a.net, ip("192.0.2.9"))
+        ip_rt_update_pmtu(rt2, 1000)
+        assert a.route_get("192.0.2.9").expires == 30
+        await trio.sleep(31)
+        assert rt2.dst_mtu() == 1500
+
+
+async def test_route_get_prints_like_ip_route_get():
+    async with routed() as (net, a, b):
+        assert str(a.route_get("10.0.0.2")) == "10.0.0.2 dev eth0 src 10.0.0.1 uid 0\n    cache"
+        assert str(a.route_get("192.0.2.1")) == (
+            "192.0.2.1 via 10.0.0.2 dev eth0 src 10.0.0.1 uid 0\n    cache")
+        assert str(a.route_get("10.0.0.1")) == (
+            "local 10.0.0.1 dev lo src 10.0.0.1 uid 0\n    cache <local>")
+        assert str(a.route_get("10.0.0.255")) == (
+            "broadcast 10.0.0.255 dev eth0 src 10.0.0.1 uid 0\n    cache <local,brd>")
+        a.add_route("198.51.100.0/24", via="10.0.0.2", mtu=1400)
+        assert a.route_get("198.51.100.1").mtu == 1400
+        with pytest.raises(ValueError, match="cache"):
+            a.routes("nonsense")
+
+
+async def test_exceptions_are_bounded():
+    from pystack.net.ipv4 import fib as fibmod
+    from pystack.net.ipv4.route import ip_rt_update_pmtu
+    async with routed() as (net, a, b):
+        limit = fibmod.FNHE_MAX
+        fibmod.FNHE_MAX = 3
+        try:
+            for i in range(5):
+                ip_rt_update_pmtu(ip_route_output(a.net, ip("192.0.2.0") + i), 1280)
+        finally:
+            fibmod.FNHE_MAX = limit
+        assert [r.dst for r in a.routes("cache")] == ["192.0.2.2", "192.0.2.3", "192.0.2.4"]
+
+
+async def test_a_dst_held_across_a_route_change_records_on_the_route_in_the_fib_now():
+    from pystack.net.ipv4.route import ip_rt_update_pmtu
+    async with routed() as (net, a, b):
+        a.add_route("192.0.2.0/24", via="10.0.0.2")
+        old = ip_route_output(a.net, ip("192.0.2.7"))
+        a.del_route("192.0.2.0/24", via="10.0.0.2")  # gone: the default route carries it now
+        ip_rt_update_pmtu(old, 1280)
+        assert a.route_get("192.0.2.7").mtu == 1280
+        a.del_route("default", via="10.0.0.2")
+        assert str(a.routes("cache")) == ""  # learned on the default route, gone with it
