@@ -285,6 +285,8 @@ def _segments(pcap: pathlib.Path, port: int) -> list:
 ECHO_SERVERS = {
     "trio_echo_server.py": ("echo_server 0: received data b'hello through pystack'", True),
     "socket_echo_server.py": ("Connected by ('10.0.0.2', 52468)", False),
+    "asyncio_echo_server.py": ("Received 'hello through pystack' from ('10.0.0.2', 52468)",
+                               True),
 }
 
 

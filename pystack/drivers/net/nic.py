@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from ...kernel.softirq import irq_enter, irq_exit
 from ...net.core.dev import (IFF_BROADCAST, IFF_MULTICAST, IFF_RUNNING, IFF_UP, NETDEV_TX_BUSY,
                              NETDEV_TX_OK, Napi, NetDevice, napi_complete_done,
-                             napi_gro_receive, napi_schedule, netif_stop_queue,
-                             netif_wake_queue)
+                             napi_gro_flush, napi_gro_receive, napi_schedule,
+                             netif_stop_queue, netif_wake_queue)
 from ...net.core.drop_reason import consume_skb
 from ...net.core.skbuff import SKB_TRUESIZE, skb_from_frame
 from ...net.ethernet.eth import eth_type_trans
@@ -91,6 +91,9 @@ class EthernetNic(NetDevice):
         self.irq = Irq(net.host.new_irq(), irq_cpu, self._interrupt, name)
         self.wire_tx: WireTx | None = None  # set when a link is attached
         self.carrier = False
+        # No TSO in "hardware": TCP's multi-segment skbs are cut by software GSO before the
+        # qdisc, so taps and the wire see Ethernet frames. GRO is on (the NAPI poll merges).
+        self.tso = False
 
     # -- the hardware side ------------------------------------------------------------------
     def dma_rx(self, frame: bytearray, trace: Any = None) -> None:
@@ -184,4 +187,6 @@ class EthernetNic(NetDevice):
             self.irq.enabled = True
             if ring:
                 self.irq.fire()
+        else:
+            napi_gro_flush(napi)
         return work

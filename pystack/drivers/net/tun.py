@@ -58,6 +58,7 @@ class TunDevice(NetDevice):
                          addr=b"", broadcast=b"", hard_header_len=0,
                          tx_queue_len=TUN_READQ_SIZE, irq_cpu=irq_cpu)
         self.header_ops = None  # IFF_TUN: no link-layer header at all
+        self.tso = False  # a reader gets whole segments (no virtio header): GSO in software
         self.qdisc = Pfifo(self.tx_queue_len)  # packetdrill's defaults.sh installs pfifo
         self.reader = reader
 

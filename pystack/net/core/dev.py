@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ...kernel.softirq import (NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, local_bh_disable,
                                local_bh_enable, raise_softirq)
 from . import drop_reason as dr
-from .drop_reason import kfree_skb
+from .drop_reason import consume_skb, kfree_skb
 
 if TYPE_CHECKING:
     from ...kernel.sched import Cpu
@@ -92,10 +92,12 @@ class NetDevice:
         self.ip_ptr: Any = None  # struct in_device
         self.ptype_all: list[Callable[["SkBuff", "NetDevice", str], None]] = []  # taps
         self.header_ops: Any = None
-        # NETIF_F_TSO and NETIF_F_GSO (`ethtool -K DEV tso off gso off` clears them). TCP
-        # builds skbs of many segments either way (tcp_output.sk_can_gso).
+        # NETIF_F_TSO, NETIF_F_GSO, NETIF_F_GRO (`ethtool -K DEV tso off ...`). TCP builds
+        # skbs of many segments either way (tcp_output.sk_can_gso); a device without TSO
+        # gets them cut in software (dev_queue_xmit); GRO merges what a NAPI poll receives.
         self.tso = True
         self.gso = True
+        self.gro = True
         self.gso_max_size = 65536
         self.gso_max_segs = 65535
 
@@ -129,10 +131,21 @@ def dev_add_pack(protocol: int, func: Callable[["SkBuff", NetDevice], None]) -> 
     ptype_base[protocol] = func
 
 
+# offload_base: GSO and GRO per protocol (struct packet_offload), registered by the protocol
+# families as their handlers are: (segment a GSO skb, try to merge one into a NAPI's batch).
+offload_base: dict[int, tuple[Callable[["SkBuff"], list["SkBuff"]], Callable[..., bool],
+                              Callable[..., None]]] = {}
+
+
+def dev_add_offload(protocol: int, gso_segment: Callable[["SkBuff"], list["SkBuff"]],
+                    gro_receive: Callable[..., bool], gro_flush: Callable[..., None]) -> None:
+    offload_base[protocol] = (gso_segment, gro_receive, gro_flush)
+
+
 class Napi:
     """`struct napi_struct`: a poll function, a weight, and whether it is scheduled."""
 
-    __slots__ = ("poll", "weight", "dev", "cpu", "scheduled", "name")
+    __slots__ = ("poll", "weight", "dev", "cpu", "scheduled", "name", "gro_list")
 
     def __init__(self, poll: Callable[["Napi", int], int], weight: int, cpu: "Cpu",
                  dev: NetDevice | None = None, name: str = "napi"):
@@ -142,6 +155,7 @@ class Napi:
         self.cpu = cpu
         self.scheduled = False
         self.name = name
+        self.gro_list: dict = {}  # flows being merged by GRO during a poll
 
 
 def napi_schedule(napi: Napi) -> None:
@@ -155,6 +169,7 @@ def napi_schedule(napi: Napi) -> None:
 
 
 def napi_complete_done(napi: Napi, work_done: int) -> bool:
+    napi_gro_flush(napi)
     napi.scheduled = False
     return True
 
@@ -195,6 +210,12 @@ def net_rx_action(cpu: "Cpu") -> None:
 
 def netif_receive_skb(skb: "SkBuff") -> None:
     """__netif_receive_skb_core: taps, then the protocol handler."""
+    for tap in skb.dev.ptype_all:
+        tap(skb, skb.dev, TAP_RX)
+    _netif_receive_skb(skb)
+
+
+def _netif_receive_skb(skb: "SkBuff") -> None:
     dev = skb.dev
     net = dev.nd_net
     net.host.this_cpu.processed += 1
@@ -204,8 +225,6 @@ def netif_receive_skb(skb: "SkBuff") -> None:
         net.tracer.emit(net, "net:netif_receive_skb", dev=dev.name, len=skb.tail - skb.data,
                         protocol=f"0x{skb.protocol:04x}")
     skb.network_header = skb.data
-    for tap in dev.ptype_all:
-        tap(skb, dev, TAP_RX)
     handler = ptype_base.get(skb.protocol)
     if handler is None:
         dev.stats.rx_nohandler += 1
@@ -215,8 +234,25 @@ def netif_receive_skb(skb: "SkBuff") -> None:
 
 
 def napi_gro_receive(napi: Napi, skb: "SkBuff") -> None:
-    """GRO entry point. Segments are not merged (GRO is not implemented): passed straight on."""
-    netif_receive_skb(skb)
+    """GRO entry point: with the device's GRO on, a segment may wait in the poll's batch to
+    be merged with the next ones of its flow (see net/ipv4/tcp_offload.py)."""
+    dev = skb.dev
+    # Taps see each frame as it came off the wire (a capture shows segments, not what GRO
+    # made of them: Linux's tcpdump would show the merged packet, with a stale checksum).
+    for tap in dev.ptype_all:
+        tap(skb, dev, TAP_RX)
+    if dev.gro:
+        off = offload_base.get(skb.protocol)
+        if off is not None and off[1](napi, skb, _netif_receive_skb):
+            return
+    _netif_receive_skb(skb)
+
+
+def napi_gro_flush(napi: Napi) -> None:
+    """Pass up whatever GRO holds (end of a poll)."""
+    if napi.gro_list:
+        for off in offload_base.values():
+            off[2](napi, _netif_receive_skb)
 
 
 def netif_rx(skb: "SkBuff") -> int:
@@ -280,12 +316,24 @@ def dev_queue_xmit(skb: "SkBuff") -> int:
         if not dev.flags & IFF_UP:
             kfree_skb(skb, dr.DEV_READY)
             return NET_XMIT_DROP
-        q = dev.qdisc
-        if q is None:
-            return dev_hard_start_xmit(skb, dev)
-        return __dev_xmit_skb(skb, q, dev, cpu)
+        if skb.gso_size and not dev.tso:
+            # validate_xmit_skb → skb_gso_segment: a device that cannot segment gets the
+            # segments (cut here, before the qdisc and the taps, so captures show them).
+            rc = NET_XMIT_SUCCESS
+            for seg in offload_base[skb.protocol][0](skb):
+                rc = _dev_queue_one(seg, dev, cpu) or rc
+            consume_skb(skb)
+            return rc
+        return _dev_queue_one(skb, dev, cpu)
     finally:
         local_bh_enable(cpu)
+
+
+def _dev_queue_one(skb: "SkBuff", dev: NetDevice, cpu: "Cpu") -> int:
+    q = dev.qdisc
+    if q is None:
+        return dev_hard_start_xmit(skb, dev)
+    return __dev_xmit_skb(skb, q, dev, cpu)
 
 
 def dev_hard_start_xmit(skb: "SkBuff", dev: NetDevice) -> int:

@@ -53,6 +53,7 @@ class SkBuff:
         "dev", "sk", "protocol", "pkt_type", "ip_summed", "csum", "priority", "mark",
         "mac_header", "network_header", "transport_header",
         "cb", "truesize", "destructor", "dst", "tstamp", "cloned", "trace", "hash",
+        "gso_size", "gso_segs",
     )
 
     def __init__(self, buf: bytearray, data: int, tail: int, truesize: int):
@@ -78,6 +79,8 @@ class SkBuff:
         self.dst: Any = None
         self.tstamp = 0.0
         self.cloned = False
+        self.gso_size = 0  # skb_shinfo(skb)->gso_size: a TSO/GRO skb of gso_segs segments
+        self.gso_segs = 1
         self.trace: Any = None  # a PathTrace while this packet is being followed
         self.hash = 0
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ...kernel.errors import KernelError
 from ...uapi.ethernet import ETH_P_ARP, ETH_P_IP
 from ...uapi.ip import IPPROTO_ICMP, IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP
-from ..core.dev import dev_add_pack
+from ..core.dev import dev_add_offload, dev_add_pack
 from ..core.sock import (RCV_SHUTDOWN, SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK, SOL_SOCKET,
                          SS_CONNECTED, SS_CONNECTING, SS_DISCONNECTING, SS_UNCONNECTED, Socket,
                          sock_getsockopt, sock_graft, sock_setsockopt)
@@ -29,6 +29,7 @@ from .ip_input import ip_rcv
 from .ip_sockglue import ip_getsockopt, ip_setsockopt
 from .ping import ping_err
 from .protocol import inet_add_protocol
+from .tcp_offload import napi_gro_flush, skb_gso_segment, tcp_gro_receive
 from .tcp_states import TCP_CLOSE, TCP_LISTEN, TCP_SYN_RECV, TCP_SYN_SENT
 from .udp import UdpTable, udp_err, udp_prot, udp_rcv
 
@@ -276,6 +277,7 @@ def inet_init(net: "Net") -> None:
     """Bring IPv4 up on a namespace (what inet_init and ip_init do at boot, per host)."""
     net.ipv4 = Ipv4State(net)
     dev_add_pack(ETH_P_IP, ip_rcv)
+    dev_add_offload(ETH_P_IP, skb_gso_segment, tcp_gro_receive, napi_gro_flush)
     dev_add_pack(ETH_P_ARP, arp_rcv)
     inet_add_protocol(IPPROTO_ICMP, icmp_rcv, ping_err)
     inet_add_protocol(IPPROTO_UDP, udp_rcv, udp_err)

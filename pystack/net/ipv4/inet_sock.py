@@ -22,7 +22,7 @@ IP_PMTUDISC_PROBE = 3
 class InetSock(Sock):
     __slots__ = ("inet_saddr", "inet_rcv_saddr", "inet_daddr", "inet_dport", "inet_sport",
                  "inet_num", "uc_ttl", "tos", "recverr", "pmtudisc", "inet_id", "freebind",
-                 "mc_ttl", "mc_loop")
+                 "mc_ttl", "mc_loop", "cmsg_flags")
 
     def __init__(self, net: "Net", family: int, type_: int, protocol: int, prot: Any):
         super().__init__(net, family, type_, protocol, prot)
@@ -40,6 +40,7 @@ class InetSock(Sock):
         self.freebind = False
         self.mc_ttl = 1
         self.mc_loop = 1
+        self.cmsg_flags = 0  # IP_CMSG_*: which control messages recvmsg returns
 
     def ttl(self) -> int:
         return self.uc_ttl if self.uc_ttl >= 0 else self.sk_net.sysctl.ip_default_ttl

@@ -19,7 +19,7 @@ from ...uapi.ethernet import ETH_P_IP
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
 from ...uapi.ip import IP_DF, IP_HDR, IP_MF, IP_OFFSET
 from ..core import drop_reason as dr
-from ..core.dev import IFF_LOOPBACK, NET_XMIT_DROP, dev_queue_xmit
+from ..core.dev import IFF_LOOPBACK, NET_XMIT_DROP, dev_queue_xmit, offload_base
 from ..core.drop_reason import consume_skb, kfree_skb
 from ..core.neighbour import neigh_output
 from ..core.netfilter import NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, nf_hook
@@ -101,9 +101,29 @@ def ip_output(skb: "SkBuff") -> int:
 def ip_finish_output(skb: "SkBuff") -> int:
     rt = skb.dst
     mtu = rt.dst_mtu() if rt.pmtu else (rt.mtu or rt.dev.mtu)
+    if skb.gso_size:
+        return ip_finish_output_gso(skb, mtu)
     if skb.tail - skb.network_header > mtu:
         return ip_fragment(skb, mtu)
     return ip_finish_output2(skb)
+
+
+def ip_finish_output_gso(skb: "SkBuff", mtu: int) -> int:
+    """A GSO skb whose segments fit the MTU goes on whole; otherwise (the path MTU shrank
+    under it) it is cut here and each segment is fragmented or refused on its own."""
+    buf = skb.buf
+    nh = skb.network_header
+    th = nh + (buf[nh] & 15) * 4
+    if th - nh + (buf[th + 12] >> 4) * 4 + skb.gso_size <= mtu:
+        return ip_finish_output2(skb)
+    rc = 0
+    for seg in offload_base[ETH_P_IP][0](skb):
+        if seg.tail - seg.network_header > mtu:
+            rc = ip_fragment(seg, mtu) or rc
+        else:
+            rc = ip_finish_output2(seg) or rc
+    consume_skb(skb)
+    return rc
 
 
 def ip_finish_output2(skb: "SkBuff") -> int:

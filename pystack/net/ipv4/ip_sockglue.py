@@ -3,6 +3,8 @@
 Read first: net/ipv4/ip_sockglue.c (do_ip_setsockopt, do_ip_getsockopt, ip_icmp_error,
 ip_local_error, ip_recv_error), include/uapi/linux/errqueue.h, man 7 ip (IP_RECVERR).
 Options Linux accepts that pystack does not model yet are stored and read back.
+IP_PKTINFO, IP_RECVTTL and IP_RECVTOS make a datagram's recvmsg return control messages
+(`ip_cmsg_recv`).
 
 The error queue: with IP_RECVERR on, a datagram socket keeps a record of each ICMP error about
 what it sent (`ip_icmp_error`) and of local errors such as a datagram too big for the path
@@ -15,6 +17,7 @@ sender as its offender. It never waits: an empty queue is EAGAIN.
 from __future__ import annotations
 
 import errno
+import struct
 from typing import Any
 
 import attrs
@@ -52,8 +55,15 @@ IP_DROP_MEMBERSHIP = 36
 MSG_TRUNC = 0x20
 MSG_ERRQUEUE = 0x2000
 
-_INERT = {IP_RECVOPTS, IP_RETOPTS, IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IP_MULTICAST_IF,
-          IP_BIND_ADDRESS_NO_PORT}
+_INERT = {IP_RECVOPTS, IP_RETOPTS, IP_MULTICAST_IF, IP_BIND_ADDRESS_NO_PORT}
+
+# inet->cmsg_flags: the control messages a datagram's recvmsg returns, in this order
+IP_CMSG_PKTINFO = 1
+IP_CMSG_TTL = 2
+IP_CMSG_TOS = 4
+_CMSG_OPTS = {IP_PKTINFO: IP_CMSG_PKTINFO, IP_RECVTTL: IP_CMSG_TTL, IP_RECVTOS: IP_CMSG_TOS}
+IN_PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
+CMSG_INT = struct.Struct("=i")
 
 
 def ip_setsockopt(sk: InetSock, optname: int, optval: Any) -> None:
@@ -90,6 +100,11 @@ def ip_setsockopt(sk: InetSock, optname: int, optval: Any) -> None:
         sk.mc_ttl = val
     elif optname == IP_MULTICAST_LOOP:
         sk.mc_loop = 1 if val else 0
+    elif optname in _CMSG_OPTS:
+        if val:
+            sk.cmsg_flags |= _CMSG_OPTS[optname]
+        else:
+            sk.cmsg_flags &= ~_CMSG_OPTS[optname]
     elif optname in _INERT:
         if sk.sk_inert_opts is None:
             sk.sk_inert_opts = {}
@@ -118,9 +133,27 @@ def ip_getsockopt(sk: InetSock, optname: int) -> Any:
         if rt is None or sk.sk_state != TCP_ESTABLISHED:
             raise KernelError(errno.ENOTCONN)
         return rt.dst_mtu()
+    if optname in _CMSG_OPTS:
+        return int(bool(sk.cmsg_flags & _CMSG_OPTS[optname]))
     if optname in _INERT:
         return (sk.sk_inert_opts or {}).get((IPPROTO_IP, optname), 0)
     raise KernelError(errno.ENOPROTOOPT)
+
+
+def ip_cmsg_recv(sk: InetSock, skb: Any, control: list, spec_dst: int) -> None:
+    """ip_cmsg_recv_offset: the control messages the socket asked for (IP_PKTINFO,
+    IP_RECVTTL, IP_RECVTOS), read from the IP header of `skb`."""
+    flags = sk.cmsg_flags
+    buf = skb.buf
+    nh = skb.network_header
+    if flags & IP_CMSG_PKTINFO:
+        ifindex = skb.dev.ifindex if skb.dev is not None else 0
+        control.append((IPPROTO_IP, IP_PKTINFO, IN_PKTINFO.pack(
+            ifindex, spec_dst.to_bytes(4, "big"), bytes(buf[nh + 16:nh + 20]))))
+    if flags & IP_CMSG_TTL:
+        control.append((IPPROTO_IP, IP_TTL, CMSG_INT.pack(buf[nh + 8])))
+    if flags & IP_CMSG_TOS:
+        control.append((IPPROTO_IP, IP_TOS, bytes(buf[nh + 1:nh + 2])))
 
 
 # -- the error queue ------------------------------------------------------------------------------
@@ -171,6 +204,8 @@ def ip_recv_error(sk: InetSock, size: int, control: list | None
         nh = skb.network_header
         ee = attrs.evolve(ee, offender=int.from_bytes(skb.buf[nh + 12:nh + 16], "big"))
     if control is not None:
+        if ee.ee_origin == SO_EE_ORIGIN_ICMP and sk.cmsg_flags:
+            ip_cmsg_recv(sk, skb, control, 0)  # of the ICMP message; no spec_dst for it
         control.append((IPPROTO_IP, IP_RECVERR, ee.emit()))
     consume_skb(skb)
     return data, (serr.addr, serr.port), msg_flags, copied

@@ -276,8 +276,9 @@ def tcp_enter_quickack_mode(sk: TcpSock, max_quickacks: int = TCP_MAX_QUICKACKS)
 
 
 def tcp_measure_rcv_mss(sk: TcpSock, skb: SkBuff) -> None:
-    """Learn the peer's segment size; note pushed segments, which want a quick ACK."""
-    length = skb.tail - skb.data
+    """Learn the peer's segment size; note pushed segments, which want a quick ACK. A GRO
+    skb counts by its segments' size."""
+    length = skb.gso_size or skb.tail - skb.data
     if length >= sk.icsk_ack_rcv_mss:
         sk.icsk_ack_rcv_mss = min(length, sk.advmss)
         # A full segment with PSH likely ends a write: the sender may wait for our ACK.

@@ -26,7 +26,7 @@ from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 from ..core import drop_reason as dr
 from ..core.dev import IFF_LOOPBACK
 from ..core.drop_reason import consume_skb, kfree_skb
-from ..core.skbuff import PACKET_HOST, SkBuff, alloc_skb
+from ..core.skbuff import CHECKSUM_UNNECESSARY, PACKET_HOST, SkBuff, alloc_skb
 from ..core.sock import (SOCK_BINDPORT_LOCK, SOCK_KEEPOPEN, sk_add_backlog,
                          sock_owned_by_user)
 from .fib import RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST
@@ -63,7 +63,7 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
     if skb.pkt_type != PACKET_HOST:
         kfree_skb(skb, dr.OTHERHOST)
         return
-    mib["InSegs"] += 1
+    mib["InSegs"] += skb.gso_segs
     buf = skb.buf
     off = skb.data
     length = skb.tail - off
@@ -78,7 +78,7 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
     saddr, daddr = _unpack_addrs(buf, skb.network_header + 12)
-    if not dev.flags & IFF_LOOPBACK:
+    if not dev.flags & IFF_LOOPBACK and skb.ip_summed != CHECKSUM_UNNECESSARY:
         if csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, off, length) != 0:
             mib["InCsumErrors"] += 1
             mib["InErrs"] += 1
@@ -126,9 +126,9 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
             tcp_v4_send_reset(net, skb)
         kfree_skb(skb, dr.NO_SOCKET)
         return
-    sk.segs_in += 1
+    sk.segs_in += skb.gso_segs
     if datalen:
-        sk.data_segs_in += 1
+        sk.data_segs_in += skb.gso_segs
     if sock_owned_by_user(sk):
         if not sk_add_backlog(sk, skb, sk.sk_rcvbuf + sk.sk_sndbuf):
             net.mib.tcpext_inc("TCPBacklogDrop")

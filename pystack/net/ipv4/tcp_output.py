@@ -25,7 +25,7 @@ from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST
                          TCPHDR_SYN, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK, TCPOPT_NOP,
                          TCPOPT_SACK, flags_str)
 from ..core.dev import NET_XMIT_CN, NET_XMIT_SUCCESS
-from ..core.skbuff import SKB_TRUESIZE, SkBuff, alloc_skb
+from ..core.skbuff import CHECKSUM_PARTIAL, SKB_TRUESIZE, SkBuff, alloc_skb
 from ..core.sock import SOCK_DEAD
 from .inet_sock import IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, IP_PMTUDISC_WANT
 from .ip_output import ip_build_header, ip_local_out
@@ -232,10 +232,12 @@ def ip_queue_xmit(sk: TcpSock, skb: SkBuff) -> int:
         sk.sk_dst_cache = rt
     skb.dst = rt
     pmtu = sk.pmtudisc
-    df = pmtu in (IP_PMTUDISC_WANT, IP_PMTUDISC_DO, IP_PMTUDISC_PROBE)
+    # ip_dont_fragment: no DF once the path MTU is held at min_pmtu (routers fragment)
+    df = pmtu in (IP_PMTUDISC_DO, IP_PMTUDISC_PROBE) or (
+        pmtu == IP_PMTUDISC_WANT and not rt.mtu_locked)
     if df:
         ip_id = sk.inet_id
-        sk.inet_id = (ip_id + 1) & 0xFFFF
+        sk.inet_id = (ip_id + skb.gso_segs) & 0xFFFF  # ip_select_ident_segs
     else:
         ip_id = net.ipv4.ip_ident
         net.ipv4.ip_ident = (ip_id + 1) & 0xFFFF
@@ -248,9 +250,11 @@ def ip_queue_xmit(sk: TcpSock, skb: SkBuff) -> int:
 
 def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
                      payload: memoryview | bytes = b"", *, syn_options: bytes | None = None,
-                     window: int | None = None) -> int:
+                     window: int | None = None, gso_size: int = 0) -> int:
     """Build one segment (header, options, payload) and hand it to IP. `syn_options`, when
-    given, are the options to write (a SYN's, or the ones a TSO skb's segments share)."""
+    given, are the options to write (a SYN's). With `gso_size` smaller than the payload it
+    is a TSO skb of several segments: its checksum is left to the segmentation (GSO, in
+    tcp_offload), which writes one per segment."""
     net = sk.sk_net
     opts = syn_options if syn_options is not None else _established_options(sk)
     hlen = 20 + len(opts)
@@ -266,10 +270,17 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
     buf[off + 20:off + hlen] = opts
     if plen:
         buf[off + hlen:off + hlen + plen] = payload
-    check = csum_tcpudp_magic(sk.inet_saddr, sk.inet_daddr, hlen + plen, IPPROTO_TCP,
-                              csum_partial(memoryview(buf)[off:off + hlen + plen]))
-    buf[off + 16] = check >> 8
-    buf[off + 17] = check & 0xFF
+    segs = 1
+    if gso_size and plen > gso_size:
+        segs = -(-plen // gso_size)
+        out.gso_size = gso_size
+        out.gso_segs = segs
+        out.ip_summed = CHECKSUM_PARTIAL
+    else:
+        check = csum_tcpudp_magic(sk.inet_saddr, sk.inet_daddr, hlen + plen, IPPROTO_TCP,
+                                  csum_partial(memoryview(buf)[off:off + hlen + plen]))
+        buf[off + 16] = check >> 8
+        buf[off + 17] = check & 0xFF
     out.transport_header = off
     out.sk = sk
     if skb is not None and skb.trace is not None:
@@ -280,16 +291,16 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
     if out.trace is not None:
         out.trace.hop(net, "tcp_transmit_skb")
     if flags & TCPHDR_ACK:
-        tcp_event_ack_sent(sk)
+        tcp_event_ack_sent(sk, segs)
     now = trio.current_time()
     sk.tcp_wstamp = now
     if plen:
-        sk.data_segs_out += 1
+        sk.data_segs_out += segs
         sk.lsndtime = now
         if sk.icsk_ack_ato and now - sk.icsk_ack_lrcvtime < sk.icsk_ack_ato:
             sk.icsk_ack_pingpong = 1  # we answer quickly: an interactive exchange
-    sk.segs_out += 1
-    net.mib.tcp["OutSegs"] += 1
+    sk.segs_out += segs
+    net.mib.tcp["OutSegs"] += segs
     if flags & TCPHDR_RST:
         net.mib.tcp["OutRsts"] += 1
     if net.tracer.active:
@@ -301,10 +312,10 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
     return 0 if rc in (NET_XMIT_SUCCESS, NET_XMIT_CN) else -errno.ENOBUFS
 
 
-def tcp_event_ack_sent(sk: TcpSock) -> None:
+def tcp_event_ack_sent(sk: TcpSock, pkts: int = 1) -> None:
     from .tcp_timer import inet_csk_clear_delack
     if sk.icsk_ack_quick:
-        sk.icsk_ack_quick -= 1
+        sk.icsk_ack_quick = max(sk.icsk_ack_quick - pkts, 0)  # tcp_dec_quickack_mode
     inet_csk_clear_delack(sk)
 
 
@@ -330,28 +341,22 @@ def _send_data_skb(sk: TcpSock, skb: SkBuff, mss: int = 0,
         if cb.first_tx is None:
             cb.first_tx = now
         return tcp_transmit_skb(sk, skb, flags, cb.seq, memoryview(skb.buf)[skb.data:skb.tail])
-    # One TSO skb: (skb, offset, length, seq) for each segment, the last one last.
+    # One TSO skb. GSO gives FIN and PSH to its last segment only.
     if parts is not None:
-        segs = [(p, p.data, p.tail - p.data, p.cb.seq) for p in parts]
         flags = parts[-1].cb.tcp_flags
-    else:
-        parts = [skb]
-        segs = [(skb, skb.data + off, min(mss, length - off), (cb.seq + off) & MASK)
-                for off in range(0, length, mss)]
-    for p in parts:
+    for p in parts if parts is not None else (skb,):
         p.cb.when = now
         if p.cb.first_tx is None:
             p.cb.first_tx = now
-    opts = _established_options(sk)
-    window = tcp_select_window(sk)
-    last = len(segs) - 1
-    for i, (owner, off, n, seq) in enumerate(segs):
-        f = (flags | TCPHDR_PSH) if i == last else (flags & ~(TCPHDR_FIN | TCPHDR_PSH))
-        rc = tcp_transmit_skb(sk, owner, f, seq, memoryview(owner.buf)[off:off + n],
-                              syn_options=opts, window=window)
-        if rc < 0 and i == 0:
-            return rc  # nothing left: the skb stays queued (a later failure is a loss)
-    return 0
+    if parts is not None:
+        payload = b"".join(memoryview(p.buf)[p.data:p.tail] for p in parts)
+        seg_size = max(p.tail - p.data for p in parts)
+        seq = cb.seq
+    else:
+        payload = memoryview(skb.buf)[skb.data:skb.tail]
+        seg_size = mss
+        seq = cb.seq
+    return tcp_transmit_skb(sk, skb, flags | TCPHDR_PSH, seq, payload, gso_size=seg_size)
 
 
 def tcp_syn_options(sk: TcpSock) -> bytes:

@@ -35,12 +35,13 @@ from ..core.sock import (RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_BINDPO
                          SOCK_BROADCAST, Sock, skb_set_owner_r, skb_set_owner_w, sock_error,
                          sock_writeable)
 from .datagram import ip4_datagram_connect, ip4_datagram_disconnect
-from .fib import RTN_BROADCAST, RTN_MULTICAST
+from .devinet import RT_SCOPE_LINK, inet_select_addr
+from .fib import RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST
 from .icmp import icmp_send
 from .inet_hashtables import ephemeral_ports
 from .inet_sock import IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, IP_PMTUDISC_WANT, InetSock
 from .ip_output import ip_build_header, ip_local_out
-from .ip_sockglue import ip_icmp_error, ip_local_error, ip_recv_error
+from .ip_sockglue import ip_cmsg_recv, ip_icmp_error, ip_local_error, ip_recv_error
 from .route import ip_route_output_sk, ipv4_sk_update_pmtu
 from .tcp_states import TCP_CLOSE, TCP_ESTABLISHED
 
@@ -375,7 +376,7 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
     mtu = rt.dst_mtu() if rt.pmtu else (rt.mtu or rt.dev.mtu)
     pmtu = sk.pmtudisc
     df = pmtu in (IP_PMTUDISC_DO, IP_PMTUDISC_PROBE) or (
-        pmtu == IP_PMTUDISC_WANT and ulen + 20 <= mtu)
+        pmtu == IP_PMTUDISC_WANT and ulen + 20 <= mtu and not rt.mtu_locked)
     if pmtu == IP_PMTUDISC_DO and ulen + 20 > mtu:
         consume_skb(skb)
         ip_local_error(sk, errno.EMSGSIZE, daddr, dport, mtu)
@@ -416,7 +417,8 @@ def udp_recvmsg(sk: UdpSock, size: int, flags: int, control: list | None = None
     Raises KernelError(EAGAIN) when nothing is queued. A socket shut down for reading
     returns b"" at once, as Linux's datagram receive does, unless the call is non-blocking
     (MSG_DONTWAIT): __skb_recv_udp does not wait then, and reports EAGAIN. MSG_ERRQUEUE reads
-    the error queue instead (ip_recv_error), appending its control message to `control`.
+    the error queue instead (ip_recv_error). Control messages (IP_PKTINFO, IP_RECVTTL,
+    IP_RECVTOS, IP_RECVERR) are appended to `control` when it is given.
     """
     if flags & MSG_ERRQUEUE:
         return ip_recv_error(sk, size, control)
@@ -437,6 +439,14 @@ def udp_recvmsg(sk: UdpSock, size: int, flags: int, control: list | None = None
     th = skb.transport_header
     sport = (buf[th] << 8) | buf[th + 1]
     msg_flags = MSG_TRUNC if copied < payload_len else 0
+    if control is not None and sk.cmsg_flags:
+        rt = skb.dst
+        daddr = _unpack_addrs(buf, skb.network_header + 12)[1]
+        # fib_compute_spec_dst: the address the datagram reached, or for a broadcast ours
+        # on its subnet.
+        spec_dst = daddr if rt is None or rt.type == RTN_LOCAL else inet_select_addr(
+            skb.dev, saddr, RT_SCOPE_LINK)
+        ip_cmsg_recv(sk, skb, control, spec_dst)
     if not flags & MSG_PEEK:
         q.popleft()
         sk.sk_net.mib.udp["InDatagrams"] += 1

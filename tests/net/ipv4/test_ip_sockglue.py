@@ -81,6 +81,62 @@ async def test_the_error_queue_reads_as_on_the_real_kernel() -> None:
     assert real[-2][4] == 0  # the last record taken clears sk_err
 
 
+IP_PKTINFO, IP_RECVTTL, IP_RECVTOS = 8, 12, 13
+
+
+def cmsg_program() -> list:
+    """IP_PKTINFO, IP_RECVTTL and IP_RECVTOS on a datagram received over 127.0.0.1, and on an
+    error-queue record (they describe the ICMP message there)."""
+    out: list = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as r, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        r.bind(("127.0.0.1", 0))
+        for opt in (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS):
+            r.setsockopt(socket.IPPROTO_IP, opt, 1)
+        out.append([r.getsockopt(socket.IPPROTO_IP, o)
+                    for o in (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS)])
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 9)
+        s.sendto(b"hi", r.getsockname())
+        data, anc, flags, _addr = r.recvmsg(100, 1024)
+        out.append((data, anc, flags))
+        s.sendto(b"again", r.getsockname())
+        data, anc, flags, _addr = r.recvmsg(100, socket.CMSG_SPACE(12))
+        out.append((data, anc, flags))  # room for the first only
+        r.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 0)
+        s.sendto(b"3", r.getsockname())
+        out.append([t for _l, t, _d in r.recvmsg(100, 1024)[1]])
+        port = r.getsockname()[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as e:
+        for opt in (IP_RECVERR, IP_PKTINFO, IP_RECVTTL, IP_RECVTOS):
+            e.setsockopt(socket.IPPROTO_IP, opt, 1)
+        e.sendto(b"x", ("127.0.0.1", port))  # closed now
+        select.select([e], [], [], 2)
+        data, anc, flags, _addr = e.recvmsg(100, 1024, socket.MSG_ERRQUEUE)
+        out.append((data, anc, flags))
+    return out
+
+
+async def test_ip_pktinfo_recvttl_recvtos_read_as_on_the_real_kernel() -> None:
+    real = cmsg_program()
+    with blocking.installed():
+        async with pystack.Network(seed=5) as net:
+            a = net.add_host("a")
+            async with a.process("p"):
+                emulated = await trio.to_thread.run_sync(cmsg_program)
+    assert emulated == real
+    lo = b"\x7f\0\0\x01"
+    assert real[1] == (b"hi", [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("=i", 1) + lo + lo),
+                               (socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", 9)),
+                               (socket.IPPROTO_IP, socket.IP_TOS, b"\x10")], 0)
+    assert real[2][2] == socket.MSG_CTRUNC
+    assert real[3] == [IP_PKTINFO, socket.IP_TOS]
+    # on the error queue: the ICMP message's TTL and TOS (network control), then IP_RECVERR
+    assert [t for _l, t, _d in real[4][1]] == [IP_PKTINFO, socket.IP_TTL, socket.IP_TOS,
+                                                IP_RECVERR]
+    assert real[4][1][2][2] == b"\xc0"
+
+
 def _two_hosts(net: pystack.Network):
     a, b = net.add_host("a"), net.add_host("b")
     net.add_link(a, b, subnet="10.0.0.0/24")

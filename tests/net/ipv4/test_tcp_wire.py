@@ -134,6 +134,11 @@ def tcp_of_skb(skb) -> tuple[int, int, int]:
     return int.from_bytes(buf[th + 4:th + 8], "big"), tot_len - ihl - doff, buf[th + 13]
 
 
+def gro_off(host: pystack.Host) -> None:
+    """`ethtool -K eth0 gro off`: each segment goes up the stack on its own."""
+    host.interface("eth0").gro = False
+
+
 def drop_all(host: pystack.Host):
     return nf_register_hook(host.net, NF_INET_LOCAL_IN, lambda skb, st: NF_DROP)
 
@@ -403,6 +408,7 @@ async def test_fast_retransmit_after_three_duplicate_acks(tmp_path):
     async with two_hosts(delay=0.01) as (net, a, b, link):
         cap = net.capture(str(path))
         c, conn, ls = await connected(a, b)
+        gro_off(b)  # the hook is to drop one segment, not what GRO merged it into
         nf_register_hook(b.net, NF_INET_LOCAL_IN, drop_fifth_data_segment)
         data = random.Random(3).randbytes(20 * MSS)
         got = bytearray()
@@ -497,6 +503,7 @@ async def test_the_first_zero_window_probe_comes_one_rto_after_the_window_closed
     async with two_hosts(delay=0.01) as (net, a, b, link):
         cap = net.capture(str(path))
         c, conn, ls = await connected(a, b)
+        gro_off(b)  # b's window shrinks segment by segment, as the test reads it
         with trio.fail_after(60):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(c.send, bytes(300_000))  # b never reads
@@ -515,6 +522,7 @@ async def test_a_probe_into_a_sub_mss_window_carries_the_bytes_that_fit(tmp_path
     async with two_hosts(delay=0.01) as (net, a, b, link):
         cap = net.capture(str(path))
         c, conn, ls = await connected(a, b)
+        gro_off(b)  # b's window shrinks segment by segment, as the test reads it
         with trio.fail_after(60):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(c.send, bytes(300_000))

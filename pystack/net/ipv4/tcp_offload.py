@@ -1,0 +1,207 @@
+"""TCP segmentation and receive offloads in software, as net/ipv4/tcp_offload.c with the IPv4
+parts of net/ipv4/af_inet.c (inet_gso_segment, inet_gro_receive) and net/core/gro.c.
+
+Read first: net/ipv4/tcp_offload.c (tcp_gso_segment, tcp_gro_receive), Documentation/
+networking/segmentation-offloads.rst, then net/core/dev.py (where GSO and GRO are called).
+
+GSO: TCP sends one skb of many segments (`gso_size` bytes each) through IP, netfilter and
+the qdisc as one packet; a device that cannot segment (`dev.tso` off: the emulated NIC,
+tun, tap) gets it cut here, just before its queue, so taps and the wire see real segments.
+Each segment gets its own IP id, total length and checksums; FIN and PSH stay on the last
+one, CWR on the first (tcp_gso_segment).
+
+GRO: in a NAPI poll, consecutive segments of one TCP flow that a sender cut from one stream
+(same ACK, window, options, flags but PSH; each full-sized but the last) become one skb
+again before IP sees them: one trip up the stack instead of one per segment. A segment with
+PSH (or one shorter than the first) ends its batch; so does the end of the poll
+(napi_gro_flush). Checksums are verified on each segment first; a bad one is passed up
+alone, where TCP counts and drops it.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from ...lib.checksum import csum_ipv4_payload, ip_fast_csum_at
+from ...uapi.ip import IPPROTO_TCP
+from ...uapi.tcp import TCPHDR_CWR, TCPHDR_FIN, TCPHDR_PSH
+from ..core.skbuff import CHECKSUM_UNNECESSARY, SKB_TRUESIZE, SkBuff
+
+if TYPE_CHECKING:
+    from ..core.dev import Napi
+
+__all__ = ["skb_gso_segment", "tcp_gro_receive", "napi_gro_flush", "GRO_MAX_SIZE"]
+
+GRO_MAX_SIZE = 65536
+_IP_MF_OFFSET = 0x3FFF
+_unpack_addrs = struct.Struct("!II").unpack_from
+_unpack_seq_ack = struct.Struct("!II").unpack_from
+
+
+def skb_gso_segment(skb: SkBuff) -> list[SkBuff]:
+    """Cut a TCP GSO skb into `gso_segs` skbs. Whatever precedes the IP header (a link
+    header already pushed) is copied into each; headers are fixed up per segment."""
+    buf = skb.buf
+    nh = skb.network_header
+    ihl = (buf[nh] & 15) * 4
+    th = nh + ihl
+    thlen = (buf[th + 12] >> 4) * 4
+    header = bytes(buf[skb.data:th + thlen])
+    l3 = nh - skb.data  # where the IP header starts within `header`
+    mss = skb.gso_size
+    payload = memoryview(buf)[th + thlen:skb.tail]
+    total = len(payload)
+    ip_id = (buf[nh + 4] << 8) | buf[nh + 5]
+    seq = int.from_bytes(buf[th + 4:th + 8], "big")
+    flags = buf[th + 13]
+    saddr, daddr = _unpack_addrs(buf, nh + 12)
+    segs = []
+    per_truesize = SKB_TRUESIZE(0)
+    for off in range(0, total, mss):
+        n = min(mss, total - off)
+        last = off + n >= total
+        out = bytearray(header)
+        out += payload[off:off + n]
+        ipo = l3
+        tot = ihl + thlen + n
+        out[ipo + 2] = tot >> 8
+        out[ipo + 3] = tot & 0xFF
+        out[ipo + 4] = ip_id >> 8
+        out[ipo + 5] = ip_id & 0xFF
+        ip_id = (ip_id + 1) & 0xFFFF
+        out[ipo + 10] = out[ipo + 11] = 0
+        c = ip_fast_csum_at(out, ipo, ihl)
+        out[ipo + 10] = c >> 8
+        out[ipo + 11] = c & 0xFF
+        tho = ipo + ihl
+        s = (seq + off) & 0xFFFFFFFF
+        out[tho + 4:tho + 8] = s.to_bytes(4, "big")
+        f = flags
+        if not last:
+            f &= ~(TCPHDR_FIN | TCPHDR_PSH)
+        if off:
+            f &= ~TCPHDR_CWR
+        out[tho + 13] = f
+        out[tho + 16] = out[tho + 17] = 0
+        c = csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, out, tho, thlen + n)
+        out[tho + 16] = c >> 8
+        out[tho + 17] = c & 0xFF
+        seg = SkBuff(out, 0, len(out), per_truesize + n)
+        seg.network_header = l3
+        seg.transport_header = tho
+        seg.mac_header = 0 if l3 else -1
+        seg.dev = skb.dev
+        seg.dst = skb.dst
+        seg.sk = skb.sk
+        seg.protocol = skb.protocol
+        seg.priority = skb.priority
+        seg.mark = skb.mark
+        if not off:
+            seg.trace = skb.trace
+        segs.append(seg)
+    return segs
+
+
+class _GroFlow:
+    """An skb being built from consecutive segments of one flow."""
+
+    __slots__ = ("skb", "next_seq", "mss", "count", "key", "match")
+
+    def __init__(self, skb: SkBuff, next_seq: int, mss: int, key: tuple, match: bytes):
+        self.skb = skb
+        self.next_seq = next_seq
+        self.mss = mss
+        self.count = 1
+        self.key = key
+        self.match = match  # the header bytes every merged segment must share
+
+
+def tcp_gro_receive(napi: "Napi", skb: SkBuff, deliver) -> bool:
+    """Try to hold or merge an IPv4/TCP segment (skb.data at the IP header). False: not a
+    GRO candidate, deliver it now (after flushing its flow, to keep order)."""
+    buf = skb.buf
+    nh = skb.data
+    length = skb.tail - nh
+    if length < 40 or buf[nh] != 0x45 or buf[nh + 9] != IPPROTO_TCP:
+        return False
+    tot = (buf[nh + 2] << 8) | buf[nh + 3]
+    if tot < 40 or tot > length or ((buf[nh + 6] << 8) | buf[nh + 7]) & _IP_MF_OFFSET:
+        return False
+    if ip_fast_csum_at(buf, nh, 20) != 0:
+        return False
+    th = nh + 20
+    thlen = (buf[th + 12] >> 4) * 4
+    if thlen < 20 or thlen > tot - 20:
+        return False
+    saddr, daddr = _unpack_addrs(buf, nh + 12)
+    key = (saddr, daddr, bytes(buf[th:th + 4]))
+    flows = napi.gro_list
+    held = flows.get(key)
+    flags = buf[th + 13]
+    datalen = tot - 20 - thlen
+    # Only plain data segments (ACK, maybe PSH) merge; anything else goes up on its own.
+    if flags & ~(TCPHDR_PSH | 0x10) or not datalen or \
+            csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, th, tot - 20) != 0:
+        if held is not None:
+            del flows[key]
+            _flush(held, deliver)
+        return False
+    seq, ack = _unpack_seq_ack(buf, th + 4)
+    # ACK, data offset, flags but PSH, window, and every option (timestamps) must match.
+    match = bytes(buf[th + 8:th + 13]) + bytes((flags & ~TCPHDR_PSH,)) + \
+        bytes(buf[th + 14:th + 16]) + bytes(buf[th + 20:th + thlen])
+    if held is not None:
+        hs = held.skb
+        if (seq != held.next_seq or match != held.match or datalen > held.mss
+                or hs.tail - hs.data + datalen > GRO_MAX_SIZE - 1):
+            del flows[key]
+            _flush(held, deliver)
+            held = None
+    if held is None:
+        skb.tail = skb.end = nh + tot  # drop any Ethernet padding
+        del buf[skb.tail:]
+        held = _GroFlow(skb, (seq + datalen) & 0xFFFFFFFF, datalen, key, match)
+        flows[key] = held
+    else:
+        hs = held.skb
+        hs.buf += memoryview(buf)[th + thlen:nh + tot]
+        hs.tail = hs.end = len(hs.buf)
+        hs.truesize += skb.truesize
+        held.next_seq = (seq + datalen) & 0xFFFFFFFF
+        held.count += 1
+        if flags & TCPHDR_PSH:
+            hb = hs.buf
+            hb[hs.data + 20 + 13] |= TCPHDR_PSH
+    if flags & TCPHDR_PSH or datalen < held.mss:
+        del flows[key]
+        _flush(held, deliver)
+    return True
+
+
+def _flush(flow: _GroFlow, deliver) -> None:
+    skb = flow.skb
+    if flow.count > 1:
+        buf = skb.buf
+        nh = skb.data
+        tot = skb.tail - nh
+        buf[nh + 2] = tot >> 8
+        buf[nh + 3] = tot & 0xFF
+        buf[nh + 10] = buf[nh + 11] = 0
+        c = ip_fast_csum_at(buf, nh, 20)
+        buf[nh + 10] = c >> 8
+        buf[nh + 11] = c & 0xFF
+        skb.gso_size = flow.mss
+        skb.gso_segs = flow.count
+    skb.ip_summed = CHECKSUM_UNNECESSARY
+    deliver(skb)
+
+
+def napi_gro_flush(napi: "Napi", deliver) -> None:
+    """End of a poll: everything held goes up, oldest first."""
+    flows = napi.gro_list
+    if flows:
+        held = list(flows.values())
+        flows.clear()
+        for flow in held:
+            _flush(flow, deliver)
