@@ -11,7 +11,9 @@ How to read the figures
 The machine running the suite is shared and its speed drifts, so no absolute figure is
 meaningful alone. Each pystack figure is printed beside an *anchor* measured in the same
 process, in the same run, with the repetitions of the two interleaved (anchor, pystack,
-anchor, pystack, ...) so that drift hits both alike; the *ratio* is pystack ÷ anchor.
+anchor, pystack, ...) so that drift hits both alike; the *ratio* is pystack ÷ anchor, the
+median of the ratios of adjacent repetitions (so it need not equal the quotient of the two
+medians shown), and each row's note gives the range of those pair ratios.
 
 * Throughput rows (round trips/s, MB/s, pairs/s, connections/s): higher is better, and the
   ratio says what fraction of the anchor's speed pystack reaches: 0.5 means half as fast.
@@ -26,5 +28,6 @@ fails (pystack not written yet, a missing feature) is reported as ``n/a (reason)
 
 Files: ``harness`` (timing, repetitions, medians, the table), ``anchors`` (the anchor side),
 ``figures`` (the pystack side and the list of figures), ``profile`` (one figure under
-cProfile: ``python -m benchmarks.profile NAME``).
+cProfile: ``python -m benchmarks.profile NAME``). ``NOTES.md`` records where the figures stand,
+how to measure a change on a shared machine, and what stands in the way of each target.
 """

@@ -571,8 +571,8 @@ FIGURES: dict[str, Figure] = {
             anchors.kernel_tcp_echo,
             Target(">=", 0.5, "ratio"),
             full=Plan(
-                dict(round_trips=30_000, seconds=1.5),
-                reps=3,
+                dict(round_trips=30_000, seconds=1.0),
+                reps=5,
                 warmup=dict(round_trips=500, seconds=0.3),
             ),
             quick=Plan(dict(round_trips=2_000, seconds=0.3), reps=1, warmup=None),
@@ -603,8 +603,8 @@ FIGURES: dict[str, Figure] = {
             anchors.fakenet_udp_pairs,
             Target(">=", 1.0, "ratio"),
             full=Plan(
-                dict(pairs=50_000, seconds=1.5),
-                reps=3,
+                dict(pairs=50_000, seconds=1.0),
+                reps=5,
                 warmup=dict(pairs=1_000, seconds=0.3),
             ),
             quick=Plan(dict(pairs=3_000, seconds=0.3), reps=1, warmup=None),
@@ -617,8 +617,8 @@ FIGURES: dict[str, Figure] = {
             anchors.kernel_tcp_connect_close,
             Target(">=", 2000, "value", "conn/s"),
             full=Plan(
-                dict(connections=4_000, seconds=1.5),
-                reps=3,
+                dict(connections=4_000, seconds=1.0),
+                reps=5,
                 warmup=dict(connections=200, seconds=0.3),
             ),
             quick=Plan(dict(connections=300, seconds=0.3), reps=1, warmup=None),

@@ -10,8 +10,13 @@ ends early instead of running long.
 `compare` runs a figure's anchor and pystack functions after a warm-up, interleaving the
 repetitions (anchor, pystack, anchor, pystack, ...) so that the machine's drifting speed
 hits both sides alike, and keeps the median of each side. The ratio is always
-pystack ÷ anchor; `Target` says whether a row is judged on that ratio or on the pystack
-value itself, and in which direction.
+pystack ÷ anchor, taken pair by pair: each pystack repetition is divided by the anchor
+repetition run just before it, and the row's ratio is the median of those pair ratios. On a
+machine shared with other work the load changes within seconds; two adjacent repetitions
+see nearly the same load, two medians taken over the whole run do not, so the paired ratio
+is the steadier figure. The note gives the lowest and highest pair ratio. `Target` says
+whether a row is judged on that ratio or on the pystack value itself, and in which
+direction.
 
 The pystack side runs in virtual time (`run_virtual`: ``trio.run`` with an autojump
 ``MockClock``). Two guards keep an unfinished stack from hanging the suite: a virtual-time
@@ -287,6 +292,14 @@ class _Side:
         return statistics.median(self.values) if self.values else None
 
 
+def paired_ratios(anchor: Sequence[float], pystack: Sequence[float]) -> list[float]:
+    """pystack ÷ anchor for each interleaved pair of repetitions (anchor first, then pystack);
+    empty unless both sides have a value for every repetition."""
+    if len(anchor) != len(pystack) or not anchor or not all(anchor):
+        return []
+    return [p / a for a, p in zip(anchor, pystack)]
+
+
 def compare(
     *,
     name: str,
@@ -323,6 +336,13 @@ def compare(
     if p.failure:
         pv = None
     ratio = pv / av if pv is not None and av else None
+    notes = a.notes + p.notes
+    pairs = paired_ratios(a.values, p.values) if ratio is not None else []
+    if pairs:
+        ratio = statistics.median(pairs)
+        if len(pairs) > 1:
+            notes.append(f"pair ratios {fmt(min(pairs))}–{fmt(max(pairs))} "
+                         f"over {len(pairs)} interleaved repetitions")
     return Row(
         name=name,
         title=title,
@@ -332,7 +352,7 @@ def compare(
         ratio=ratio,
         target=target,
         met=pv is not None and target.met(pv, ratio),
-        note="; ".join(a.notes + p.notes),
+        note="; ".join(notes),
         pystack_failure=p.failure,
         anchor_failure=a.failure,
     )

@@ -217,8 +217,7 @@ async def sys_sendto(task: Task, fd: int, data: Any, flags: int = 0,
                      dest: tuple[int, int, int] | None = None) -> int:
     """dest is (family, addr, port) or None."""
     try:
-        _enter(task)
-        file, sock = sockfd_lookup(task, fd)
+        file, sock = sockfd_lookup(task, fd)  # (_blocking puts the task on its CPU)
         addr = None
         if dest is not None:
             family, daddr, dport = dest
@@ -260,10 +259,9 @@ async def sys_recvfrom(task: Task, fd: int, size: int, flags: int = 0,
     """Returns (data, (addr, port) or None, msg_flags, length the call returns). Control
     messages, as (level, type, data), are appended to `control` when it is given."""
     try:
-        _enter(task)
         if size < 0:
             raise KernelError(errno.EINVAL)
-        file, sock = sockfd_lookup(task, fd)
+        file, sock = sockfd_lookup(task, fd)  # (_blocking puts the task on its CPU)
         if file.f_flags & O_NONBLOCK:
             flags |= MSG_DONTWAIT  # as __sys_recvfrom does: the protocol sees one flag
         # Reading the error queue never waits (ip_recv_error returns EAGAIN at once).

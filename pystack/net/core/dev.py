@@ -180,7 +180,7 @@ def net_rx_action(cpu: "Cpu") -> None:
     budget = net.sysctl.netdev_budget
     work_list = cpu.poll_list
     cpu.poll_list = []
-    repoll: list[Napi] = []
+    repoll: list[Napi] | None = None
     i = 0
     while i < len(work_list):
         napi = work_list[i]
@@ -191,16 +191,20 @@ def net_rx_action(cpu: "Cpu") -> None:
         work = napi.poll(napi, weight)
         budget -= work
         if work >= weight and napi.scheduled:
+            if repoll is None:
+                repoll = []
             repoll.append(napi)
         if budget <= 0:
             cpu.time_squeeze += 1
             break
-    # Whatever was not polled, then what got scheduled meanwhile, then the repolls.
-    remaining = work_list[i:]
-    remaining.extend(cpu.poll_list)
-    remaining.extend(repoll)
-    cpu.poll_list = remaining
-    if remaining:
+    # Whatever was not polled, then what got scheduled meanwhile, then the repolls. (The
+    # usual case, every instance polled to completion, leaves cpu.poll_list as it is.)
+    if i < len(work_list) or repoll:
+        remaining = work_list[i:]
+        remaining.extend(cpu.poll_list)
+        remaining.extend(repoll or ())
+        cpu.poll_list = remaining
+    if cpu.poll_list:
         raise_softirq(cpu, NET_RX_SOFTIRQ)
 
 

@@ -56,6 +56,9 @@ TCP_CONGESTION = 13
 TCP_USER_TIMEOUT = 18
 TCP_NOTSENT_LOWAT = 25
 
+# recvmsg flags tcp_recvmsg reads (include/linux/socket.h)
+MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_ERRQUEUE = 0x1, 0x2, 0x100, 0x2000
+
 # tp->nonagle
 TCP_NAGLE_OFF = 1
 TCP_NAGLE_CORK = 2
@@ -513,8 +516,6 @@ def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
                 control: list | None = None) -> tuple[bytes, Any, int, int]:
     """Copy received bytes. With MSG_WAITALL the bytes gather in `acc` across waits.
     MSG_ERRQUEUE reads the socket's error queue (inet_recv_error)."""
-    from .tcp_output import tcp_cleanup_rbuf
-    MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_ERRQUEUE = 0x1, 0x2, 0x100, 0x2000
     if flags & MSG_ERRQUEUE:
         return ip_recv_error(sk, size, control)
     lock_sock(sk)
@@ -530,6 +531,7 @@ def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
                 or sk.sk_state == TCP_CLOSE)
         if avail == 0 or (avail < target and not done):
             if avail and flags & MSG_WAITALL and acc is not None and not flags & MSG_PEEK:
+                from .tcp_output import tcp_cleanup_rbuf
                 acc.extend(_copy_out(sk, min(avail, want), False))
                 tcp_cleanup_rbuf(sk, avail)
             if size == 0:
@@ -555,6 +557,7 @@ def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
             acc.extend(data)
             data = bytes(acc)
         if not flags & MSG_PEEK:
+            from .tcp_output import tcp_cleanup_rbuf
             tcp_rcv_space_adjust(sk)
             tcp_cleanup_rbuf(sk, n)
         return data, None, 0, len(data)
@@ -595,17 +598,22 @@ def tcp_inq(sk: TcpSock) -> int:
 
 
 def _copy_out(sk: TcpSock, n: int, peek: bool) -> bytes:
-    out = bytearray()
+    """Up to `n` bytes from the receive queue, copied once (views of the queued buffers,
+    joined into the bytes returned)."""
+    pieces: list[memoryview] = []
+    got = 0
     q = sk.sk_receive_queue
     seq = sk.copied_seq
     i = 0
-    while len(out) < n and i < len(q):
+    while got < n and i < len(q):
         skb = q[i]
         payload = skb.tail - skb.data
         offset = (seq - skb.cb.seq) & 0xFFFFFFFF
         if offset < payload:
-            take = min(payload - offset, n - len(out))
-            out += skb.buf[skb.data + offset:skb.data + offset + take]
+            take = min(payload - offset, n - got)
+            start = skb.data + offset
+            pieces.append(memoryview(skb.buf)[start:start + take])
+            got += take
             seq = (seq + take) & 0xFFFFFFFF
             offset += take
         if offset < payload:
@@ -617,7 +625,7 @@ def _copy_out(sk: TcpSock, n: int, peek: bool) -> bytes:
             consume_skb(skb)
     if not peek:
         sk.copied_seq = seq
-    return bytes(out)
+    return b"".join(pieces)
 
 
 # -- poll and ioctl -------------------------------------------------------------------------------

@@ -350,9 +350,8 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
     saddr = sk.inet_saddr or rt.saddr
     daddr = rt.daddr  # as udp_sendmsg takes fl4->daddr: 0.0.0.0 becomes this host
     # sock_alloc_send_skb: pending error, shut down for writing, then memory.
-    err = sock_error(sk)
-    if err:
-        raise KernelError(err)
+    if sk.sk_err:
+        raise KernelError(sock_error(sk))
     if sk.sk_shutdown & SEND_SHUTDOWN:
         raise KernelError(errno.EPIPE)
     if sk.sk_wmem_alloc >= sk.sk_sndbuf:
@@ -423,9 +422,8 @@ def udp_recvmsg(sk: UdpSock, size: int, flags: int, control: list | None = None
     """
     if flags & MSG_ERRQUEUE:
         return ip_recv_error(sk, size, control)
-    err = sock_error(sk)
-    if err:
-        raise KernelError(err)
+    if sk.sk_err:
+        raise KernelError(sock_error(sk))
     q = sk.sk_receive_queue
     if not q:
         if sk.sk_shutdown & RCV_SHUTDOWN and not flags & MSG_DONTWAIT:
