@@ -11,9 +11,9 @@ How to read the figures
 The machine running the suite is shared and its speed drifts, so no absolute figure is
 meaningful alone. Each pystack figure is printed beside an *anchor* measured in the same
 process, in the same run, with the repetitions of the two interleaved (anchor, pystack,
-anchor, pystack, ...) so that drift hits both alike; the *ratio* is pystack ÷ anchor, the
-median of the ratios of adjacent repetitions (so it need not equal the quotient of the two
-medians shown), and each row's note gives the range of those pair ratios.
+anchor, pystack, ...) so that drift hits both alike; the *ratio* is pystack ÷ anchor (of the
+two medians shown), and each row's note gives the range of the ratios of adjacent
+repetitions: how much the machine's speed moved during the row.
 
 * Throughput rows (round trips/s, MB/s, pairs/s, connections/s): higher is better, and the
   ratio says what fraction of the anchor's speed pystack reaches: 0.5 means half as fast.
