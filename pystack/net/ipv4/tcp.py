@@ -569,7 +569,6 @@ def tcp_rcv_space_adjust(sk: TcpSock) -> None:
     """Receive-buffer auto-tuning (tcp_moderate_rcvbuf): once per RTT, size the receive
     buffer for twice what the reader consumed in that RTT, plus room for growth, up to
     tcp_rmem[2]; the window clamp follows."""
-    from .tcp_output import tcp_win_from_space
     now = trio.current_time()
     rtt = (sk.srtt_us >> 3) / 1e6
     if not sk.srtt_us or now - sk.rcvq_time < rtt:
@@ -582,6 +581,7 @@ def tcp_rcv_space_adjust(sk: TcpSock) -> None:
             rcvwin += (rcvwin * (copied - space) // space) << 1
             rcvbuf = min(rcvwin * 2, sk.sk_net.sysctl.tcp_rmem[2])  # tcp_space_from_win
             if rcvbuf > sk.sk_rcvbuf:
+                from .tcp_output import tcp_win_from_space
                 sk.sk_rcvbuf = rcvbuf
                 sk.window_clamp = max(sk.window_clamp, tcp_win_from_space(rcvbuf))
         sk.rcv_space = copied
