@@ -15,6 +15,7 @@ import pytest
 import trio
 
 import pystack
+from pystack.kernel.sched import current
 from pystack.net.core.netfilter import NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN, nf_register_hook
 
 PORT = 5000
@@ -131,3 +132,29 @@ async def test_trace_filters_by_prefix_and_unsubscribes() -> None:
     assert seen and len(net_only) == seen
     assert {e.name.split(":")[0] for e in net_only} == {"net"}
     assert len(everything) > seen
+
+
+async def test_a_send_event_names_the_cpu_of_the_process_that_sends() -> None:
+    # Two processes of a two-CPU host take turns sending: each EVENT_SOCK_SENDMSG must name
+    # the sender's own CPU, not the one the previous system call ran on.
+    net = pystack.Network(seed=1)
+    a = net.add_host("a", cpus=2)
+    events: list = []
+    async with net:
+        rx = a.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await rx.bind(("127.0.0.1", PORT))
+        async with a.process("one") as one, a.process("two") as two:
+            assert one.cpu is not two.cpu
+            senders = []
+            for task in (one, two):
+                token = current.set(task)
+                try:
+                    senders.append((task, a.socket(socket.AF_INET, socket.SOCK_DGRAM)))
+                finally:
+                    current.reset(token)
+            net.trace(events.append, match="EVENT_SOCK_SENDMSG")
+            cpus = []
+            for task, tx in senders + senders:
+                await tx.sendto(b"x", ("127.0.0.1", PORT))
+                cpus.append(task.cpu.id)
+    assert [e.cpu for e in events] == cpus == [one.cpu.id, two.cpu.id] * 2

@@ -226,6 +226,7 @@ async def sys_sendto(task: Task, fd: int, data: Any, flags: int = 0,
             addr = (daddr, dport)
         nonblock = bool(file.f_flags & O_NONBLOCK or flags & MSG_DONTWAIT)
         if task.host.net.tracer.active:
+            _enter(task)  # the event names the CPU the call runs on
             _trace(task, "EVENT_SOCK_SENDMSG", fd=fd, len=len(data))
         if sock.type != SOCK_STREAM:
             return await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo, sock.ops.sendmsg,
