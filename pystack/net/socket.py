@@ -188,8 +188,9 @@ async def _blocking(task: Task, sock: Socket, nonblock: bool, timeo: float,
     seconds in all. The clock is read only when a first sleep is due: a call that does not
     wait costs no more than its attempt."""
     deadline = -1.0
+    host = task.host
     while True:
-        _enter(task)
+        host.this_cpu = task.cpu  # _enter(task), inline: once per attempt of every blocking call
         sk = sock.sk
         woken = sk.sk_wakeups if sk is not None else 0
         try:

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from ..core.skbuff import SkBuff
 
 _pack_into = ETH_HDR.pack_into
-_unpack_from = ETH_HDR.unpack_from
 
 
 def eth_header(skb: "SkBuff", dev: "NetDevice", protocol: int, daddr: bytes,
@@ -33,13 +32,14 @@ def eth_type_trans(skb: "SkBuff", dev: "NetDevice") -> int:
     The caller has checked the frame holds at least a header.
     """
     skb.dev = dev
-    skb.mac_header = skb.data
-    dst, _src, proto = _unpack_from(skb.buf, skb.data)
-    skb.data += ETH_HLEN
+    buf = skb.buf
+    off = skb.mac_header = skb.data
+    skb.data = off + ETH_HLEN
+    dst = buf[off:off + 6]  # (the source address is not needed: not read)
     if dst[0] & 1:
         skb.pkt_type = PACKET_BROADCAST if dst == dev.broadcast else PACKET_MULTICAST
     elif dst != dev.dev_addr:
         skb.pkt_type = PACKET_OTHERHOST
     else:
         skb.pkt_type = PACKET_HOST
-    return proto
+    return (buf[off + 12] << 8) | buf[off + 13]

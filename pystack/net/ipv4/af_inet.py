@@ -176,7 +176,8 @@ def inet_dgram_connect(sock: Socket, family: int, addr: int, port: int, nonblock
 
 def inet_sendmsg(sock: Socket, data: Any, flags: int, addr: tuple[int, int] | None) -> int:
     sk = sock.sk
-    inet_autobind(sk)
+    if not sk.inet_num:  # inet_send_prepare tests the port before calling inet_autobind
+        inet_autobind(sk)
     return sk.sk_prot.sendmsg(sk, data, flags, addr)
 
 
