@@ -82,24 +82,24 @@ def __do_softirq(cpu: "Cpu") -> None:
     was_serving = cpu.serving_softirq
     cpu.serving_softirq = True
     vec = cpu.softirq_vec
+    counts = cpu.softirq_counts
+    tracer = host.net.tracer
     restart = MAX_SOFTIRQ_RESTART
     try:
         while True:
             pending = cpu.softirq_pending
             cpu.softirq_pending = 0
-            nr = 0
-            while pending:
-                if pending & 1:
-                    cpu.softirq_counts[nr] += 1
-                    tracer = host.net.tracer
-                    if tracer.active:
-                        tracer.emit(host.net, "irq:softirq_entry", vec=nr, action=SOFTIRQ_NAMES[nr])
-                        vec[nr](cpu)
-                        tracer.emit(host.net, "irq:softirq_exit", vec=nr, action=SOFTIRQ_NAMES[nr])
-                    else:
-                        vec[nr](cpu)
-                pending >>= 1
-                nr += 1
+            while pending:  # the pending vectors, lowest number first
+                bit = pending & -pending
+                pending ^= bit
+                nr = bit.bit_length() - 1
+                counts[nr] += 1
+                if tracer.active:
+                    tracer.emit(host.net, "irq:softirq_entry", vec=nr, action=SOFTIRQ_NAMES[nr])
+                    vec[nr](cpu)
+                    tracer.emit(host.net, "irq:softirq_exit", vec=nr, action=SOFTIRQ_NAMES[nr])
+                else:
+                    vec[nr](cpu)
             if not cpu.softirq_pending:
                 break
             restart -= 1
