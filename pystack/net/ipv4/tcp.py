@@ -398,7 +398,8 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
     the route can do TSO/GSO); a full skb at the head of the queue is sent at once
     (tcp_push_one), and PSH marks the end of what this call wrote (tcp_push)."""
     from .tcp_output import (__tcp_push_pending_frames, forced_push, tcp_mark_push, tcp_push,
-                             tcp_push_one, tcp_send_mss)
+                             tcp_push_one)
+    from .tcp_tso import tcp_send_mss
     MSG_OOB, MSG_MORE, MSG_EOR = 0x1, 0x8000, 0x80
     lock_sock(sk)
     try:

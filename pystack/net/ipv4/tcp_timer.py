@@ -133,8 +133,8 @@ def tcp_set_xmit_timer(sk: TcpSock) -> None:
 
 def tcp_send_loss_probe(sk: TcpSock) -> None:
     """The probe: new data if the window allows, else the last segment sent again."""
-    from .tcp_output import (tcp_current_mss, tcp_retransmit_skb, tcp_snd_wnd_test,
-                             tcp_write_xmit)
+    from .tcp_output import tcp_retransmit_skb, tcp_write_xmit
+    from .tcp_tso import tcp_current_mss, tcp_snd_wnd_test
     mss = tcp_current_mss(sk)
     sent = False
     if sk.write_queue and tcp_snd_wnd_test(sk, sk.write_queue[0].cb.end_seq):
