@@ -29,7 +29,7 @@ from .tcp_cong import TCP_INIT_CWND
 from .tcp_recovery import (FLAG_ACKED, FLAG_DATA_ACKED, FLAG_DATA_SACKED, FLAG_RETRANS_DATA_ACKED,
                            FLAG_SLOWPATH, FLAG_SND_UNA_ADVANCED, FLAG_SYN_ACKED,
                            FLAG_WIN_UPDATE, tcp_cwnd_reduction, tcp_fastretrans_alert,
-                           tcp_remove_reno_sacks, tcp_sacktag_write_queue)
+                           tcp_rack_advance, tcp_remove_reno_sacks, tcp_sacktag_write_queue)
 from .tcp_output import (__tcp_select_window, tcp_data_snd_check, tcp_retransmit_skb,
                          tcp_send_ack, tcp_send_delayed_ack, tcp_sndbuf_expand,
                          tcp_xmit_retransmit_queue)
@@ -144,6 +144,8 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
             first_ackt = cb.when
         if sacked & TCPCB_SACKED_ACKED:
             sk.sacked_out -= 1
+        elif sk.sack_ok:
+            tcp_rack_advance(sk, sacked, cb.end_seq, cb.when)
         if sacked & TCPCB_LOST:
             sk.lost_out -= 1
         sk.packets_out -= 1
