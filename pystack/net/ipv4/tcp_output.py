@@ -348,6 +348,11 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
     sent = 0
     q = sk.write_queue
     sk.cwnd_limited = False
+    if not sk.packets_out and q:
+        # The first data after an idle spell (a long zero window too) restarts from the
+        # initial window (RFC 5681 4.1), whether a write or an ACK sends it.
+        from .tcp import tcp_slow_start_after_idle_check
+        tcp_slow_start_after_idle_check(sk)
     max_segs = tcp_tso_segs(sk, mss_now) if sk_can_gso(sk) else 1
     while q:
         skb = q[0]
