@@ -178,7 +178,7 @@ class Shell:
 
     def _ethtool_features(self, argv: list[str]) -> bool:
         """`ethtool -K DEV tso off gso off`: the device's feature flags. (TCP keeps building
-        multi-segment skbs: see tcp_output.sk_can_gso.) Other features change nothing
+        multi-segment skbs: see tcp_tso.sk_can_gso.) Other features change nothing
         modelled."""
         dev = self.host.net.dev_get_by_name(argv[2])
         if dev is None:

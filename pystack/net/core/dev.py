@@ -93,7 +93,7 @@ class NetDevice:
         self.ptype_all: list[Callable[["SkBuff", "NetDevice", str], None]] = []  # taps
         self.header_ops: Any = None
         # NETIF_F_TSO, NETIF_F_GSO, NETIF_F_GRO (`ethtool -K DEV tso off ...`). TCP builds
-        # skbs of many segments either way (tcp_output.sk_can_gso); a device without TSO
+        # skbs of many segments either way (tcp_tso.sk_can_gso); a device without TSO
         # gets them cut in software (dev_queue_xmit); GRO merges what a NAPI poll receives.
         self.tso = True
         self.gso = True

@@ -63,6 +63,8 @@ _DEFAULTS: dict[str, tuple[str, Any]] = {
     "net.ipv4.tcp_early_retrans": ("tcp_early_retrans", 3),  # 3: tail loss probes on
     "net.ipv4.tcp_slow_start_after_idle": ("tcp_slow_start_after_idle", 1),
     "net.ipv4.tcp_min_tso_segs": ("tcp_min_tso_segs", 2),
+    "net.ipv4.tcp_recovery": ("tcp_recovery", 1),  # 1: RACK loss detection
+    "net.ipv4.tcp_max_reordering": ("tcp_max_reordering", 300),
     "net.ipv4.tcp_tso_win_divisor": ("tcp_tso_win_divisor", 3),
     "net.ipv4.tcp_tso_rtt_log": ("tcp_tso_rtt_log", 9),
     "net.ipv4.tcp_pacing_ss_ratio": ("tcp_pacing_ss_ratio", 200),

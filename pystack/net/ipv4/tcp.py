@@ -168,6 +168,7 @@ class TcpSock(InetSock):
         "high_seq", "undo_marker", "undo_retrans", "total_retrans", "reordering",
         "dup_acks", "max_packets_out", "cwnd_limited", "ca_priv", "lsndtime", "rcv_tstamp",
         "last_oow_ack_time", "snd_cwnd_stamp", "sk_pacing_rate", "tcp_wstamp", "gso_units",
+        "rack_mstamp", "rack_end_seq", "rack_rtt_us", "rack_advanced", "reord_seen",
         # queues
         "write_queue", "rtx_queue", "out_of_order_queue", "sk_wmem_queued",
         # options
@@ -262,6 +263,12 @@ class TcpSock(InetSock):
         self.sk_pacing_rate = -1  # bytes per second; -1: unlimited (~0UL) until an RTT is known
         self.tcp_wstamp = -1.0  # when the last segment (of any kind) was sent
         self.gso_units = 0  # numbers the TSO skbs sent, for their segments in rtx_queue
+        # RACK (RFC 8985): the most recently sent segment known delivered, and its RTT.
+        self.rack_mstamp = -1.0
+        self.rack_end_seq = 0
+        self.rack_rtt_us = 0
+        self.rack_advanced = False
+        self.reord_seen = 0  # reorderings seen (a SACK below the highest SACKed)
         self.write_queue: deque[SkBuff] = deque()  # not yet sent
         self.rtx_queue: deque[SkBuff] = deque()  # sent, not yet acked
         self.out_of_order_queue: list[SkBuff] = []
@@ -398,7 +405,8 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
     the route can do TSO/GSO); a full skb at the head of the queue is sent at once
     (tcp_push_one), and PSH marks the end of what this call wrote (tcp_push)."""
     from .tcp_output import (__tcp_push_pending_frames, forced_push, tcp_mark_push, tcp_push,
-                             tcp_push_one, tcp_send_mss)
+                             tcp_push_one)
+    from .tcp_tso import tcp_send_mss
     MSG_OOB, MSG_MORE, MSG_EOR = 0x1, 0x8000, 0x80
     lock_sock(sk)
     try:

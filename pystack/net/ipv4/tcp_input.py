@@ -29,15 +29,16 @@ from .tcp_cong import TCP_INIT_CWND
 from .tcp_recovery import (FLAG_ACKED, FLAG_DATA_ACKED, FLAG_DATA_SACKED, FLAG_RETRANS_DATA_ACKED,
                            FLAG_SLOWPATH, FLAG_SND_UNA_ADVANCED, FLAG_SYN_ACKED,
                            FLAG_WIN_UPDATE, tcp_cwnd_reduction, tcp_fastretrans_alert,
-                           tcp_remove_reno_sacks, tcp_sacktag_write_queue)
-from .tcp_output import (__tcp_select_window, tcp_current_mss, tcp_data_snd_check,
-                         tcp_retransmit_skb, tcp_send_ack, tcp_send_delayed_ack,
-                         tcp_sndbuf_expand, tcp_update_pacing_rate, tcp_xmit_retransmit_queue)
+                           tcp_rack_advance, tcp_remove_reno_sacks, tcp_sacktag_write_queue)
+from .tcp_output import (__tcp_select_window, tcp_data_snd_check, tcp_retransmit_skb,
+                         tcp_send_ack, tcp_send_delayed_ack, tcp_sndbuf_expand,
+                         tcp_xmit_retransmit_queue)
 from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
                          TCP_SYN_SENT, TCP_TIME_WAIT)
 from .tcp_timer import (ICSK_ACK_NOW, ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED,
                         tcp_reset_keepalive_timer, tcp_set_xmit_timer)
+from .tcp_tso import tcp_current_mss, tcp_sync_mss, tcp_update_pacing_rate
 
 MASK = 0xFFFFFFFF
 TCP_PAWS_24DAYS = 60 * 60 * 24 * 24
@@ -143,6 +144,8 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
             first_ackt = cb.when
         if sacked & TCPCB_SACKED_ACKED:
             sk.sacked_out -= 1
+        elif sk.sack_ok:
+            tcp_rack_advance(sk, sacked, cb.end_seq, cb.when)
         if sacked & TCPCB_LOST:
             sk.lost_out -= 1
         sk.packets_out -= 1
@@ -655,7 +658,6 @@ def tcp_take_syn(sk: TcpSock, cb, opts) -> None:
 
 def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     """SYN_SENT. Returns True if the caller must send a RST."""
-    from .tcp_output import tcp_sync_mss
     from .tcp_timer import inet_csk_clear_xmit_timer
     cb = skb.cb
     flags = cb.tcp_flags

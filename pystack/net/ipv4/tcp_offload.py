@@ -36,7 +36,6 @@ __all__ = ["skb_gso_segment", "tcp_gro_receive", "napi_gro_flush", "GRO_MAX_SIZE
 GRO_MAX_SIZE = 65536
 _IP_MF_OFFSET = 0x3FFF
 _unpack_addrs = struct.Struct("!II").unpack_from
-_unpack_seq_ack = struct.Struct("!II").unpack_from
 
 
 def skb_gso_segment(skb: SkBuff) -> list[SkBuff]:
@@ -108,7 +107,7 @@ class _GroFlow:
 
     __slots__ = ("skb", "next_seq", "mss", "count", "key", "match")
 
-    def __init__(self, skb: SkBuff, next_seq: int, mss: int, key: tuple, match: bytes):
+    def __init__(self, skb: SkBuff, next_seq: int, mss: int, key: tuple, match: bytearray):
         self.skb = skb
         self.next_seq = next_seq
         self.mss = mss
@@ -147,10 +146,12 @@ def tcp_gro_receive(napi: "Napi", skb: SkBuff, deliver) -> bool:
             del flows[key]
             _flush(held, deliver)
         return False
-    seq, ack = _unpack_seq_ack(buf, th + 4)
-    # ACK, data offset, flags but PSH, window, and every option (timestamps) must match.
-    match = bytes(buf[th + 8:th + 13]) + bytes((flags & ~TCPHDR_PSH,)) + \
-        bytes(buf[th + 14:th + 16]) + bytes(buf[th + 20:th + thlen])
+    seq = int.from_bytes(buf[th + 4:th + 8], "big")
+    # ACK, data offset, flags but PSH, window, and every option (timestamps) must match;
+    # the checksum and urgent pointer (bytes 16-19) are masked out.
+    match = buf[th + 8:th + thlen]
+    match[5] = flags & ~TCPHDR_PSH
+    match[8] = match[9] = match[10] = match[11] = 0
     if held is not None:
         hs = held.skb
         if (seq != held.next_seq or match != held.match or datalen > held.mss

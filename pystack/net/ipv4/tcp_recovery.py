@@ -6,13 +6,20 @@ Reduction), net/ipv4/tcp_input.c (tcp_sacktag_write_queue, tcp_check_dsack,
 tcp_mark_head_lost, tcp_enter_recovery, tcp_fastretrans_alert, tcp_cwnd_reduction).
 
 tcp_input.tcp_ack calls in here; the FLAG_* bits it accumulates live here because both
-halves read them. Not built yet: RACK-TLP (net/ipv4/tcp_recovery.c), undo and F-RTO.
+halves read them. RACK (RFC 8985, net/ipv4/tcp_recovery.c; on with net.ipv4.tcp_recovery=1,
+Linux's default) marks losses on SACK connections by time: a segment sent before one the
+peer has since received is lost once an RTT and a reordering window have passed, and a
+timer (ICSK_TIME_REO_TIMEOUT) waits for the rest. Without SACK, NewReno's duplicate-ACK rule
+marks the head lost. Not built yet: undo and F-RTO.
 """
 
 from __future__ import annotations
 
-from .tcp import (TCP_CA_Disorder, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery, TCPCB_LOST,
-                  TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSock, after, before)
+import trio
+
+from .tcp import (TCP_CA_Disorder, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery,
+                  TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
+                  TcpSock, after, before)
 from .tcp_output import tcp_xmit_retransmit_queue
 
 # tcp_ack flags
@@ -48,6 +55,8 @@ def tcp_sacktag_write_queue(sk: TcpSock, sacks: list[tuple[int, int]], ack: int)
         sk.dsack_dups += 1
         sk.sk_net.mib.tcpext_inc("TCPDSACKRecv")
         sacks = sacks[1:]
+    fack = _highest_sacked(sk)
+    low = None
     for start, end in sacks:
         if not after(end, start) or not after(end, sk.snd_una) or after(end, sk.snd_nxt):
             continue
@@ -56,16 +65,141 @@ def tcp_sacktag_write_queue(sk: TcpSock, sacks: list[tuple[int, int]], ack: int)
             if before(cb.seq, start) or after(cb.end_seq, end):
                 continue
             if not cb.sacked & TCPCB_SACKED_ACKED:
-                if cb.sacked & TCPCB_SACKED_RETRANS:
+                sacked = cb.sacked
+                if sacked & TCPCB_SACKED_RETRANS:
                     cb.sacked &= ~TCPCB_SACKED_RETRANS
                     sk.retrans_out -= 1
-                if cb.sacked & TCPCB_LOST:
+                if sacked & TCPCB_LOST:
                     cb.sacked &= ~TCPCB_LOST
                     sk.lost_out -= 1
                 cb.sacked |= TCPCB_SACKED_ACKED
                 sk.sacked_out += 1
                 flag |= FLAG_DATA_SACKED
+                tcp_rack_advance(sk, sacked, cb.end_seq, cb.when)
+                if not sacked & TCPCB_EVER_RETRANS and (low is None or before(cb.seq, low)):
+                    low = cb.seq
+    if low is not None and fack is not None:
+        tcp_check_sack_reordering(sk, low, fack)
     return flag
+
+
+def _highest_sacked(sk: TcpSock) -> int | None:
+    for skb in reversed(sk.rtx_queue):
+        if skb.cb.sacked & TCPCB_SACKED_ACKED:
+            return skb.cb.end_seq
+    return None
+
+
+def tcp_check_sack_reordering(sk: TcpSock, low_seq: int, fack: int) -> None:
+    """A segment below the highest SACKed one arrived late: reordering. The dupthresh
+    (`reordering`) grows to how far it was overtaken, in segments."""
+    if not before(low_seq, fack):
+        return
+    mss = sk.mss_cache
+    metric = (fack - low_seq) & 0xFFFFFFFF
+    if mss and metric > sk.reordering * mss:
+        sk.reordering = min(-(-metric // mss), sk.sk_net.sysctl.tcp_max_reordering)
+    sk.reord_seen += 1
+    sk.sk_net.mib.tcpext_inc("TCPSACKReorder")
+
+
+# -- RACK -------------------------------------------------------------------------------------
+
+def tcp_is_rack(sk: TcpSock) -> bool:
+    return bool(sk.sk_net.sysctl.tcp_recovery & 1) and sk.sack_ok
+
+
+def _sent_after(t1: float, t2: float, seq1: int, seq2: int) -> bool:
+    return t1 > t2 or (t1 == t2 and after(seq1, seq2))
+
+
+def tcp_rack_advance(sk: TcpSock, sacked: int, end_seq: int, xmit_time: float) -> None:
+    """A segment was delivered (ACKed or SACKed): remember it if it was sent the latest."""
+    rtt_us = int((trio.current_time() - xmit_time) * 1e6)
+    if sacked & TCPCB_EVER_RETRANS and sk.min_rtt_us and rtt_us < sk.min_rtt_us:
+        return  # too quick for the retransmission: the original arrived (ambiguous)
+    sk.rack_advanced = True
+    sk.rack_rtt_us = rtt_us
+    if _sent_after(xmit_time, sk.rack_mstamp, end_seq, sk.rack_end_seq):
+        sk.rack_mstamp = xmit_time
+        sk.rack_end_seq = end_seq
+
+
+def tcp_rack_reo_wnd(sk: TcpSock) -> int:
+    """The reordering window (µs): none while recovering or past dupthresh SACKs, until
+    reordering has been seen; then a quarter of min_rtt, at most the smoothed RTT."""
+    if not sk.reord_seen:
+        if sk.icsk_ca_state >= TCP_CA_Recovery:
+            return 0
+        if sk.sacked_out >= sk.reordering:
+            return 0
+    return min((sk.min_rtt_us >> 2), sk.srtt_us >> 3)
+
+
+def tcp_rack_detect_loss(sk: TcpSock) -> int:
+    """Mark lost every segment sent before the RACK segment whose RTT plus the reordering
+    window has passed; return how long (µs) until the next one would be (0: none)."""
+    reo_wnd = tcp_rack_reo_wnd(sk)
+    now = trio.current_time()
+    timeout = 0
+    for skb in sk.rtx_queue:
+        cb = skb.cb
+        sacked = cb.sacked
+        if sacked & TCPCB_SACKED_ACKED or (sacked & TCPCB_LOST
+                                           and not sacked & TCPCB_SACKED_RETRANS):
+            continue
+        if not _sent_after(sk.rack_mstamp, cb.when, sk.rack_end_seq, cb.end_seq):
+            continue
+        remaining = sk.rack_rtt_us + reo_wnd - int((now - cb.when) * 1e6)
+        if remaining <= 0:
+            tcp_mark_skb_lost(sk, skb)
+        else:
+            timeout = max(timeout, remaining)
+    return timeout
+
+
+def tcp_mark_skb_lost(sk: TcpSock, skb) -> None:
+    cb = skb.cb
+    if cb.sacked & TCPCB_SACKED_ACKED:
+        return
+    if cb.sacked & TCPCB_LOST:
+        if cb.sacked & TCPCB_SACKED_RETRANS:
+            cb.sacked &= ~TCPCB_SACKED_RETRANS  # a retransmission lost again
+            sk.retrans_out -= 1
+            sk.sk_net.mib.tcpext_inc("TCPLostRetransmit")
+    else:
+        cb.sacked |= TCPCB_LOST
+        sk.lost_out += 1
+
+
+def tcp_rack_mark_lost(sk: TcpSock) -> bool:
+    """After an ACK that delivered something: mark what RACK deems lost, and arm the
+    reordering timer for what it will deem lost later. True if that timer was armed."""
+    from .tcp_timer import ICSK_TIME_REO_TIMEOUT, TCP_TIMEOUT_MIN, inet_csk_reset_xmit_timer
+    if not sk.rack_advanced:
+        return False
+    sk.rack_advanced = False
+    timeout = tcp_rack_detect_loss(sk)
+    if timeout:
+        inet_csk_reset_xmit_timer(sk, ICSK_TIME_REO_TIMEOUT, timeout / 1e6 + TCP_TIMEOUT_MIN)
+    return bool(timeout)
+
+
+def tcp_rack_reo_timeout(sk: TcpSock) -> None:
+    """The reordering timer: what it waited for is lost now; recover and retransmit."""
+    from .tcp_timer import ICSK_TIME_RETRANS, tcp_rearm_rto
+    prior_inflight = sk.packets_in_flight()
+    timeout = tcp_rack_detect_loss(sk)
+    if prior_inflight != sk.packets_in_flight():
+        if sk.icsk_ca_state != TCP_CA_Recovery:
+            tcp_enter_recovery(sk)
+            tcp_cwnd_reduction(sk, 1, 0)
+        tcp_xmit_retransmit_queue(sk)
+    if timeout:
+        from .tcp_timer import ICSK_TIME_REO_TIMEOUT, TCP_TIMEOUT_MIN, inet_csk_reset_xmit_timer
+        inet_csk_reset_xmit_timer(sk, ICSK_TIME_REO_TIMEOUT, timeout / 1e6 + TCP_TIMEOUT_MIN)
+    elif sk.icsk_pending != ICSK_TIME_RETRANS:
+        tcp_rearm_rto(sk)
 
 
 def tcp_mark_head_lost(sk: TcpSock) -> None:
@@ -141,7 +275,9 @@ def tcp_fastretrans_alert(sk: TcpSock, ack: int, flag: int, is_dupack: bool) -> 
             sk.icsk_ca_state = TCP_CA_Open
             sk.dup_acks = 0
             return
-        if flag & FLAG_SND_UNA_ADVANCED:
+        if tcp_is_rack(sk):
+            tcp_rack_mark_lost(sk)
+        elif flag & FLAG_SND_UNA_ADVANCED:
             # Partial ACK (RFC 6582): the next hole is lost too; deflate by what was acked.
             tcp_mark_lost(sk)
             tcp_mark_head_lost(sk)
@@ -166,14 +302,19 @@ def tcp_fastretrans_alert(sk: TcpSock, ack: int, flag: int, is_dupack: bool) -> 
         if is_dupack:
             tcp_add_reno_sack(sk)
     dupthresh = sk.reordering
-    lost = sk.dup_acks >= dupthresh or sk.sacked_out >= dupthresh
+    if tcp_is_rack(sk):
+        tcp_rack_mark_lost(sk)
+        lost = bool(sk.lost_out)  # tcp_time_to_recover: RACK decides, not dupthresh
+    else:
+        lost = sk.dup_acks >= dupthresh or sk.sacked_out >= dupthresh
     if not lost:
         # tcp_try_to_open: something is odd (dup ACKs, SACKed holes) but not yet a loss.
         sk.icsk_ca_state = TCP_CA_Disorder if (sk.dup_acks or sk.sacked_out) else TCP_CA_Open
         return
     tcp_enter_recovery(sk)
-    tcp_mark_lost(sk)
-    tcp_mark_head_lost(sk)
+    if not tcp_is_rack(sk):
+        tcp_mark_lost(sk)
+        tcp_mark_head_lost(sk)
     # From here PRR (tcp_cwnd_reduction) sizes cwnd on every ACK of the recovery.
 
 

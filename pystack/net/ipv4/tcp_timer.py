@@ -26,6 +26,7 @@ from .tcp_states import (TCP_CLOSE, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, 
 ICSK_TIME_RETRANS = 1
 ICSK_TIME_DACK = 2
 ICSK_TIME_PROBE0 = 3
+ICSK_TIME_REO_TIMEOUT = 4
 ICSK_TIME_LOSS_PROBE = 5
 TCP_TIMEOUT_MIN = 0.002  # two jiffies
 
@@ -95,14 +96,14 @@ def tcp_rto_delta(sk: TcpSock) -> float:
 def tcp_rearm_rto(sk: TcpSock, only_if_idle: bool = False) -> None:
     """Restart the RTO from now, or stop it when nothing is in flight."""
     if not sk.packets_out:
-        if sk.icsk_pending in (ICSK_TIME_RETRANS, ICSK_TIME_LOSS_PROBE):
+        if sk.icsk_pending in (ICSK_TIME_RETRANS, ICSK_TIME_LOSS_PROBE, ICSK_TIME_REO_TIMEOUT):
             inet_csk_clear_xmit_timer(sk)
         return
     if only_if_idle and sk.icsk_pending == ICSK_TIME_RETRANS and sk.retransmit_timer.pending():
         return
     rto = sk.icsk_rto
-    if sk.icsk_pending == ICSK_TIME_LOSS_PROBE:
-        rto = max(tcp_rto_delta(sk), 0.000001)  # the probe replaced it: keep its deadline
+    if sk.icsk_pending in (ICSK_TIME_LOSS_PROBE, ICSK_TIME_REO_TIMEOUT):
+        rto = max(tcp_rto_delta(sk), 0.000001)  # a probe or RACK replaced it: keep its deadline
     inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, rto)
 
 
@@ -133,8 +134,8 @@ def tcp_set_xmit_timer(sk: TcpSock) -> None:
 
 def tcp_send_loss_probe(sk: TcpSock) -> None:
     """The probe: new data if the window allows, else the last segment sent again."""
-    from .tcp_output import (tcp_current_mss, tcp_retransmit_skb, tcp_snd_wnd_test,
-                             tcp_write_xmit)
+    from .tcp_output import tcp_retransmit_skb, tcp_write_xmit
+    from .tcp_tso import tcp_current_mss, tcp_snd_wnd_test
     mss = tcp_current_mss(sk)
     sent = False
     if sk.write_queue and tcp_snd_wnd_test(sk, sk.write_queue[0].cb.end_seq):
@@ -220,6 +221,9 @@ def tcp_write_timer(timer: Timer) -> None:
         tcp_send_loss_probe(sk)
     elif what == ICSK_TIME_PROBE0:
         tcp_probe_timer(sk)
+    elif what == ICSK_TIME_REO_TIMEOUT:
+        from .tcp_recovery import tcp_rack_reo_timeout
+        tcp_rack_reo_timeout(sk)
 
 
 def tcp_enter_loss(sk: TcpSock) -> None:

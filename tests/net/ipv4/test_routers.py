@@ -513,6 +513,8 @@ async def test_a_path_narrower_than_min_pmtu_is_locked_and_routers_fragment() ->
     async with three_subnets(middle_mtu=400) as (net, a, r1, r2, b):
         data = random.Random(5).randbytes(30_000)
         assert await tcp_transfer(a, b, data) == data
-        assert str(a.route_get(B)).endswith("cache expires 600sec mtu lock 552")
+        cached = a.route_get(B)
+        assert (cached.mtu, cached.mtu_locked) == (552, True) and 590 < cached.expires <= 600
+        assert str(cached).endswith(f"cache expires {cached.expires}sec mtu lock 552")
         assert r1.stats()["Ip"]["FragOKs"] > 0 and r1.stats()["Ip"]["FragCreates"] > 0
         assert b.stats()["Ip"]["ReasmOKs"] == r1.stats()["Ip"]["FragOKs"]
