@@ -174,7 +174,15 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
                 tcp_send_challenge_ack(sk)
             return -1
         if opts is not None and opts.sacks:
-            tcp_sacktag_write_queue(sk, opts.sacks, ack)
+            # An old ACK still brings SACK news: what it SACKs counts for loss detection and
+            # PRR, and recovery may retransmit on it (tcp_ack's old_ack path).
+            sacked_before = sk.sacked_out
+            flag |= tcp_sacktag_write_queue(sk, opts.sacks, ack)
+            if flag & FLAG_DATA_SACKED:
+                tcp_fastretrans_alert(sk, prior_snd_una, flag, False)
+                if sk.icsk_ca_state == TCP_CA_Recovery:
+                    tcp_cwnd_reduction(sk, max(sk.sacked_out - sacked_before, 0), flag)
+                    tcp_xmit_retransmit_queue(sk)
         return 0
     if after(ack, sk.snd_nxt):
         return -2  # ACKs something never sent: discard (RFC 9293 §3.10.7.4)

@@ -679,14 +679,16 @@ def tcp_xmit_retransmit_queue(sk: TcpSock) -> None:
     """Retransmit the segments marked lost, as the congestion window allows; the lost
     segments of one TSO skb go again together."""
     q = list(sk.rtx_queue)
+    max_segs = tcp_tso_segs(sk, tcp_current_mss(sk))
     for i, skb in enumerate(q):
         cb = skb.cb
         room = sk.snd_cwnd - sk.packets_in_flight()
-        if room <= 0:
+        if room <= 0 or sk.retrans_out >= sk.lost_out:
             break
         if cb.sacked & TCPCB_LOST and not cb.sacked & (TCPCB_SACKED_RETRANS
                                                        | TCPCB_SACKED_ACKED):
-            if tcp_retransmit_skb(sk, skb, segs=room, following=q[i + 1:i + room]) < 0:
+            segs = min(room, max_segs)
+            if tcp_retransmit_skb(sk, skb, segs=segs, following=q[i + 1:i + segs]) < 0:
                 break
 
 
