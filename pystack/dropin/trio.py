@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..net import socket as sys
+from ..net.core import wait as _wait
 from ..net.ipv4.udp import MSG_TRUNC, POLLERR, POLLHUP, POLLIN
 from ..uapi.ip import ip_int, ip_str
 
@@ -217,14 +218,20 @@ class EmulatedSocket(trio.socket.SocketType):
         if direction in self._busy:
             raise trio.BusyResourceError(f"another task is already {direction} this socket")
         self._busy.add(direction)
+        slept = _wait.sleeps
         try:
-            return await syscall(*args)
+            result = await syscall(*args)
         except OSError as e:
             if self._closed and e.errno == errno.EBADF:
                 raise trio.ClosedResourceError("another task closed this socket") from None
             raise
         finally:
             self._busy.discard(direction)
+        if _wait.sleeps == slept:
+            # It did not wait: give the scheduler its turn now, as trio's own sockets do
+            # (_try_sync); a call that slept was a schedule point already.
+            await _cancel_shielded_checkpoint()
+        return result
 
     # -- synchronous calls -------------------------------------------------------------------
     def getsockname(self) -> Any:
@@ -281,19 +288,16 @@ class EmulatedSocket(trio.socket.SocketType):
         await _checkpoint_if_cancelled()
         addr, port = parse_inet_address(self._task, address, what="connect")
         await self._call("writing to", sys.sys_connect, self._task, self._fdno(), self._family, addr, port)
-        await _cancel_shielded_checkpoint()
 
     async def accept(self) -> tuple["EmulatedSocket", Any]:
         await _checkpoint_if_cancelled()
         fd, addr = await self._call("reading from", sys.sys_accept4, self._task, self._fdno())
-        await _cancel_shielded_checkpoint()
         sock = EmulatedSocket(self._task, fd, self._family, self._type, self._proto)
         return sock, _addr_tuple(addr)
 
     async def send(self, data: Any, flags: int = 0) -> int:
         await _checkpoint_if_cancelled()
         n = await self._call("writing to", sys.sys_sendto, self._task, self._fdno(), memoryview(data), flags, None)
-        await _cancel_shielded_checkpoint()
         return n
 
     async def sendto(self, data: Any, *args: Any) -> int:
@@ -307,7 +311,6 @@ class EmulatedSocket(trio.socket.SocketType):
         addr, port = parse_inet_address(self._task, address, what="sendto")
         n = await self._call("writing to", sys.sys_sendto, self._task, self._fdno(), memoryview(data), flags,
                                  (self._family, addr, port))
-        await _cancel_shielded_checkpoint()
         return n
 
     async def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0,
@@ -325,7 +328,6 @@ class EmulatedSocket(trio.socket.SocketType):
         if bufsize == 0:
             return await self._recv_nothing(b"")
         data, _addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), bufsize, flags)
-        await _cancel_shielded_checkpoint()
         return data
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
@@ -338,7 +340,6 @@ class EmulatedSocket(trio.socket.SocketType):
         if size == 0:
             return await self._recv_nothing(0)
         data, _addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), size, flags)
-        await _cancel_shielded_checkpoint()
         view[:len(data)] = data
         return n if flags & MSG_TRUNC else len(data)
 
@@ -354,7 +355,6 @@ class EmulatedSocket(trio.socket.SocketType):
         bufsize = _check_size(bufsize, "recvfrom")
         await _checkpoint_if_cancelled()
         data, addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), bufsize, flags)
-        await _cancel_shielded_checkpoint()
         return data, _addr_tuple(addr)
 
     async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0
@@ -366,7 +366,6 @@ class EmulatedSocket(trio.socket.SocketType):
         size = nbytes or len(view)
         await _checkpoint_if_cancelled()
         data, addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), size, flags)
-        await _cancel_shielded_checkpoint()
         view[:len(data)] = data
         return (n if flags & MSG_TRUNC else len(data)), _addr_tuple(addr)
 
@@ -379,7 +378,6 @@ class EmulatedSocket(trio.socket.SocketType):
         await _checkpoint_if_cancelled()
         data, addr, msg_flags, _n, control = await self._call(
             "reading from", sys.sys_recvmsg, self._task, self._fdno(), bufsize, flags)
-        await _cancel_shielded_checkpoint()
         ancdata, truncated = put_cmsgs(control, ancbufsize)
         if truncated:
             msg_flags |= _stdsocket.MSG_CTRUNC

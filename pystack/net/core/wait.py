@@ -20,11 +20,18 @@ if TYPE_CHECKING:
     from .sock import Sock
 
 
+# How many times a task has gone to sleep on a socket: a face compares it before and after a
+# call to know whether the call slept (and so already was a schedule point).
+sleeps = 0
+
+
 async def sk_wait_event(sk: "Sock", deadline: float = math.inf) -> bool:
     """Sleep until the socket is woken or `deadline` (trio time) passes.
 
     Returns False if the deadline passed without a wake-up.
     """
+    global sleeps
+    sleeps += 1
     lot = sk.wait_queue()
     if deadline == math.inf:
         await lot.park()
