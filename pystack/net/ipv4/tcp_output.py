@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ...lib.checksum import csum_partial, csum_tcpudp_magic
+from ...lib.checksum import csum_ipv4_payload
 from ...uapi.ip import IPPROTO_TCP
 from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST,
                          TCPHDR_SYN, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK, TCPOPT_NOP,
@@ -253,8 +253,8 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
         out.gso_segs = segs
         out.ip_summed = CHECKSUM_PARTIAL
     else:
-        check = csum_tcpudp_magic(sk.inet_saddr, sk.inet_daddr, hlen + plen, IPPROTO_TCP,
-                                  csum_partial(memoryview(buf)[off:off + hlen + plen]))
+        check = csum_ipv4_payload(sk.inet_saddr, sk.inet_daddr, IPPROTO_TCP, buf, off,
+                                  hlen + plen)
         buf[off + 16] = check >> 8
         buf[off + 17] = check & 0xFF
     out.transport_header = off
