@@ -20,7 +20,8 @@ from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 from ..core import drop_reason as dr
 from ..core.drop_reason import consume_skb, kfree_skb
 from ..core.skbuff import SkBuff
-from ..core.sock import RCV_SHUTDOWN, SEND_SHUTDOWN, SOCK_DEAD, SOCK_DONE, SOCK_KEEPOPEN
+from ..core.sock import (RCV_SHUTDOWN, SEND_SHUTDOWN, SOCK_DEAD, SOCK_DONE, SOCK_KEEPOPEN,
+                         skb_set_owner_r)
 from .tcp import (TCP_ATO_MIN, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery, TCP_MAX_QUICKACKS,
                   TCP_MSS_DEFAULT, TCP_MIN_MSS, TCP_RTO_MAX, TCP_RTO_MIN, TCPCB_EVER_RETRANS,
                   TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSock, after, before,
@@ -30,14 +31,16 @@ from .tcp_recovery import (FLAG_ACKED, FLAG_DATA_ACKED, FLAG_DATA_SACKED, FLAG_R
                            FLAG_SLOWPATH, FLAG_SND_UNA_ADVANCED, FLAG_SYN_ACKED,
                            FLAG_WIN_UPDATE, tcp_cwnd_reduction, tcp_fastretrans_alert,
                            tcp_rack_advance, tcp_remove_reno_sacks, tcp_sacktag_write_queue)
-from .tcp_output import (__tcp_select_window, tcp_data_snd_check, tcp_retransmit_skb,
-                         tcp_send_ack, tcp_send_delayed_ack, tcp_sndbuf_expand,
-                         tcp_xmit_retransmit_queue)
+from .tcp_output import (__tcp_select_window, tcp_data_snd_check, tcp_receive_window,
+                         tcp_retransmit_skb, tcp_send_ack, tcp_send_delayed_ack,
+                         tcp_sndbuf_expand, tcp_space, tcp_syn_options, tcp_time_stamp,
+                         tcp_transmit_skb, tcp_win_from_space, tcp_xmit_retransmit_queue)
 from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
                          TCP_SYN_SENT, TCP_TIME_WAIT)
 from .tcp_timer import (ICSK_ACK_NOW, ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED,
-                        tcp_reset_keepalive_timer, tcp_set_xmit_timer)
+                        inet_csk_clear_xmit_timer, tcp_reset_keepalive_timer,
+                        tcp_set_xmit_timer)
 from .tcp_tso import tcp_current_mss, tcp_sync_mss, tcp_update_pacing_rate
 
 MASK = 0xFFFFFFFF
@@ -94,7 +97,6 @@ def tcp_set_rto(sk: TcpSock) -> None:
 
 def tcp_ack_update_rtt(sk: TcpSock, seq_rtt: float | None, opts) -> None:
     if seq_rtt is None and opts is not None and opts.saw_tstamp and opts.rcv_tsecr:
-        from .tcp_output import tcp_time_stamp
         delta_ms = (tcp_time_stamp(sk) - opts.rcv_tsecr) & MASK
         if delta_ms < 0x80000000:
             seq_rtt = delta_ms / 1000.0
@@ -324,7 +326,6 @@ def tcp_event_data_recv(sk: TcpSock, skb: SkBuff) -> None:
 
 
 def tcp_grow_window(sk: TcpSock, skb: SkBuff) -> None:
-    from .tcp_output import tcp_space, tcp_win_from_space
     if sk.rcv_ssthresh < sk.window_clamp and sk.rcv_ssthresh < tcp_space(sk):
         length = skb.tail - skb.data
         if tcp_win_from_space(skb.truesize) <= length:
@@ -377,7 +378,6 @@ def _queue_in_order(sk: TcpSock, skb: SkBuff) -> None:
         cb.seq = sk.rcv_nxt
     sk.rcv_nxt = cb.end_seq
     if skb.tail > skb.data:
-        from ..core.sock import skb_set_owner_r
         skb_set_owner_r(skb, sk)
         sk.sk_receive_queue.append(skb)
         sk.bytes_received += skb.tail - skb.data
@@ -399,7 +399,6 @@ def tcp_data_queue(sk: TcpSock, skb: SkBuff) -> None:
         net.tracer.emit(net, "TCP_DATA_QUEUE", seq=cb.seq, len=(cb.end_seq - cb.seq) & MASK,
                         rcv_nxt=sk.rcv_nxt, sport=sk.inet_sport, dport=sk.inet_dport)
     if cb.seq == sk.rcv_nxt:
-        from .tcp_output import tcp_receive_window
         if tcp_receive_window(sk) == 0 and skb.tail > skb.data:
             _mib(sk, "TCPZeroWindowDrop")
             tcp_enter_quickack_mode(sk)
@@ -433,7 +432,6 @@ def tcp_data_queue(sk: TcpSock, skb: SkBuff) -> None:
         tcp_send_ack(sk)
         kfree_skb(skb, "TCP_OLD_DATA")
         return
-    from .tcp_output import tcp_receive_window
     if not before(cb.seq, (sk.rcv_nxt + tcp_receive_window(sk)) & MASK):
         _mib(sk, "TCPZeroWindowDrop")
         tcp_enter_quickack_mode(sk)
@@ -469,7 +467,6 @@ def tcp_data_queue_ofo(sk: TcpSock, skb: SkBuff) -> None:
     else:
         while i < len(ofo) and not after(ofo[i].cb.end_seq, cb.end_seq):
             consume_skb(ofo.pop(i))  # entirely covered by the new one
-        from ..core.sock import skb_set_owner_r
         skb_set_owner_r(skb, sk)
         ofo.insert(i, skb)
     if sk.sack_ok:
@@ -533,7 +530,6 @@ def tcp_paws_discard(sk: TcpSock, opts) -> bool:
 
 
 def tcp_sequence(sk: TcpSock, seq: int, end_seq: int) -> bool:
-    from .tcp_output import tcp_receive_window
     return not before(end_seq, sk.rcv_wup) and not after(
         seq, (sk.rcv_nxt + tcp_receive_window(sk)) & MASK)
 
@@ -666,7 +662,6 @@ def tcp_take_syn(sk: TcpSock, cb, opts) -> None:
 
 def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     """SYN_SENT. Returns True if the caller must send a RST."""
-    from .tcp_timer import inet_csk_clear_xmit_timer
     cb = skb.cb
     flags = cb.tcp_flags
     opts = cb.opts
@@ -704,7 +699,6 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SkBuff) -> bool:
         return False
     if flags & TCPHDR_SYN:
         # Simultaneous open (RFC 9293 §3.5): answer with SYN-ACK, go to SYN_RECV.
-        from .tcp_output import tcp_transmit_skb, tcp_syn_options
         tcp_take_syn(sk, cb, opts)
         tcp_set_state(sk, TCP_SYN_RECV)
         tcp_transmit_skb(sk, None, TCPHDR_SYN | TCPHDR_ACK, sk.iss,

@@ -31,11 +31,15 @@ from ..core.sock import SOCK_DEAD
 from .inet_sock import IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, IP_PMTUDISC_WANT
 from .ip_output import ip_build_header, ip_local_out
 from .route import RouteError, ip_route_output
-from .tcp import (MAX_TCP_HEADER, TCP_ATO_MIN, TCP_DELACK_MAX,
-                  TCP_NAGLE_CORK, TCP_NAGLE_OFF, TCP_NAGLE_PUSH, TCPCB_EVER_RETRANS,
-                  TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSkbCb, TcpSock,
-                  after, before)
+from .tcp import (MAX_TCP_HEADER, TCP_ATO_MIN, TCP_DELACK_MAX, TCP_NAGLE_CORK, TCP_NAGLE_OFF,
+                  TCP_NAGLE_PUSH, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED,
+                  TCPCB_SACKED_RETRANS, TcpSkbCb, TcpSock, after, before, sk_stream_is_writeable,
+                  tcp_slow_start_after_idle_check)
 from .tcp_states import TCP_SYN_SENT
+from .tcp_timer import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, ICSK_ACK_TIMER,
+                        ICSK_TIME_LOSS_PROBE, ICSK_TIME_RETRANS, inet_csk_clear_delack,
+                        inet_csk_reset_delack, inet_csk_reset_xmit_timer, tcp_check_probe_timer,
+                        tcp_rearm_rto, tcp_schedule_loss_probe)
 from .tcp_tso import (sk_can_gso, tcp_current_mss, tcp_cwnd_test, tcp_fragment,
                       tcp_mss_split_point, tcp_nagle_check, tcp_skb_pcount, tcp_snd_wnd_test,
                       tcp_sync_mss, tcp_tso_segs, tcp_tso_should_defer, tso_fragment)
@@ -289,7 +293,6 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
 
 
 def tcp_event_ack_sent(sk: TcpSock, pkts: int = 1) -> None:
-    from .tcp_timer import inet_csk_clear_delack
     if sk.icsk_ack_quick:
         sk.icsk_ack_quick = max(sk.icsk_ack_quick - pkts, 0)  # tcp_dec_quickack_mode
     inet_csk_clear_delack(sk)
@@ -344,14 +347,12 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
     """Send queued data as the congestion window, the peer's window, Nagle and TSO sizing
     allow. push_one=1 sends one skb; 2 also ignores cwnd (a loss probe). Returns True if
     something is queued but nothing is in flight (a probe is needed)."""
-    from .tcp_timer import ICSK_TIME_LOSS_PROBE, tcp_rearm_rto, tcp_schedule_loss_probe
     sent = 0
     q = sk.write_queue
     sk.cwnd_limited = False
     if not sk.packets_out and q:
         # The first data after an idle spell (a long zero window too) restarts from the
         # initial window (RFC 5681 4.1), whether a write or an ACK sends it.
-        from .tcp import tcp_slow_start_after_idle_check
         tcp_slow_start_after_idle_check(sk)
     max_segs = tcp_tso_segs(sk, mss_now) if sk_can_gso(sk) else 1
     while q:
@@ -459,7 +460,6 @@ def tcp_mark_push(sk: TcpSock, skb: SkBuff) -> None:
 
 
 def __tcp_push_pending_frames(sk: TcpSock, mss_now: int, nonagle: int) -> None:
-    from .tcp_timer import tcp_check_probe_timer
     if sk.sk_state == 7:  # TCP_CLOSE
         return
     if tcp_write_xmit(sk, mss_now, nonagle):
@@ -492,12 +492,10 @@ def tcp_push(sk: TcpSock, flags: int, mss_now: int, nonagle: int) -> None:
 
 def tcp_data_snd_check(sk: TcpSock) -> None:
     """After an ACK: send what the new window allows."""
-    from .tcp_timer import tcp_check_probe_timer
     if sk.write_queue:
         if tcp_write_xmit(sk, tcp_current_mss(sk), sk.nonagle):
             tcp_check_probe_timer(sk)
     if not sk.sock_flag(SOCK_DEAD):
-        from .tcp import sk_stream_is_writeable
         if sk_stream_is_writeable(sk):
             sk.sk_write_space(sk)
 
@@ -518,7 +516,6 @@ def tcp_send_ack(sk: TcpSock) -> None:
 
 def tcp_send_delayed_ack(sk: TcpSock) -> None:
     """Arm the delayed-ACK timer (40 ms, up to 200 ms), or send now if one is overdue."""
-    from .tcp_timer import ICSK_ACK_TIMER, inet_csk_reset_delack
     ato = sk.icsk_ack_ato  # 0 before any data arrived: the ACK goes out on the next tick
     if ato > TCP_ATO_MIN:
         max_ato = TCP_DELACK_MAX if sk.icsk_ack_pingpong else 0.5
@@ -551,7 +548,6 @@ def tcp_send_fin(sk: TcpSock) -> None:
         sk.sk_wmem_queued += skb.truesize
     sk.write_seq = (sk.write_seq + 1) & MASK
     # __tcp_push_pending_frames: the FIN goes out now, without marking PSH.
-    from .tcp_timer import tcp_check_probe_timer
     if tcp_write_xmit(sk, tcp_current_mss(sk), TCP_NAGLE_OFF):
         tcp_check_probe_timer(sk)
 
@@ -562,7 +558,6 @@ def tcp_send_active_reset(sk: TcpSock) -> None:
 
 def tcp_connect(sk: TcpSock) -> None:
     """Send the SYN of an active open."""
-    from .tcp_timer import ICSK_TIME_RETRANS, inet_csk_reset_xmit_timer
     rt = sk.sk_dst_cache
     mtu = rt.dst_mtu() if rt is not None else 1500
     sk.advmss = min(ipv4_default_advmss(mtu), sk.user_mss or 0xFFFF)
@@ -715,7 +710,6 @@ def tcp_send_probe0(sk: TcpSock) -> None:
 
 def tcp_cleanup_rbuf(sk: TcpSock, copied: int) -> None:
     """After the reader took data: send a window update if it opened the window enough."""
-    from .tcp_timer import ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED
     time_to_ack = False
     pending = sk.icsk_ack_pending
     if pending & ICSK_ACK_SCHED:
