@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 _pack_tcp = TCP_HDR.pack_into
 TCPOLEN_TSTAMP_ALIGNED = 12
 TCP_MAX_WINDOW = 65535
+JIFFY = 0.001  # HZ=1000
 MASK = 0xFFFFFFFF
 
 
@@ -524,7 +525,9 @@ def tcp_send_delayed_ack(sk: TcpSock) -> None:
         ato = min(ato, max_ato)
     ato = min(ato, TCP_DELACK_MAX)
     now = trio.current_time()
-    timeout = now + ato
+    # A timer set for `jiffies + 0` fires at the next tick: with HZ=1000 a millisecond on
+    # (time in which a FIN or data from the application may take the ACK along).
+    timeout = now + max(ato, JIFFY)
     if sk.icsk_ack_pending & ICSK_ACK_TIMER and sk.delack_timer is not None \
             and sk.delack_timer.pending():
         if sk.delack_timer.expires <= now + ato / 2:
