@@ -104,6 +104,10 @@ def run_code_blocks(blocks: list[CodeBlock], filename: str) -> str | None:
         namespace.update(block.snapshot)
         first, _, rest = block.text.partition("\n")
         source = (first.strip() + "\n" + textwrap.dedent(rest)).strip()
+        if source.endswith("\\"):
+            # In packetdrill's generated program more code follows each block, so a last
+            # line ending in `;\` continues onto it harmlessly; here nothing follows.
+            source = source[:-1].rstrip()
         try:
             code = compile(source + "\n", f"{filename}:{block.line}", "exec")
             exec(code, namespace)  # noqa: S102 -- the script's own assertions, as packetdrill

@@ -169,6 +169,7 @@ class TcpSock(InetSock):
         "dup_acks", "max_packets_out", "cwnd_limited", "ca_priv", "lsndtime", "rcv_tstamp",
         "last_oow_ack_time", "snd_cwnd_stamp", "sk_pacing_rate", "tcp_wstamp", "gso_units",
         "rack_mstamp", "rack_end_seq", "rack_rtt_us", "rack_advanced", "reord_seen",
+        "chrono_type", "chrono_start", "chrono_stat", "chrono_rwnd_hint", "sk_nospace",
         # queues
         "write_queue", "rtx_queue", "out_of_order_queue", "sk_wmem_queued",
         # options
@@ -269,6 +270,12 @@ class TcpSock(InetSock):
         self.rack_rtt_us = 0
         self.rack_advanced = False
         self.reord_seen = 0  # reorderings seen (a SACK below the highest SACKed)
+        # TCP_INFO's chronographs: busy, limited by the peer's window, by the send buffer.
+        self.chrono_type = 0  # TCP_CHRONO_UNSPEC
+        self.chrono_start = 0.0
+        self.chrono_stat = [0.0, 0.0, 0.0]
+        self.chrono_rwnd_hint = False
+        self.sk_nospace = False  # SOCK_NOSPACE: a writer found the send buffer full
         self.write_queue: deque[SkBuff] = deque()  # not yet sent
         self.rtx_queue: deque[SkBuff] = deque()  # sent, not yet acked
         self.out_of_order_queue: list[SkBuff] = []
@@ -320,6 +327,43 @@ class TcpSock(InetSock):
 
 
 # -- state ----------------------------------------------------------------------------------
+
+# enum tcp_chrono
+TCP_CHRONO_UNSPEC, TCP_CHRONO_BUSY, TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_LIMITED = 0, 1, 2, 3
+
+
+def tcp_chrono_set(sk: TcpSock, new: int) -> None:
+    now = trio.current_time()
+    old = sk.chrono_type
+    if old > TCP_CHRONO_UNSPEC:
+        sk.chrono_stat[old - 1] += now - sk.chrono_start
+    sk.chrono_start = now
+    sk.chrono_type = new
+
+
+def tcp_chrono_start(sk: TcpSock, kind: int) -> None:
+    """The more interesting condition wins: sndbuf-limited over rwnd-limited over busy."""
+    if kind > sk.chrono_type:
+        tcp_chrono_set(sk, kind)
+
+
+def tcp_chrono_stop(sk: TcpSock, kind: int) -> None:
+    if not sk.write_queue and not sk.rtx_queue:
+        if sk.chrono_type:
+            tcp_chrono_set(sk, TCP_CHRONO_UNSPEC)
+    elif kind == sk.chrono_type:
+        tcp_chrono_set(sk, TCP_CHRONO_BUSY)
+
+
+def tcp_chrono_stats(sk: TcpSock) -> tuple[int, int, int]:
+    """(busy, rwnd_limited, sndbuf_limited) in µs, as tcp_get_info_chrono_stats: busy is
+    the sum of all three."""
+    stats = list(sk.chrono_stat)
+    if sk.chrono_type:
+        stats[sk.chrono_type - 1] += trio.current_time() - sk.chrono_start
+    us = [int(round(x * 1e6)) for x in stats]
+    return sum(us), us[1], us[2]
+
 
 def tcp_set_state(sk: TcpSock, state: int) -> None:
     """The only writer of sk_state; keeps CurrEstab and the tracepoint."""
@@ -436,6 +480,7 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
             copy = size_goal - (skb.tail - skb.data) if skb is not None else 0
             if copy <= 0 or skb.cb.eor or skb.cb.tcp_flags & 0x03:  # tcp_skb_can_collapse_to
                 if not sk_stream_memory_free(sk):
+                    sk.sk_nospace = True
                     break  # wait_for_space
                 skb = tcp_stream_alloc_skb(sk)
                 copy = size_goal
@@ -498,6 +543,8 @@ def tcp_stream_alloc_skb(sk: TcpSock) -> SkBuff:
     skb = SkBuff(bytearray(), 0, 0, SKB_TRUESIZE(MAX_TCP_HEADER))
     skb.sk = sk
     skb.cb = TcpSkbCb(sk.write_seq, sk.write_seq, 0x10)  # ACK
+    if not sk.write_queue:
+        tcp_chrono_start(sk, TCP_CHRONO_BUSY)
     sk.write_queue.append(skb)
     sk.sk_wmem_queued += skb.truesize
     return skb

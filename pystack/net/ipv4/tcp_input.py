@@ -22,10 +22,10 @@ from ..core.drop_reason import consume_skb, kfree_skb
 from ..core.skbuff import SkBuff
 from ..core.sock import (RCV_SHUTDOWN, SEND_SHUTDOWN, SOCK_DEAD, SOCK_DONE, SOCK_KEEPOPEN,
                          skb_set_owner_r)
-from .tcp import (TCP_ATO_MIN, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery, TCP_MAX_QUICKACKS,
-                  TCP_MSS_DEFAULT, TCP_MIN_MSS, TCP_RTO_MAX, TCP_RTO_MIN, TCPCB_EVER_RETRANS,
-                  TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS, TcpSock, after, before,
-                  tcp_done, tcp_fin_time, tcp_set_state)
+from .tcp import (TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
+                  TCP_ATO_MIN, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery, TCP_CHRONO_BUSY,
+                  TCP_MAX_QUICKACKS, TCP_MIN_MSS, TCP_MSS_DEFAULT, TCP_RTO_MAX, TCP_RTO_MIN,
+                  TcpSock, after, before, tcp_chrono_stop, tcp_done, tcp_fin_time, tcp_set_state)
 from .tcp_cong import TCP_INIT_CWND
 from .tcp_recovery import (FLAG_ACKED, FLAG_DATA_ACKED, FLAG_DATA_SACKED, FLAG_RETRANS_DATA_ACKED,
                            FLAG_SLOWPATH, FLAG_SND_UNA_ADVANCED, FLAG_SYN_ACKED,
@@ -243,6 +243,8 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
     tcp_update_pacing_rate(sk)
     if not sk.packets_out:
         sk.icsk_backoff = 0
+        if not sk.write_queue:
+            tcp_chrono_stop(sk, TCP_CHRONO_BUSY)
     return 1
 
 

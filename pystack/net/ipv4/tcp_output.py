@@ -33,9 +33,10 @@ from .ip_output import ip_build_header, ip_local_out
 from .route import RouteError, ip_route_output
 from .tcp import (MAX_TCP_HEADER, TCP_ATO_MIN, TCP_DELACK_MAX, TCP_NAGLE_CORK, TCP_NAGLE_OFF,
                   TCP_NAGLE_PUSH, TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED,
-                  TCPCB_SACKED_RETRANS, TcpSkbCb, TcpSock, after, before, sk_stream_is_writeable,
-                  tcp_slow_start_after_idle_check)
-from .tcp_states import TCP_SYN_SENT
+                  TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_LIMITED, TCPCB_SACKED_RETRANS,
+                  TcpSkbCb, TcpSock, after, before, sk_stream_is_writeable, tcp_chrono_start,
+                  tcp_chrono_stop, tcp_slow_start_after_idle_check)
+from .tcp_states import TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT
 from .tcp_timer import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, ICSK_ACK_TIMER,
                         ICSK_TIME_LOSS_PROBE, ICSK_TIME_RETRANS, inet_csk_clear_delack,
                         inet_csk_reset_delack, inet_csk_reset_xmit_timer, tcp_check_probe_timer,
@@ -368,6 +369,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
             quota = 1
         first_end = cb.end_seq if tso_segs == 1 else (cb.seq + mss_now) & MASK
         if not tcp_snd_wnd_test(sk, first_end):
+            sk.chrono_rwnd_hint = True
             break
         if tso_segs == 1:
             # tcp_nagle_test: only the last skb of the queue can be held back.
@@ -397,10 +399,20 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
         sent += pcount
         if push_one:
             break
+    if sk.chrono_rwnd_hint:
+        sk.chrono_rwnd_hint = False
+        tcp_chrono_start(sk, TCP_CHRONO_RWND_LIMITED)
+    else:
+        tcp_chrono_stop(sk, TCP_CHRONO_RWND_LIMITED)
     if sent:
         sk.max_packets_out = max(sk.max_packets_out, sk.packets_out)
         if sk.packets_in_flight() >= sk.snd_cwnd:
             sk.cwnd_limited = True
+        if (not sk.cwnd_limited and not q and sk.sk_nospace
+                and sk.sk_state in (TCP_ESTABLISHED, TCP_CLOSE_WAIT)):
+            # tcp_cwnd_validate: all sent, not held by cwnd, and a writer waits for room:
+            # the send buffer is what limits this connection.
+            tcp_chrono_start(sk, TCP_CHRONO_SNDBUF_LIMITED)
         if sk.icsk_pending == ICSK_TIME_LOSS_PROBE:
             tcp_rearm_rto(sk)
         else:
@@ -498,6 +510,9 @@ def tcp_data_snd_check(sk: TcpSock) -> None:
             tcp_check_probe_timer(sk)
     if not sk.sock_flag(SOCK_DEAD):
         if sk_stream_is_writeable(sk):
+            if sk.sk_nospace:
+                sk.sk_nospace = False
+                tcp_chrono_stop(sk, TCP_CHRONO_SNDBUF_LIMITED)
             sk.sk_write_space(sk)
 
 

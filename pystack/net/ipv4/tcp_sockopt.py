@@ -14,11 +14,11 @@ import trio
 
 from ...kernel.errors import KernelError
 from ..core.sock import SOCK_KEEPOPEN, _int_val, lock_sock, release_sock
-from .tcp import (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, TCP_CONGESTION,
-                  TCP_CORK, TCP_DEFER_ACCEPT, TCP_INFO, TCP_KEEPCNT, TCP_KEEPIDLE,
-                  TCP_KEEPINTVL, TCP_LINGER2, TCP_MAXSEG, TCP_MIN_MSS, TCP_NAGLE_CORK,
-                  TCP_NAGLE_OFF, TCP_NAGLE_PUSH, TCP_NODELAY, TCP_NOTSENT_LOWAT, TCP_QUICKACK,
-                  TCP_SYNCNT, TCP_USER_TIMEOUT, TCP_WINDOW_CLAMP, TcpSock)
+from .tcp import (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, TCP_CONGESTION, TCP_CORK,
+                  TCP_DEFER_ACCEPT, TCP_INFO, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL,
+                  TCP_LINGER2, TCP_MAXSEG, TCP_MIN_MSS, TCP_NAGLE_CORK, TCP_NAGLE_OFF,
+                  TCP_NAGLE_PUSH, TCP_NODELAY, TCP_NOTSENT_LOWAT, TCP_QUICKACK, TCP_SYNCNT,
+                  TCP_USER_TIMEOUT, TCP_WINDOW_CLAMP, TcpSock, tcp_chrono_stats)
 from .tcp_cong import tcp_ca_find
 from .tcp_states import TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN
 from .tcp_timer import tcp_reset_keepalive_timer
@@ -152,6 +152,7 @@ def tcp_getsockopt(sk: TcpSock, optname: int) -> Any:
 def tcp_get_info(sk: TcpSock) -> dict[str, int]:
     """struct tcp_info as a dict of its tcpi_* fields (times in microseconds)."""
     now = trio.current_time()
+    busy, rwnd, sndbuf = tcp_chrono_stats(sk)
     options = 0
     if sk.tstamp_ok:
         options |= TCPI_OPT_TIMESTAMPS
@@ -187,8 +188,8 @@ def tcp_get_info(sk: TcpSock) -> dict[str, int]:
         "tcpi_segs_in": sk.segs_in,
         "tcpi_notsent_bytes": (sk.write_seq - sk.snd_nxt) & 0xFFFFFFFF,
         "tcpi_min_rtt": sk.min_rtt_us or 0xFFFFFFFF, "tcpi_data_segs_in": sk.data_segs_in,
-        "tcpi_data_segs_out": sk.data_segs_out, "tcpi_delivery_rate": 0, "tcpi_busy_time": 0,
-        "tcpi_rwnd_limited": 0, "tcpi_sndbuf_limited": 0, "tcpi_delivered": sk.delivered,
+        "tcpi_data_segs_out": sk.data_segs_out, "tcpi_delivery_rate": 0, "tcpi_busy_time": busy,
+        "tcpi_rwnd_limited": rwnd, "tcpi_sndbuf_limited": sndbuf, "tcpi_delivered": sk.delivered,
         "tcpi_delivered_ce": 0, "tcpi_bytes_sent": sk.bytes_sent,
         "tcpi_bytes_retrans": sk.bytes_retrans, "tcpi_dsack_dups": sk.dsack_dups,
         "tcpi_reord_seen": 0, "tcpi_rcv_ooopack": sk.rcv_ooopack, "tcpi_snd_wnd": sk.snd_wnd,

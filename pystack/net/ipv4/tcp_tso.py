@@ -181,6 +181,7 @@ def tcp_tso_should_defer(sk: TcpSock, skb: SkBuff, max_segs: int) -> bool:
             sk.cwnd_limited = True
             return True
     elif send_win <= length:
+        sk.chrono_rwnd_hint = True  # rwnd-limited: tcp_write_xmit starts that chrono
         return True
     if skb.cb.tcp_flags & TCPHDR_FIN or skb.cb.eor:
         return False

@@ -854,3 +854,24 @@ async def test_a_syn_requesting_ecn_gets_an_ecn_setup_syn_ack(tmp_path):
         cap.close()
     [synack] = [s for s in segments(path, "b:eth0") if s.src == FROM_B and "S" in s.flags]
     assert synack.flags == "SAE"
+
+
+async def test_tcp_info_times_a_shut_window_and_a_full_send_buffer() -> None:
+    # tcp_chrono_*: busy while data waits or flies; rwnd_limited while the peer's window
+    # holds it back; busy_time is their sum (tcp_get_info_chrono_stats).
+    async with two_hosts(delay=0.01) as (net, a, b, link):
+        c, conn, ls = await connected(a, b)
+        assert tcp_get_info(sk_of(c))["tcpi_busy_time"] == 0
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(c.send, bytes(300_000))  # b never reads
+                await trio.sleep(1)
+                first = tcp_get_info(sk_of(c))
+                await trio.sleep(2)
+                later = tcp_get_info(sk_of(c))
+                nursery.cancel_scope.cancel()
+    assert first["tcpi_rwnd_limited"] > 0
+    # The window stays shut: the two seconds all count as limited by the peer's window.
+    assert later["tcpi_rwnd_limited"] - first["tcpi_rwnd_limited"] == pytest.approx(2e6, abs=1e3)
+    assert later["tcpi_busy_time"] >= later["tcpi_rwnd_limited"] > 0
+    assert later["tcpi_sndbuf_limited"] == 0
