@@ -25,16 +25,13 @@ from ...kernel.errors import KernelError
 from ..core.drop_reason import consume_skb
 from ..core.skbuff import SKB_TRUESIZE, SkBuff
 from ..core.sock import (RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_DEAD, SOCK_DONE,
-                         SOCK_KEEPOPEN, SOCK_LINGER, SS_CONNECTED, SS_CONNECTING,
-                         SS_UNCONNECTED, Socket, lock_sock, release_sock, sock_error,
-                         sock_graft)
+                         SOCK_LINGER, lock_sock, release_sock, sock_error)
 from .inet_sock import InetSock
 from .ip_sockglue import ip_recv_error
 from .tcp_cong import TCP_INIT_CWND, tcp_ca_find
 from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
                          TCP_SYN_SENT, TCP_TIME_WAIT)
-from ..core.sock import SOCK_SNDBUF_LOCK
 
 if TYPE_CHECKING:
     from ..core.net_namespace import Net
@@ -686,8 +683,8 @@ def _copy_out(sk: TcpSock, n: int, peek: bool) -> bytes:
 # -- poll and ioctl -------------------------------------------------------------------------------
 
 def tcp_poll(sk: TcpSock) -> int:
-    POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLRDNORM, POLLWRNORM, POLLRDHUP = (
-        0x1, 0x2, 0x4, 0x8, 0x10, 0x40, 0x100, 0x2000)
+    POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDNORM, POLLWRNORM, POLLRDHUP = (
+        0x1, 0x4, 0x8, 0x10, 0x40, 0x100, 0x2000)
     state = sk.sk_state
     mask = 0
     if state == TCP_LISTEN:

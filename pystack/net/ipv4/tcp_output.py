@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -44,9 +43,6 @@ from .tcp_timer import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, ICSK_
 from .tcp_tso import (sk_can_gso, tcp_current_mss, tcp_cwnd_test, tcp_fragment,
                       tcp_mss_split_point, tcp_nagle_check, tcp_skb_pcount, tcp_snd_wnd_test,
                       tcp_sync_mss, tcp_tso_segs, tcp_tso_should_defer, tso_fragment)
-
-if TYPE_CHECKING:
-    from ..core.net_namespace import Net
 
 _pack_tcp = TCP_HDR.pack_into
 TCPOLEN_TSTAMP_ALIGNED = 12
