@@ -167,6 +167,7 @@ class TcpSock(InetSock):
         "last_oow_ack_time", "snd_cwnd_stamp", "sk_pacing_rate", "tcp_wstamp", "gso_units",
         "rack_mstamp", "rack_end_seq", "rack_rtt_us", "rack_advanced", "reord_seen",
         "chrono_type", "chrono_start", "chrono_stat", "chrono_rwnd_hint", "sk_nospace",
+        "icsk_probes_tstamp",
         # queues
         "write_queue", "rtx_queue", "out_of_order_queue", "sk_wmem_queued",
         # options
@@ -273,6 +274,7 @@ class TcpSock(InetSock):
         self.chrono_stat = [0.0, 0.0, 0.0]
         self.chrono_rwnd_hint = False
         self.sk_nospace = False  # SOCK_NOSPACE: a writer found the send buffer full
+        self.icsk_probes_tstamp = -1.0  # when zero-window probing began (-1: not probing)
         self.write_queue: deque[SkBuff] = deque()  # not yet sent
         self.rtx_queue: deque[SkBuff] = deque()  # sent, not yet acked
         self.out_of_order_queue: list[SkBuff] = []

@@ -210,6 +210,7 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
     sk.icsk_probes_out = 0
     sk.rcv_tstamp = trio.current_time()
     if not prior_packets:
+        tcp_ack_probe(sk)
         return 1
     newly_sacked = max(sk.sacked_out - sacked_before, 0)
     sacked_before = sk.sacked_out
@@ -246,6 +247,27 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
         if not sk.write_queue:
             tcp_chrono_stop(sk, TCP_CHRONO_BUSY)
     return 1
+
+
+def tcp_ack_probe(sk: TcpSock) -> None:
+    """An ACK while nothing is in flight: if it opened the window for the next segment, stop
+    probing (tcp_data_snd_check sends it); else probe again after the backed-off interval,
+    counted from this ACK."""
+    from .tcp_timer import (ICSK_TIME_PROBE0, _probe0_when, inet_csk_reset_xmit_timer,
+                            tcp_clamp_probe0_to_user_timeout)
+    q = sk.write_queue
+    if not q:
+        return
+    head = q[0]
+    end = min((head.cb.end_seq - head.cb.seq) & MASK, tcp_current_mss(sk))
+    if not after((head.cb.seq + end) & MASK, (sk.snd_una + sk.snd_wnd) & MASK):
+        sk.icsk_backoff = 0
+        sk.icsk_probes_tstamp = -1.0
+        if sk.icsk_pending == ICSK_TIME_PROBE0:
+            inet_csk_clear_xmit_timer(sk)
+    else:
+        when = tcp_clamp_probe0_to_user_timeout(sk, _probe0_when(sk))
+        inet_csk_reset_xmit_timer(sk, ICSK_TIME_PROBE0, when)
 
 
 def tcp_send_challenge_ack(sk: TcpSock) -> None:

@@ -701,9 +701,9 @@ def tcp_xmit_retransmit_queue(sk: TcpSock) -> None:
                 break
 
 
-def tcp_send_probe0(sk: TcpSock) -> None:
-    """tcp_write_wakeup: if the window has room, send what fits of the next segment (with
-    PSH); else a segment with an old sequence number, to make the peer ACK."""
+def tcp_write_wakeup(sk: TcpSock) -> int:
+    """If the window has room, send what fits of the next segment (with PSH); else a segment
+    with an old sequence number, to make the peer ACK. <0 if nothing could be sent."""
     q = sk.write_queue
     wnd_end = (sk.snd_una + sk.snd_wnd) & MASK
     if q and before(q[0].cb.seq, wnd_end):
@@ -713,13 +713,36 @@ def tcp_send_probe0(sk: TcpSock) -> None:
         if seg_size < skb.tail - skb.data:
             tcp_fragment(sk, skb, seg_size)
         skb.cb.tcp_flags |= TCPHDR_PSH
+        rc = _send_data_skb(sk, skb)
+        if rc < 0:
+            return rc
         q.popleft()
-        if _send_data_skb(sk, skb) < 0:
-            q.appendleft(skb)
-            return
+        prior = sk.packets_out
         tcp_event_new_data_sent(sk, skb)
+        if not prior:
+            tcp_rearm_rto(sk)  # the data is the RTO's to look after now
+        return 0
+    return tcp_transmit_skb(sk, None, TCPHDR_ACK, (sk.snd_una - 1) & MASK)
+
+
+def tcp_send_probe0(sk: TcpSock) -> None:
+    """A window probe; then either stop probing (data went out: the RTO covers it) or probe
+    again later, backing off as the RTO does."""
+    from .tcp_timer import ICSK_TIME_PROBE0, _probe0_when, tcp_clamp_probe0_to_user_timeout
+    err = tcp_write_wakeup(sk)
+    if sk.packets_out or not sk.write_queue:
+        sk.icsk_probes_out = 0
+        sk.icsk_backoff = 0
+        sk.icsk_probes_tstamp = -1.0
         return
-    tcp_transmit_skb(sk, None, TCPHDR_ACK, (sk.snd_una - 1) & MASK)
+    sk.icsk_probes_out += 1
+    if err >= 0:
+        if sk.icsk_backoff < sk.sk_net.sysctl.tcp_retries2:
+            sk.icsk_backoff += 1
+        when = _probe0_when(sk)
+    else:
+        when = 0.5  # TCP_RESOURCE_PROBE_INTERVAL: not sent for lack of local resources
+    inet_csk_reset_xmit_timer(sk, ICSK_TIME_PROBE0, tcp_clamp_probe0_to_user_timeout(sk, when))
 
 
 def tcp_cleanup_rbuf(sk: TcpSock, copied: int) -> None:

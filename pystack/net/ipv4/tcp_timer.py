@@ -277,27 +277,34 @@ def tcp_retransmit_timer(sk: TcpSock) -> None:
 
 
 def tcp_probe_timer(sk: TcpSock) -> None:
+    """The persist timer: probe a closed window. TCP_USER_TIMEOUT bounds how long the window
+    may stay shut (icsk_probes_tstamp), even while the peer answers every probe."""
     from .tcp_output import tcp_send_probe0
     if sk.packets_out or not sk.write_queue:
         sk.icsk_probes_out = 0
-        sk.icsk_backoff = 0
+        sk.icsk_probes_tstamp = -1.0
+        return
+    now = trio.current_time()
+    if sk.icsk_probes_tstamp < 0:
+        sk.icsk_probes_tstamp = now
+    elif sk.icsk_user_timeout and now - sk.icsk_probes_tstamp >= sk.icsk_user_timeout / 1000.0:
+        tcp_write_err(sk)
         return
     max_probes = sk.sk_net.sysctl.tcp_retries2
     if sk.sock_flag(SOCK_DEAD):
         max_probes = TCP_ORPHAN_RETRIES
-    if sk.icsk_user_timeout:
-        # With a user timeout, it alone bounds how long an unanswered window may be probed.
-        elapsed = tcp_model_timeout(sk.icsk_probes_out, max(sk.icsk_rto, TCP_RTO_MIN))
-        if sk.icsk_probes_out and elapsed >= sk.icsk_user_timeout / 1000.0:
-            tcp_write_err(sk)
-            return
-    elif sk.icsk_probes_out >= max_probes:
+    if sk.icsk_probes_out >= max_probes:
         tcp_write_err(sk)
         return
     tcp_send_probe0(sk)
-    sk.icsk_probes_out += 1
-    sk.icsk_backoff += 1
-    inet_csk_reset_xmit_timer(sk, ICSK_TIME_PROBE0, _probe0_when(sk))
+
+
+def tcp_clamp_probe0_to_user_timeout(sk: TcpSock, when: float) -> float:
+    """A probe timer never runs past what TCP_USER_TIMEOUT leaves."""
+    if not sk.icsk_user_timeout or sk.icsk_probes_tstamp < 0:
+        return when
+    remaining = sk.icsk_user_timeout / 1000.0 - (trio.current_time() - sk.icsk_probes_tstamp)
+    return min(max(remaining, TCP_TIMEOUT_MIN), when)
 
 
 def tcp_delack_timer(timer: Timer) -> None:
@@ -319,7 +326,7 @@ def tcp_delack_timer(timer: Timer) -> None:
 
 def tcp_keepalive_timer(timer: Timer) -> None:
     """Keep-alive probes for idle connections; the FIN_WAIT2 timeout of orphans."""
-    from .tcp_output import tcp_send_active_reset, tcp_send_probe0
+    from .tcp_output import tcp_send_active_reset, tcp_write_wakeup
     sk: TcpSock = timer.data
     state = sk.sk_state
     if state in (TCP_LISTEN, TCP_CLOSE):
@@ -346,7 +353,7 @@ def tcp_keepalive_timer(timer: Timer) -> None:
             tcp_send_active_reset(sk)
             tcp_write_err(sk)
             return
-        tcp_send_probe0(sk)
+        tcp_write_wakeup(sk)
         sk.icsk_probes_out += 1
         tcp_reset_keepalive_timer(sk, kintvl)
         return

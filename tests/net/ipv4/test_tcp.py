@@ -500,9 +500,6 @@ async def test_a_user_timeout_longer_than_tcp_retries2_replaces_it():
         assert trio.current_time() - start == pytest.approx(10.0, abs=0.3)
 
 
-@pytest.mark.xfail(strict=True, reason="TCP_USER_TIMEOUT does not bound zero-window probing; "
-                   "Linux's tcp_probe_timer aborts once the window has stayed shut that long "
-                   "(icsk_probes_tstamp), even though the peer answers the probes")
 async def test_user_timeout_ends_a_connection_stuck_on_a_zero_window():
     async with two_hosts(delay=0.01) as (net, a, b, link):
         c, conn, ls = await connected(a, b, "10.0.0.2")

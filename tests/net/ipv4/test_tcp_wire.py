@@ -478,6 +478,7 @@ async def test_zero_window_probes_when_the_reader_stops(tmp_path):
                 nursery.start_soon(sender)
                 await trio.sleep(10)  # the reader is away
                 stalled = sk_of(c).snd_una
+                rto = sk_of(c).icsk_rto
                 assert sk_of(c).write_queue and not sk_of(c).packets_out
                 await recv_until_eof(conn, got)
         assert len(got) == size
@@ -487,17 +488,14 @@ async def test_zero_window_probes_when_the_reader_stops(tmp_path):
     probes = [s for s in segs if s.src == FROM_A and s.tcp.seq == (stalled - 1) & 0xFFFFFFFF
               and s.len == 0 and s.t < 10]
     assert len(probes) >= 4
-    gaps = [round((y.t - x.t) / (probes[1].t - probes[0].t), 1)
-            for x, y in zip(probes, probes[1:])]
-    assert gaps == [2.0 ** i for i in range(len(gaps))]  # tcp_probe_timer: exponential backoff
+    # tcp_send_probe0 backs off (RTO << backoff); each answer re-arms the timer from its own
+    # arrival (tcp_ack_probe), one round trip (20 ms) after the probe left.
+    gaps = [round(y.t - x.t - 0.02, 4) for x, y in zip(probes, probes[1:])]
+    assert gaps == [round(rto * 2 ** (k + 1), 4) for k in range(len(gaps))]
     for p in probes:  # each probe makes b answer with its window
         assert any(s.src == FROM_B and s.pure_ack and p.t < s.t <= p.t + 0.021 for s in segs)
 
 
-@pytest.mark.xfail(strict=True, reason="after a window probe that carried data, pystack re-arms "
-                   "the probe timer with backoff; Linux's tcp_send_probe0 cancels it (the RTO "
-                   "covers the data) and the ACK that closes the window arms it afresh at one "
-                   "RTO (tcp_check_probe_timer): the first zero-window probe comes an RTO late")
 async def test_the_first_zero_window_probe_comes_one_rto_after_the_window_closed(tmp_path):
     path = tmp_path / "zwp_timing.pcapng"
     async with two_hosts(delay=0.01) as (net, a, b, link):
