@@ -90,13 +90,25 @@ def reqsk_timer_handler(timer: Timer) -> None:
     if listener.sk_state != 10:  # TCP_LISTEN
         reqsk_queue_drop(req)
         return
-    if req.num_retrans >= net.sysctl.tcp_synack_retries:
+    defer = listener.defer_accept
+    max_retries = max(net.sysctl.tcp_synack_retries, defer)
+    # syn_ack_recalc: while deferring after a bare ACK, wait without resending, and resend
+    # once at the end of the deferring period as a last chance for data.
+    if defer:
+        expire = req.num_retrans >= max_retries and (not req.acked
+                                                     or req.num_retrans >= defer)
+        resend = not req.acked or req.num_retrans >= defer - 1
+    else:
+        expire = req.num_retrans >= max_retries
+        resend = True
+    if expire:
         reqsk_queue_drop(req)
         return
     req.num_retrans += 1
-    net.mib.tcp["RetransSegs"] += 1
-    net.mib.tcpext_inc("TCPSynRetrans")
-    tcp_v4_send_synack(listener, req)
+    if resend:
+        net.mib.tcp["RetransSegs"] += 1
+        net.mib.tcpext_inc("TCPSynRetrans")
+        tcp_v4_send_synack(listener, req)
     timeout = min(1.0 * (1 << req.num_retrans), TCP_RTO_MAX)
     net.host.cpus[0].timers.mod_timer(req.timer, trio.current_time() + timeout)
 
@@ -129,6 +141,12 @@ def tcp_check_req(req: RequestSock, skb: SkBuff) -> TcpSock | None | bool:
     if before(cb.seq, (req.rcv_isn + 1) & MASK) or after(cb.seq, (req.rcv_isn + 1 + req.rcv_wnd)
                                                         & MASK):
         kfree_skb(skb, "TCP_INVALID_SEQUENCE")
+        return None
+    if req.num_retrans < listener.defer_accept and cb.end_seq == (req.rcv_isn + 1) & MASK:
+        # TCP_DEFER_ACCEPT: a bare ACK completes nothing; the connection waits for data.
+        req.acked = True
+        net.mib.tcpext_inc("TCPDeferAcceptDrop")
+        consume_skb(skb)
         return None
     child = tcp_v4_syn_recv_sock(listener, req, skb)
     if child is None:

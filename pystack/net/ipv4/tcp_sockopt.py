@@ -30,6 +30,31 @@ TCPI_OPT_WSCALE = 4
 _TCP_INFO = struct.Struct("@8B24I4Q6I4Q2I2Q4I")
 
 
+
+def secs_to_retrans(seconds: int, timeout: int, rto_max: int) -> int:
+    """How many retransmissions, the first after `timeout` s and doubling up to `rto_max`,
+    it takes to cover `seconds` (net/ipv4/tcp.c)."""
+    if seconds <= 0:
+        return 0
+    period, res = timeout, 1
+    while seconds > period and res < 255:
+        res += 1
+        timeout = min(timeout << 1, rto_max)
+        period += timeout
+    return res
+
+
+def retrans_to_secs(retrans: int, timeout: int, rto_max: int) -> int:
+    """The seconds `retrans` backed-off retransmissions cover (net/ipv4/tcp.c)."""
+    if retrans <= 0:
+        return 0
+    period = timeout
+    while retrans > 1:
+        retrans -= 1
+        timeout = min(timeout << 1, rto_max)
+        period += timeout
+    return period
+
 def tcp_setsockopt(sk: TcpSock, optname: int, optval: Any) -> None:
     from .tcp_output import tcp_push_pending_frames
     if optname == TCP_CONGESTION:
@@ -85,7 +110,9 @@ def tcp_setsockopt(sk: TcpSock, optname: int, optval: Any) -> None:
         elif optname == TCP_LINGER2:
             sk.linger2 = val
         elif optname == TCP_DEFER_ACCEPT:
-            sk.defer_accept = max(val, 0)
+            # Kept as a number of SYN-ACK retransmissions (rskq_defer_accept): the fewest
+            # whose backed-off timeouts add up to the seconds asked for.
+            sk.defer_accept = secs_to_retrans(val, 1, 120)
         elif optname == TCP_WINDOW_CLAMP:
             if not val:
                 if sk.sk_state != TCP_CLOSE:
@@ -133,7 +160,7 @@ def tcp_getsockopt(sk: TcpSock, optname: int) -> Any:
     if optname == TCP_LINGER2:
         return sk.linger2 or sk.sk_net.sysctl.tcp_fin_timeout
     if optname == TCP_DEFER_ACCEPT:
-        return sk.defer_accept
+        return retrans_to_secs(sk.defer_accept, 1, 120)
     if optname == TCP_WINDOW_CLAMP:
         return sk.window_clamp
     if optname == TCP_QUICKACK:

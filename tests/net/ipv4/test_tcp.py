@@ -948,8 +948,6 @@ async def test_tcp_cork_is_released_by_the_probe_timer():
         assert 0.2 <= waited <= tcp_get_info(sk_of(c))["tcpi_rto"] / 1e6 + 0.011
 
 
-@pytest.mark.xfail(strict=True, reason="TCP_DEFER_ACCEPT is stored but has no effect: accept() "
-                   "returns a connection whose client has sent no data")
 async def test_tcp_defer_accept_waits_for_data():
     # tcp_check_req: with rskq_defer_accept a bare ACK completing the handshake is dropped
     # (req->acked = 1); the connection is only queued for accept() when data arrives.
@@ -957,6 +955,8 @@ async def test_tcp_defer_accept_waits_for_data():
         ls = tcp(b)
         await ls.bind(("", PORT))
         ls.setsockopt(IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 5)
+        # Kept as 3 SYN-ACK retransmissions (1 + 2 + 4 s >= 5 s), read back as their 7 s.
+        assert ls.getsockopt(IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) == 7
         ls.listen(5)
         c = tcp(a)
         with trio.fail_after(5):
