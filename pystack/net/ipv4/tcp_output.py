@@ -298,11 +298,11 @@ def tcp_event_ack_sent(sk: TcpSock, pkts: int = 1) -> None:
 
 def _send_data_skb(sk: TcpSock, skb: SkBuff, mss: int = 0,
                    parts: list[SkBuff] | None = None) -> int:
-    """__tcp_transmit_skb for a queued skb. An skb longer than `mss` is a TSO skb: its
-    segments go out one after the other, sharing options and window, as GSO would cut them
-    (FIN and PSH on the last only), and PSH is forced on that last one, as Linux does for
-    every GSO packet "to expedite GRO flush at the receiver". `parts`, when given, are
-    segments of the retransmit queue (`skb` first) sent again as one TSO skb."""
+    """__tcp_transmit_skb for a queued skb. An skb longer than `mss` is a TSO skb: it leaves
+    as one GSO packet of `mss`-sized segments (cut before a device without TSO, FIN and PSH
+    on the last only), with PSH forced, as Linux does for every GSO packet "to expedite GRO
+    flush at the receiver". `parts`, when given, are segments of the retransmit queue
+    (`skb` first) sent again as one TSO skb."""
     cb = skb.cb
     flags = cb.tcp_flags
     now = trio.current_time()
