@@ -26,11 +26,8 @@ from scapy.utils import RawPcapNgReader
 
 import pystack
 from pystack.pcap import PcapngWriter, read_pcapng
-from pystack.uapi.ethernet import mac_str
 
-
-def mac(host) -> str:
-    return mac_str(host.interface("eth0").dev_addr)
+from nethelpers import mac
 
 
 def record_wires(net: pystack.Network) -> list[bytes]:

@@ -4,36 +4,19 @@ descriptors, process contexts, errors as the socket module raises them, name res
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import socket
-from typing import AsyncIterator
 
 import pytest
 import trio
 
-import pystack
 from pystack.dropin.trio import EmulatedSocket
 from pystack.net.socket import (sys_bind, sys_close, sys_getsockname, sys_getsockopt,
                                 sys_recvfrom, sys_sendto, sys_socket)
 
+from nethelpers import lan, udp
+
 AF_INET, SOCK_DGRAM = socket.AF_INET, socket.SOCK_DGRAM
-
-
-@contextlib.asynccontextmanager
-async def lan(n: int = 2, seed: int = 7) -> AsyncIterator[tuple]:
-    """`n` hosts a, b … on switch sw0, 10.0.0.1, .2 …"""
-    net = pystack.Network(seed=seed)
-    hosts = [net.add_host(name) for name in "abcdefgh"[:n]]
-    sw = net.add_switch("sw0")
-    for h in hosts:
-        net.add_link(h, sw, subnet="10.0.0.0/24")
-    async with net:
-        yield (net, *hosts)
-
-
-def udp(host: pystack.Host):
-    return host.socket(AF_INET, SOCK_DGRAM)
 
 
 def ebadf(fn, *args):

@@ -15,26 +15,11 @@ from scapy.layers.inet import ICMP, IP, UDP, IPerror, UDPerror
 from scapy.layers.l2 import Ether
 
 import pystack
-from pystack.uapi.ethernet import mac_str
+
+from nethelpers import mac, sent_frames
 
 A, B = "10.0.0.1", "10.0.0.2"
 CLOSED = 9999
-
-
-def mac(host) -> str:
-    return mac_str(host.interface("eth0").dev_addr)
-
-
-def sent_frames(host, dev: str = "eth0") -> list[Ether]:
-    """A tap on `dev`'s transmit side, parsed by scapy."""
-    frames: list[Ether] = []
-
-    def tap(skb, _dev, direction):
-        if direction == "tx":
-            frames.append(Ether(bytes(skb.buf[skb.data:skb.tail])))
-
-    host.interface(dev).ptype_all.append(tap)
-    return frames
 
 
 def icmp_of(frames: list[Ether]) -> list[ICMP]:

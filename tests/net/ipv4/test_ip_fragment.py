@@ -18,25 +18,11 @@ from scapy.layers.inet import ICMP, IP, UDP, IPerror, fragment
 from scapy.layers.l2 import Ether
 
 import pystack
-from pystack.uapi.ethernet import mac_str
+
+from nethelpers import mac, sent_frames
 
 A, B = "10.0.0.1", "10.0.0.2"
 PORT = 9
-
-
-def mac(host) -> str:
-    return mac_str(host.interface("eth0").dev_addr)
-
-
-def sent_frames(host, dev: str = "eth0") -> list[Ether]:
-    frames: list[Ether] = []
-
-    def tap(skb, _dev, direction):
-        if direction == "tx":
-            frames.append(Ether(bytes(skb.buf[skb.data:skb.tail])))
-
-    host.interface(dev).ptype_all.append(tap)
-    return frames
 
 
 async def two_hosts(net: pystack.Network):

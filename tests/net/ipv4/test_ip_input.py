@@ -19,13 +19,10 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 import pystack
-from pystack.uapi.ethernet import mac_str
+
+from nethelpers import mac
 
 A, B = "10.0.0.1", "10.0.0.2"
-
-
-def mac(host) -> str:
-    return mac_str(host.interface("eth0").dev_addr)
 
 
 def eth(a, b):

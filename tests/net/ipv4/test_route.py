@@ -13,11 +13,12 @@ import trio
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
-import pystack
 from pystack.net.ipv4.fib import RTN_BROADCAST, RTN_LOCAL, RTN_UNICAST
 from pystack.net.ipv4.route import RouteError, ip_route_output
 from pystack.pcap import read_pcapng
 from pystack.uapi.ethernet import mac_str
+
+from nethelpers import lan, udp
 
 IP_RECVERR = 11  # include/uapi/linux/in.h (not in Python's socket module)
 
@@ -28,22 +29,6 @@ def ip(text: str) -> int:
 
 def ip_text(addr: int) -> str:
     return str(ipaddress.IPv4Address(addr))
-
-
-@contextlib.asynccontextmanager
-async def lan(n: int = 3) -> AsyncIterator[tuple]:
-    """`n` hosts a, b, c … on switch sw0, 10.0.0.1, .2, .3 …"""
-    net = pystack.Network(seed=7)
-    hosts = [net.add_host(name) for name in "abcdefgh"[:n]]
-    sw = net.add_switch("sw0")
-    for h in hosts:
-        net.add_link(h, sw, subnet="10.0.0.0/24")
-    async with net:
-        yield (net, *hosts)
-
-
-def udp(host: pystack.Host):
-    return host.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
 
 # -- ip_route_output -------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import errno
 import random
 import socket
 import struct
-from typing import AsyncIterator
 
 import pytest
 import trio
@@ -34,6 +33,8 @@ from pystack.net.socket import sockfd_lookup, sys_connect
 from pystack.pcap import read_pcapng
 from pystack.uapi.ip import ip_int
 
+from nethelpers import two_hosts, tcp
+
 AF_INET, SOCK_STREAM = socket.AF_INET, socket.SOCK_STREAM
 SOL_SOCKET, IPPROTO_TCP = socket.SOL_SOCKET, socket.IPPROTO_TCP
 MB = 1024 * 1024
@@ -44,22 +45,6 @@ TCP_ESTABLISHED, TCP_SYN_SENT, TCP_CLOSE, TCP_CLOSE_WAIT = 1, 2, 7, 8
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-@contextlib.asynccontextmanager
-async def two_hosts(seed: int = 7, **netem) -> AsyncIterator[tuple]:
-    """Hosts a (10.0.0.1) and b (10.0.0.2) on one Ethernet link."""
-    net = pystack.Network(seed=seed)
-    a, b = net.add_host("a"), net.add_host("b")
-    link = net.add_link(a, b, subnet="10.0.0.0/24")
-    if netem:
-        link.set(**netem)
-    async with net:
-        yield net, a, b, link
-
-
-def tcp(host: pystack.Host) -> EmulatedSocket:
-    return host.socket(AF_INET, SOCK_STREAM)
-
 
 def sk_of(s: EmulatedSocket):
     """The kernel's struct sock behind an emulated socket."""

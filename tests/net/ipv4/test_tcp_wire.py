@@ -17,12 +17,10 @@ so that segments arrive spaced as on a real wire.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import random
 import socket
 import struct
-from typing import AsyncIterator
 
 import pytest
 import trio
@@ -36,6 +34,8 @@ from pystack.net.socket import sockfd_lookup
 from pystack.pcap import read_pcapng
 from pystack.uapi.ethernet import mac_str
 
+from nethelpers import two_hosts, tcp
+
 AF_INET, SOCK_STREAM = socket.AF_INET, socket.SOCK_STREAM
 SOL_SOCKET, IPPROTO_TCP = socket.SOL_SOCKET, socket.IPPROTO_TCP
 PORT = 5000
@@ -43,22 +43,6 @@ MSS = 1448  # 1500 - 20 (IP) - 20 (TCP) - 12 (timestamps)
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-@contextlib.asynccontextmanager
-async def two_hosts(seed: int = 7, **netem) -> AsyncIterator[tuple]:
-    """Hosts a (10.0.0.1) and b (10.0.0.2) on one Ethernet link."""
-    net = pystack.Network(seed=seed)
-    a, b = net.add_host("a"), net.add_host("b")
-    link = net.add_link(a, b, subnet="10.0.0.0/24")
-    if netem:
-        link.set(**netem)
-    async with net:
-        yield net, a, b, link
-
-
-def tcp(host: pystack.Host):
-    return host.socket(AF_INET, SOCK_STREAM)
-
 
 def sk_of(s):
     return sockfd_lookup(s.task, s.fileno())[1].sk

@@ -7,40 +7,23 @@ Receives that could hang on a bug are bounded by `trio.fail_after` (virtual seco
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import socket
-from typing import AsyncIterator
 
 import pytest
 import trio
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-import pystack
 from pystack.kernel.sched import CAP_NET_BIND_SERVICE
 from pystack.net.socket import sys_connect
 from pystack.pcap import read_pcapng
 
+from nethelpers import lan, udp
+
 AF_INET, SOCK_DGRAM = socket.AF_INET, socket.SOCK_DGRAM
 SOL_SOCKET = socket.SOL_SOCKET
 IP_FREEBIND = 15  # include/uapi/linux/in.h (not in Python's socket module)
-
-
-@contextlib.asynccontextmanager
-async def lan(n: int = 3, seed: int = 7) -> AsyncIterator[tuple]:
-    """`n` hosts a, b, c … on switch sw0, 10.0.0.1, .2, .3 …"""
-    net = pystack.Network(seed=seed)
-    hosts = [net.add_host(name) for name in "abcdefgh"[:n]]
-    sw = net.add_switch("sw0")
-    for h in hosts:
-        net.add_link(h, sw, subnet="10.0.0.0/24")
-    async with net:
-        yield (net, *hosts)
-
-
-def udp(host: pystack.Host) -> socket.socket:
-    return host.socket(AF_INET, SOCK_DGRAM)
 
 
 async def recvfrom(s, size: int = 2048, flags: int = 0, timeout: float = 10.0):

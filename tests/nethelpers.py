@@ -1,0 +1,67 @@
+"""Topologies and taps the test modules share (importable as `nethelpers`: pytest puts tests/
+on sys.path for the modules below it).
+
+Read first: pystack/world.py (Network, add_host, add_link, add_switch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from typing import Any, AsyncIterator
+
+from scapy.layers.l2 import Ether
+
+import pystack
+from pystack.uapi.ethernet import mac_str
+
+__all__ = ["two_hosts", "lan", "tcp", "udp", "mac", "sent_frames"]
+
+
+@contextlib.asynccontextmanager
+async def two_hosts(seed: int = 7, **netem: Any) -> AsyncIterator[tuple]:
+    """Hosts a (10.0.0.1) and b (10.0.0.2) on one Ethernet link, impaired by `netem`."""
+    net = pystack.Network(seed=seed)
+    a, b = net.add_host("a"), net.add_host("b")
+    link = net.add_link(a, b, subnet="10.0.0.0/24")
+    if netem:
+        link.set(**netem)
+    async with net:
+        yield net, a, b, link
+
+
+@contextlib.asynccontextmanager
+async def lan(n: int = 3, seed: int = 7) -> AsyncIterator[tuple]:
+    """`n` hosts a, b, c … on switch sw0, 10.0.0.1, .2, .3 …"""
+    net = pystack.Network(seed=seed)
+    hosts = [net.add_host(name) for name in "abcdefgh"[:n]]
+    sw = net.add_switch("sw0")
+    for h in hosts:
+        net.add_link(h, sw, subnet="10.0.0.0/24")
+    async with net:
+        yield (net, *hosts)
+
+
+def tcp(host: pystack.Host) -> Any:
+    return host.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+
+def udp(host: pystack.Host) -> Any:
+    return host.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+
+def mac(host: pystack.Host) -> str:
+    """The MAC address of the host's eth0, as scapy writes one."""
+    return mac_str(host.interface("eth0").dev_addr)
+
+
+def sent_frames(host: pystack.Host, dev: str = "eth0") -> list[Ether]:
+    """A tap on `dev`'s transmit side: every frame it sends, parsed by scapy."""
+    frames: list[Ether] = []
+
+    def tap(skb, _dev, direction):
+        if direction == "tx":
+            frames.append(Ether(bytes(skb.buf[skb.data:skb.tail])))
+
+    host.interface(dev).ptype_all.append(tap)
+    return frames
