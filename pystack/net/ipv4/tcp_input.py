@@ -25,7 +25,8 @@ from ..core.sock import (RCV_SHUTDOWN, SEND_SHUTDOWN, SOCK_DEAD, SOCK_DONE, SOCK
 from .tcp import (TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
                   TCP_ATO_MIN, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery, TCP_CHRONO_BUSY,
                   TCP_MAX_QUICKACKS, TCP_MIN_MSS, TCP_MSS_DEFAULT, TCP_RTO_MAX, TCP_RTO_MIN,
-                  TcpSock, after, before, tcp_chrono_stop, tcp_done, tcp_fin_time, tcp_set_state)
+                  TcpSkbCb, TcpSock, after, before, tcp_chrono_stop, tcp_done, tcp_fin_time,
+                  tcp_set_state)
 from .tcp_cong import TCP_INIT_CWND
 from .tcp_recovery import (FLAG_ACKED, FLAG_DATA_ACKED, FLAG_DATA_SACKED, FLAG_RETRANS_DATA_ACKED,
                            FLAG_SLOWPATH, FLAG_SND_UNA_ADVANCED, FLAG_SYN_ACKED,
@@ -731,6 +732,12 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     return False
 
 
+def _carries_new_data(sk: TcpSock, cb: TcpSkbCb) -> bool:
+    """The segment holds data beyond what was received (a closed reader must reset)."""
+    fin = 1 if cb.tcp_flags & TCPHDR_FIN else 0
+    return cb.end_seq != cb.seq and after((cb.end_seq - fin) & MASK, sk.rcv_nxt)
+
+
 def tcp_rcv_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     """Every state but LISTEN (handled by tcp_ipv4). True means: answer with a RST."""
     from .tcp_minisocks import tcp_time_wait
@@ -775,8 +782,7 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SkBuff) -> bool:
         if not sk.sock_flag(SOCK_DEAD):
             sk.sk_state_change(sk)
         else:
-            if cb.end_seq != cb.seq and after((cb.end_seq - (1 if flags & TCPHDR_FIN else 0))
-                                              & MASK, sk.rcv_nxt):
+            if _carries_new_data(sk, cb):
                 _mib(sk, "TCPAbortOnData")
                 tcp_done(sk)
                 return True
@@ -797,8 +803,7 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SkBuff) -> bool:
             skb = None
     if skb is not None and state in (TCP_FIN_WAIT1, TCP_FIN_WAIT2) and sk.sk_shutdown & \
             RCV_SHUTDOWN:
-        if cb.end_seq != cb.seq and after((cb.end_seq - (1 if flags & TCPHDR_FIN else 0))
-                                          & MASK, sk.rcv_nxt):
+        if _carries_new_data(sk, cb):
             _mib(sk, "TCPAbortOnData")
             tcp_reset(sk)
             return True
