@@ -40,7 +40,7 @@ from .tcp_timer import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, ICSK_
                         ICSK_TIME_LOSS_PROBE, ICSK_TIME_RETRANS, inet_csk_clear_delack,
                         inet_csk_reset_delack, inet_csk_reset_xmit_timer, tcp_check_probe_timer,
                         tcp_rearm_rto, tcp_schedule_loss_probe)
-from .tcp_tso import (sk_can_gso, tcp_current_mss, tcp_cwnd_test, tcp_fragment,
+from .tcp_tso import (sk_can_gso, tcp_current_mss, tcp_cwnd_test,
                       tcp_mss_split_point, tcp_nagle_check, tcp_skb_pcount, tcp_snd_wnd_test,
                       tcp_sync_mss, tcp_tso_segs, tcp_tso_should_defer, tso_fragment)
 
@@ -711,7 +711,7 @@ def tcp_write_wakeup(sk: TcpSock) -> int:
         mss = tcp_current_mss(sk)
         seg_size = min((wnd_end - skb.cb.seq) & MASK, mss)
         if seg_size < skb.tail - skb.data:
-            tcp_fragment(sk, skb, seg_size)
+            tso_fragment(sk, skb, seg_size)
         skb.cb.tcp_flags |= TCPHDR_PSH
         rc = _send_data_skb(sk, skb)
         if rc < 0:

@@ -221,12 +221,5 @@ def tso_fragment(sk: TcpSock, skb: SkBuff, length: int) -> None:
     cb.tcp_flags &= ~(TCPHDR_FIN | TCPHDR_PSH)
     skb.tail = skb.data + length
     q = sk.write_queue
-    if q[0] is skb:
-        q.popleft()
-        q.appendleft(rest)
-        q.appendleft(skb)
-    else:
-        q.insert(q.index(skb) + 1, rest)
+    q.insert(q.index(skb) + 1, rest)  # the head, in practice: found at once
 
-
-tcp_fragment = tso_fragment
