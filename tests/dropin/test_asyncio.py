@@ -301,7 +301,7 @@ async def test_asyncio_run_waits_for_executor_threads_as_asyncio_run_does() -> N
     done = []
 
     def slow() -> None:
-        time.sleep(0.05)
+        time.sleep(0.05)  # application work: asyncio.run must wait for it to finish
         done.append(socket.gethostname())
 
     async def main() -> str:
