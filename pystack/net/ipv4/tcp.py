@@ -166,7 +166,7 @@ class TcpSock(InetSock):
         "dup_acks", "max_packets_out", "cwnd_limited", "ca_priv", "lsndtime", "rcv_tstamp",
         "last_oow_ack_time", "snd_cwnd_stamp", "sk_pacing_rate", "tcp_wstamp", "gso_units",
         "rack_mstamp", "rack_end_seq", "rack_rtt_us", "rack_advanced", "reord_seen",
-        "chrono_type", "chrono_start", "chrono_stat", "chrono_rwnd_hint", "sk_nospace",
+        "chrono_type", "chrono_start", "chrono_stat", "sk_nospace",
         "icsk_probes_tstamp",
         # queues
         "write_queue", "rtx_queue", "out_of_order_queue", "sk_wmem_queued",
@@ -272,7 +272,6 @@ class TcpSock(InetSock):
         self.chrono_type = 0  # TCP_CHRONO_UNSPEC
         self.chrono_start = 0.0
         self.chrono_stat = [0.0, 0.0, 0.0]
-        self.chrono_rwnd_hint = False
         self.sk_nospace = False  # SOCK_NOSPACE: a writer found the send buffer full
         self.icsk_probes_tstamp = -1.0  # when zero-window probing began (-1: not probing)
         self.write_queue: deque[SkBuff] = deque()  # not yet sent

@@ -40,7 +40,7 @@ from .tcp_timer import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, ICSK_
                         ICSK_TIME_LOSS_PROBE, ICSK_TIME_RETRANS, inet_csk_clear_delack,
                         inet_csk_reset_delack, inet_csk_reset_xmit_timer, tcp_check_probe_timer,
                         tcp_rearm_rto, tcp_schedule_loss_probe)
-from .tcp_tso import (sk_can_gso, tcp_current_mss, tcp_cwnd_test,
+from .tcp_tso import (DEFER_RWND_LIMITED, sk_can_gso, tcp_current_mss, tcp_cwnd_test,
                       tcp_mss_split_point, tcp_nagle_check, tcp_skb_pcount, tcp_snd_wnd_test,
                       tcp_sync_mss, tcp_tso_segs, tcp_tso_should_defer, tso_fragment)
 
@@ -346,6 +346,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
     allow. push_one=1 sends one skb; 2 also ignores cwnd (a loss probe). Returns True if
     something is queued but nothing is in flight (a probe is needed)."""
     sent = 0
+    rwnd_limited = False  # held back by the peer's window (TCP_INFO's chrono)
     q = sk.write_queue
     sk.cwnd_limited = False
     if not sk.packets_out and q:
@@ -365,7 +366,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
             quota = 1
         first_end = cb.end_seq if tso_segs == 1 else (cb.seq + mss_now) & MASK
         if not tcp_snd_wnd_test(sk, first_end):
-            sk.chrono_rwnd_hint = True
+            rwnd_limited = True
             break
         if tso_segs == 1:
             # tcp_nagle_test: only the last skb of the queue can be held back.
@@ -373,8 +374,11 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
             if (not test_nonagle & TCP_NAGLE_PUSH and not cb.tcp_flags & TCPHDR_FIN
                     and tcp_nagle_check(skb.tail - skb.data < mss_now, sk, test_nonagle)):
                 break
-        elif not push_one and tcp_tso_should_defer(sk, skb, max_segs):
-            break
+        elif not push_one:
+            defer = tcp_tso_should_defer(sk, skb, max_segs)
+            if defer:
+                rwnd_limited = defer == DEFER_RWND_LIMITED
+                break
         limit = mss_now
         if tso_segs > 1:
             limit = tcp_mss_split_point(sk, skb, mss_now, min(quota, max_segs), nonagle)
@@ -395,8 +399,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
         sent += pcount
         if push_one:
             break
-    if sk.chrono_rwnd_hint:
-        sk.chrono_rwnd_hint = False
+    if rwnd_limited:
         tcp_chrono_start(sk, TCP_CHRONO_RWND_LIMITED)
     else:
         tcp_chrono_stop(sk, TCP_CHRONO_RWND_LIMITED)

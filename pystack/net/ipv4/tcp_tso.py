@@ -19,11 +19,13 @@ from .tcp import TCP_MSS_DEFAULT, TCP_NAGLE_CORK, TcpSkbCb, TcpSock, after
 
 TCPOLEN_TSTAMP_ALIGNED = 12
 MASK = 0xFFFFFFFF
+# What tcp_tso_should_defer answers: send now (0), wait, or wait because of the peer's window.
+DEFER, DEFER_RWND_LIMITED = 1, 2
 
 __all__ = ["tcp_mtu_to_mss", "tcp_sync_mss", "tcp_current_mss", "tcp_send_mss",
            "tcp_update_pacing_rate", "tcp_tso_segs", "tcp_skb_pcount", "tcp_cwnd_test",
            "tcp_mss_split_point", "tcp_tso_should_defer", "tcp_nagle_check",
-           "tcp_snd_wnd_test", "tso_fragment", "sk_can_gso"]
+           "tcp_snd_wnd_test", "tso_fragment", "sk_can_gso", "DEFER", "DEFER_RWND_LIMITED"]
 
 
 def tcp_mtu_to_mss(sk: TcpSock, pmtu: int) -> int:
@@ -147,45 +149,44 @@ def tcp_mss_split_point(sk: TcpSock, skb: SkBuff, mss_now: int, max_segs: int,
     return needed
 
 
-def tcp_tso_should_defer(sk: TcpSock, skb: SkBuff, max_segs: int) -> bool:
+def tcp_tso_should_defer(sk: TcpSock, skb: SkBuff, max_segs: int) -> int:
     """Wait for a bigger TSO skb when only a little of the window is free (John Heffner's
     TSO Nagle): unless the last send was over 1 ms ago, a full skb fits, a third of the
     window is free, or the next ACK would come too late."""
     if sk.icsk_ca_state >= 3:  # TCP_CA_Recovery
-        return False
+        return 0
     now = trio.current_time()
     if now - sk.tcp_wstamp > 0.001:
-        return False
+        return 0
     in_flight = sk.packets_in_flight()
     send_win = (sk.snd_una + sk.snd_wnd - skb.cb.seq) & MASK
     cong_win = (sk.snd_cwnd - in_flight) * sk.mss_cache
     limit = min(send_win, cong_win)
     length = skb.tail - skb.data
     if limit >= max_segs * sk.mss_cache:
-        return False
+        return 0
     if skb is not sk.write_queue[-1] and limit >= length:
-        return False
+        return 0
     divisor = sk.sk_net.sysctl.tcp_tso_win_divisor
     if divisor:
         chunk = min(sk.snd_wnd, sk.snd_cwnd * sk.mss_cache) // divisor
         if limit >= chunk:
-            return False
+            return 0
     elif limit > 3 * sk.mss_cache:
-        return False
+        return 0
     if not sk.rtx_queue:
-        return False
+        return 0
     if now - sk.rtx_queue[0].cb.when < (sk.srtt_us >> 4) / 1e6:
-        return False
+        return 0
     if cong_win < send_win:
         if cong_win <= length:
             sk.cwnd_limited = True
-            return True
+            return DEFER
     elif send_win <= length:
-        sk.chrono_rwnd_hint = True  # rwnd-limited: tcp_write_xmit starts that chrono
-        return True
+        return DEFER_RWND_LIMITED
     if skb.cb.tcp_flags & TCPHDR_FIN or skb.cb.eor:
-        return False
-    return True
+        return 0
+    return DEFER
 
 
 def tcp_nagle_check(partial: bool, sk: TcpSock, nonagle: int) -> bool:
