@@ -40,8 +40,9 @@ from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
                          TCP_SYN_SENT, TCP_TIME_WAIT)
 from .tcp_timer import (ICSK_ACK_NOW, ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED,
-                        inet_csk_clear_xmit_timer, tcp_reset_keepalive_timer,
-                        tcp_set_xmit_timer)
+                        ICSK_TIME_PROBE0, _probe0_when, inet_csk_clear_xmit_timer,
+                        inet_csk_reset_xmit_timer, tcp_clamp_probe0_to_user_timeout,
+                        tcp_reset_keepalive_timer, tcp_set_xmit_timer)
 from .tcp_tso import tcp_current_mss, tcp_sync_mss, tcp_update_pacing_rate
 
 MASK = 0xFFFFFFFF
@@ -254,8 +255,6 @@ def tcp_ack_probe(sk: TcpSock) -> None:
     """An ACK while nothing is in flight: if it opened the window for the next segment, stop
     probing (tcp_data_snd_check sends it); else probe again after the backed-off interval,
     counted from this ACK."""
-    from .tcp_timer import (ICSK_TIME_PROBE0, _probe0_when, inet_csk_reset_xmit_timer,
-                            tcp_clamp_probe0_to_user_timeout)
     q = sk.write_queue
     if not q:
         return

@@ -37,9 +37,10 @@ from .tcp import (MAX_TCP_HEADER, TCP_ATO_MIN, TCP_DELACK_MAX, TCP_NAGLE_CORK, T
                   tcp_chrono_stop, tcp_slow_start_after_idle_check)
 from .tcp_states import TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT
 from .tcp_timer import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, ICSK_ACK_TIMER,
-                        ICSK_TIME_LOSS_PROBE, ICSK_TIME_RETRANS, inet_csk_clear_delack,
-                        inet_csk_reset_delack, inet_csk_reset_xmit_timer, tcp_check_probe_timer,
-                        tcp_rearm_rto, tcp_schedule_loss_probe)
+                        ICSK_TIME_LOSS_PROBE, ICSK_TIME_PROBE0, ICSK_TIME_RETRANS, _probe0_when,
+                        inet_csk_clear_delack, inet_csk_reset_delack, inet_csk_reset_xmit_timer,
+                        tcp_check_probe_timer, tcp_clamp_probe0_to_user_timeout, tcp_rearm_rto,
+                        tcp_schedule_loss_probe)
 from .tcp_tso import (DEFER_RWND_LIMITED, sk_can_gso, tcp_current_mss, tcp_cwnd_test,
                       tcp_mss_split_point, tcp_nagle_check, tcp_skb_pcount, tcp_snd_wnd_test,
                       tcp_sync_mss, tcp_tso_segs, tcp_tso_should_defer, tso_fragment)
@@ -731,7 +732,6 @@ def tcp_write_wakeup(sk: TcpSock) -> int:
 def tcp_send_probe0(sk: TcpSock) -> None:
     """A window probe; then either stop probing (data went out: the RTO covers it) or probe
     again later, backing off as the RTO does."""
-    from .tcp_timer import ICSK_TIME_PROBE0, _probe0_when, tcp_clamp_probe0_to_user_timeout
     err = tcp_write_wakeup(sk)
     if sk.packets_out or not sk.write_queue:
         sk.icsk_probes_out = 0

@@ -21,6 +21,8 @@ from .tcp import (TCP_CA_Disorder, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery,
                   TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
                   TcpSock, after, before)
 from .tcp_output import tcp_xmit_retransmit_queue
+from .tcp_timer import (ICSK_TIME_REO_TIMEOUT, ICSK_TIME_RETRANS, TCP_TIMEOUT_MIN,
+                        inet_csk_reset_xmit_timer, tcp_rearm_rto)
 
 # tcp_ack flags
 FLAG_DATA = 0x01
@@ -172,22 +174,24 @@ def tcp_mark_skb_lost(sk: TcpSock, skb) -> None:
         sk.lost_out += 1
 
 
+def _arm_reo_timer(sk: TcpSock, timeout_us: int) -> None:
+    inet_csk_reset_xmit_timer(sk, ICSK_TIME_REO_TIMEOUT, timeout_us / 1e6 + TCP_TIMEOUT_MIN)
+
+
 def tcp_rack_mark_lost(sk: TcpSock) -> bool:
     """After an ACK that delivered something: mark what RACK deems lost, and arm the
     reordering timer for what it will deem lost later. True if that timer was armed."""
-    from .tcp_timer import ICSK_TIME_REO_TIMEOUT, TCP_TIMEOUT_MIN, inet_csk_reset_xmit_timer
     if not sk.rack_advanced:
         return False
     sk.rack_advanced = False
     timeout = tcp_rack_detect_loss(sk)
     if timeout:
-        inet_csk_reset_xmit_timer(sk, ICSK_TIME_REO_TIMEOUT, timeout / 1e6 + TCP_TIMEOUT_MIN)
+        _arm_reo_timer(sk, timeout)
     return bool(timeout)
 
 
 def tcp_rack_reo_timeout(sk: TcpSock) -> None:
     """The reordering timer: what it waited for is lost now; recover and retransmit."""
-    from .tcp_timer import ICSK_TIME_RETRANS, tcp_rearm_rto
     prior_inflight = sk.packets_in_flight()
     timeout = tcp_rack_detect_loss(sk)
     if prior_inflight != sk.packets_in_flight():
@@ -196,8 +200,7 @@ def tcp_rack_reo_timeout(sk: TcpSock) -> None:
             tcp_cwnd_reduction(sk, 1, 0)
         tcp_xmit_retransmit_queue(sk)
     if timeout:
-        from .tcp_timer import ICSK_TIME_REO_TIMEOUT, TCP_TIMEOUT_MIN, inet_csk_reset_xmit_timer
-        inet_csk_reset_xmit_timer(sk, ICSK_TIME_REO_TIMEOUT, timeout / 1e6 + TCP_TIMEOUT_MIN)
+        _arm_reo_timer(sk, timeout)
     elif sk.icsk_pending != ICSK_TIME_RETRANS:
         tcp_rearm_rto(sk)
 
