@@ -67,6 +67,17 @@ async def recv_until_eof(s, into: bytearray) -> None:
         into += data
 
 
+async def send_and_read(c, conn, data: bytes, within: float = 60) -> bytes:
+    """Send `data` on `c` and shut its write side, while `conn` reads to EOF; what it read."""
+    got = bytearray()
+    with trio.fail_after(within):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(recv_until_eof, conn, got)
+            await c.send(data)
+            c.shutdown(socket.SHUT_WR)
+    return bytes(got)
+
+
 class Seg:
     """One captured TCP segment, sequence numbers relative to each side's ISN."""
 
@@ -329,12 +340,7 @@ async def test_bulk_data_is_acked_every_second_full_segment(tmp_path):
     async with two_hosts(delay=0.005, rate=100_000_000) as (net, a, b, link):
         cap = net.capture(str(path))
         c, conn, ls = await connected(a, b)
-        got = bytearray()
-        with trio.fail_after(60):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(recv_until_eof, conn, got)
-                await c.send(bytes(size))
-                c.shutdown(socket.SHUT_WR)
+        got = await send_and_read(c, conn, bytes(size), within=60)
         assert len(got) == size
         cap.close()
     segs = segments(path)
@@ -395,12 +401,7 @@ async def test_fast_retransmit_after_three_duplicate_acks(tmp_path):
         gro_off(b)  # the hook is to drop one segment, not what GRO merged it into
         nf_register_hook(b.net, NF_INET_LOCAL_IN, drop_fifth_data_segment)
         data = random.Random(3).randbytes(20 * MSS)
-        got = bytearray()
-        with trio.fail_after(60):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(recv_until_eof, conn, got)
-                await c.send(data)
-                c.shutdown(socket.SHUT_WR)
+        got = await send_and_read(c, conn, data, within=60)
         assert got == data
         assert a.stats()["Tcp"]["RetransSegs"] == 1
         assert a.stats()["TcpExt"].get("TCPTimeouts", 0) == 0
@@ -428,12 +429,7 @@ async def test_loss_recovery_on_a_lossy_link_is_byte_exact(tmp_path):
         cap = net.capture(str(path))
         c, conn, ls = await connected(a, b)
         data = random.Random(4).randbytes(size)
-        got = bytearray()
-        with trio.fail_after(600):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(recv_until_eof, conn, got)
-                await c.send(data)
-                c.shutdown(socket.SHUT_WR)
+        got = await send_and_read(c, conn, data, within=600)
         assert got == data
         stats = a.stats()
         cap.close()
@@ -691,12 +687,7 @@ async def test_the_receive_window_grows_during_a_bulk_transfer(tmp_path):
     async with two_hosts(delay=0.025) as (net, a, b, link):
         cap = net.capture(str(path))
         c, conn, ls = await connected(a, b)
-        got = bytearray()
-        with trio.fail_after(60):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(recv_until_eof, conn, got)
-                await c.send(bytes(4_000_000))
-                c.shutdown(socket.SHUT_WR)
+        got = await send_and_read(c, conn, bytes(4_000_000), within=60)
         assert len(got) == 4_000_000
         rcvbuf = sk_of(conn).sk_rcvbuf
         cap.close()
