@@ -13,9 +13,10 @@ from typing import Any, AsyncIterator
 from scapy.layers.l2 import Ether
 
 import pystack
+from pystack.net.socket import sockfd_lookup
 from pystack.uapi.ethernet import mac_str
 
-__all__ = ["two_hosts", "lan", "tcp", "udp", "mac", "sent_frames"]
+__all__ = ["two_hosts", "lan", "tcp", "udp", "mac", "sent_frames", "sk_of", "recv_until_eof"]
 
 
 @contextlib.asynccontextmanager
@@ -65,3 +66,17 @@ def sent_frames(host: pystack.Host, dev: str = "eth0") -> list[Ether]:
 
     host.interface(dev).ptype_all.append(tap)
     return frames
+
+
+def sk_of(s: Any) -> Any:
+    """The kernel's struct sock behind an emulated socket."""
+    return sockfd_lookup(s.task, s.fileno())[1].sk
+
+
+async def recv_until_eof(s: Any, into: bytearray, chunk: int = 65536) -> None:
+    """Read `s` to end of file, appending to `into`."""
+    while True:
+        data = await s.recv(chunk)
+        if not data:
+            return
+        into += data

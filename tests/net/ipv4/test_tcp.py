@@ -33,7 +33,7 @@ from pystack.net.socket import sockfd_lookup, sys_connect
 from pystack.pcap import read_pcapng
 from pystack.uapi.ip import ip_int
 
-from nethelpers import two_hosts, tcp
+from nethelpers import recv_until_eof, sk_of, two_hosts, tcp
 
 AF_INET, SOCK_STREAM = socket.AF_INET, socket.SOCK_STREAM
 SOL_SOCKET, IPPROTO_TCP = socket.SOL_SOCKET, socket.IPPROTO_TCP
@@ -45,11 +45,6 @@ TCP_ESTABLISHED, TCP_SYN_SENT, TCP_CLOSE, TCP_CLOSE_WAIT = 1, 2, 7, 8
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-def sk_of(s: EmulatedSocket):
-    """The kernel's struct sock behind an emulated socket."""
-    return sockfd_lookup(s.task, s.fileno())[1].sk
-
 
 def set_nonblocking(s: EmulatedSocket) -> None:
     sockfd_lookup(s.task, s.fileno())[0].f_flags |= O_NONBLOCK
@@ -79,14 +74,6 @@ async def connected(client_host: pystack.Host, server_host: pystack.Host, dest: 
         conn, peer = await ls.accept()
     assert peer == c.getsockname()
     return c, conn, ls
-
-
-async def recv_until_eof(s: EmulatedSocket, into: bytearray, chunk: int = 65536) -> None:
-    while True:
-        data = await s.recv(chunk)
-        if not data:
-            return
-        into += data
 
 
 def payload(n: int, seed: int = 1) -> bytes:

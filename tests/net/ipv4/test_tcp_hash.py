@@ -21,8 +21,9 @@ import trio
 
 import pystack
 import pystack.net
-from pystack.net.socket import sockfd_lookup
 from pystack.uapi.ip import ip_int
+
+from nethelpers import sk_of
 
 AF_INET, SOCK_STREAM = socket.AF_INET, socket.SOCK_STREAM
 PORT = 5000
@@ -105,10 +106,6 @@ async def connections(n: int, seed: int = 7) -> AsyncIterator[tuple]:
                 conn, _ = await ls.accept()
                 pairs.append((c, conn))
         yield net, a, b, ls, pairs
-
-
-def sk_of(s):
-    return sockfd_lookup(s.task, s.fileno())[1].sk
 
 
 async def test_the_established_hash_holds_one_entry_per_connection():

@@ -30,11 +30,10 @@ from scapy.layers.l2 import Ether
 import pystack
 from pystack.net.core.netfilter import NF_ACCEPT, NF_DROP, NF_INET_LOCAL_IN, nf_register_hook
 from pystack.net.ipv4.tcp_sockopt import tcp_get_info
-from pystack.net.socket import sockfd_lookup
 from pystack.pcap import read_pcapng
 from pystack.uapi.ethernet import mac_str
 
-from nethelpers import two_hosts, tcp
+from nethelpers import recv_until_eof, sk_of, two_hosts, tcp
 
 AF_INET, SOCK_STREAM = socket.AF_INET, socket.SOCK_STREAM
 SOL_SOCKET, IPPROTO_TCP = socket.SOL_SOCKET, socket.IPPROTO_TCP
@@ -43,10 +42,6 @@ MSS = 1448  # 1500 - 20 (IP) - 20 (TCP) - 12 (timestamps)
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-def sk_of(s):
-    return sockfd_lookup(s.task, s.fileno())[1].sk
-
 
 async def connected(a, b, port: int = PORT):
     ls = tcp(b)
@@ -57,14 +52,6 @@ async def connected(a, b, port: int = PORT):
         await c.connect(("10.0.0.2", port))
         conn, _ = await ls.accept()
     return c, conn, ls
-
-
-async def recv_until_eof(s, into: bytearray) -> None:
-    while True:
-        data = await s.recv(65536)
-        if not data:
-            return
-        into += data
 
 
 async def send_and_read(c, conn, data: bytes, within: float = 60) -> bytes:
