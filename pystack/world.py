@@ -36,6 +36,7 @@ from .net.core.dev import IFF_LOOPBACK
 from .host import Host
 from .tap import add_tap
 from .dropin.trio import install as install_trio_face
+from .kernel.ktime import bind_clock, unbind_clock
 from .kernel.sched import seed_trio_scheduler
 from .net.core.net_namespace import derive_rng
 from .net.ipv4.devinet import inet_insert_ifa
@@ -277,6 +278,7 @@ class Network:
         install_trio_face()
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
+        self._clock_before = bind_clock()
         self._nursery.start_soon(self._wire_task, name="wire")
         for host in self.hosts.values():
             host._start(self._nursery)
@@ -289,6 +291,7 @@ class Network:
             return await self._nursery_cm.__aexit__(*exc)
         finally:
             self._nursery = None
+            unbind_clock(self._clock_before)
             for cap in self._captures:
                 cap.close()
 

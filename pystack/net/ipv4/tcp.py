@@ -19,8 +19,8 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-import trio
 
+from ...kernel.ktime import ktime_get
 from ...kernel.errors import KernelError
 from ..core.drop_reason import consume_skb
 from ..core.skbuff import SKB_TRUESIZE, SkBuff
@@ -298,7 +298,7 @@ class TcpSock(InetSock):
         self.sk_rcvbuf = s.tcp_rmem[1]
 
     def now(self) -> float:
-        return trio.current_time()
+        return ktime_get()
 
     def is_cwnd_limited(self) -> bool:
         """tcp_is_cwnd_limited: only grow cwnd when it is what limits sending."""
@@ -331,7 +331,7 @@ TCP_CHRONO_UNSPEC, TCP_CHRONO_BUSY, TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_L
 
 
 def tcp_chrono_set(sk: TcpSock, new: int) -> None:
-    now = trio.current_time()
+    now = ktime_get()
     old = sk.chrono_type
     if old > TCP_CHRONO_UNSPEC:
         sk.chrono_stat[old - 1] += now - sk.chrono_start
@@ -358,7 +358,7 @@ def tcp_chrono_stats(sk: TcpSock) -> tuple[int, int, int]:
     the sum of all three."""
     stats = list(sk.chrono_stat)
     if sk.chrono_type:
-        stats[sk.chrono_type - 1] += trio.current_time() - sk.chrono_start
+        stats[sk.chrono_type - 1] += ktime_get() - sk.chrono_start
     us = [int(round(x * 1e6)) for x in stats]
     return sum(us), us[1], us[2]
 
@@ -520,7 +520,7 @@ def tcp_slow_start_after_idle_check(sk: TcpSock) -> None:
     window no longer reflects the path: restart from the initial window (tcp_cwnd_restart)."""
     if not sk.sk_net.sysctl.tcp_slow_start_after_idle or sk.packets_out:
         return
-    delta = trio.current_time() - sk.lsndtime
+    delta = ktime_get() - sk.lsndtime
     rto = sk.icsk_rto
     if delta <= rto:
         return
@@ -533,7 +533,7 @@ def tcp_slow_start_after_idle_check(sk: TcpSock) -> None:
         cwnd >>= 1
         delta -= rto
     sk.snd_cwnd = max(cwnd, restart_cwnd)
-    sk.snd_cwnd_stamp = trio.current_time()
+    sk.snd_cwnd_stamp = ktime_get()
 
 
 def tcp_stream_alloc_skb(sk: TcpSock) -> SkBuff:
@@ -622,7 +622,7 @@ def tcp_rcv_space_adjust(sk: TcpSock) -> None:
     """Receive-buffer auto-tuning (tcp_moderate_rcvbuf): once per RTT, size the receive
     buffer for twice what the reader consumed in that RTT, plus room for growth, up to
     tcp_rmem[2]; the window clamp follows."""
-    now = trio.current_time()
+    now = ktime_get()
     rtt = (sk.srtt_us >> 3) / 1e6
     if not sk.srtt_us or now - sk.rcvq_time < rtt:
         return

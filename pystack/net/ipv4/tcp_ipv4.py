@@ -15,8 +15,8 @@ import hashlib
 import struct
 from typing import TYPE_CHECKING, Any
 
-import trio
 
+from ...kernel.ktime import ktime_get
 from ...kernel.errors import KernelError
 from ...lib.checksum import csum_ipv4_payload
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_TIME_EXCEEDED
@@ -183,7 +183,7 @@ def secure_tcp_seq(net: "Net", saddr: int, daddr: int, sport: int, dport: int) -
     """RFC 6528, as Linux: a keyed hash of the 4-tuple plus a clock ticking every 64 ns,
     so a new connection on a 4-tuple starts above the old one's sequence numbers."""
     return (_keyed(net, 1, saddr, daddr, sport, dport)
-            + (int(trio.current_time() * 1e9) >> 6)) & MASK
+            + (int(ktime_get() * 1e9) >> 6)) & MASK
 
 
 def secure_tcp_ts_off(net: "Net", saddr: int, daddr: int) -> int:
@@ -243,20 +243,20 @@ def _ts_opts(tsval: int, tsecr: int) -> bytes:
 def _tw_send_ack(net: "Net", tw: TimeWaitSock) -> None:
     opts = b""
     if tw.tstamp_ok:
-        opts = _ts_opts((int(trio.current_time() * 1000) + tw.tsoffset) & MASK, tw.ts_recent)
+        opts = _ts_opts((int(ktime_get() * 1000) + tw.tsoffset) & MASK, tw.ts_recent)
     _send_raw(net, tw.inet_saddr, tw.inet_daddr, tw.inet_sport, tw.inet_dport, tw.snd_nxt,
               tw.rcv_nxt, TCPHDR_ACK, tw.rcv_wnd, opts, tw.ttl_, tw.tos)
 
 
 def tcp_v4_send_synack(listener: TcpSock, req: RequestSock) -> None:
-    tsval = (int(trio.current_time() * 1000) + req.tsoffset) & MASK
+    tsval = (int(ktime_get() * 1000) + req.tsoffset) & MASK
     if req.cookie and req.tstamp_ok:
         tsval = cookie_init_timestamp(req, tsval)
     opts = tcp_make_synack(listener, req, tsval)
     _send_raw(listener.sk_net, req.laddr, req.raddr, req.lport, req.rport, req.snt_isn,
               req.rcv_isn + 1, TCPHDR_SYN | TCPHDR_ACK, min(req.rcv_wnd, 0xFFFF), opts,
               listener.ttl(), listener.tos)
-    req.snt_synack = trio.current_time()
+    req.snt_synack = ktime_get()
 
 
 # -- passive open -------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def tcp_conn_request(listener: TcpSock, skb: SkBuff) -> None:
         return
     listener.icsk_syn_queue[key] = req
     tcp.hashinfo.ehash[req.key] = req
-    net.host.cpus[0].timers.mod_timer(req.timer, trio.current_time() + TCP_TIMEOUT_INIT)
+    net.host.cpus[0].timers.mod_timer(req.timer, ktime_get() + TCP_TIMEOUT_INIT)
     tcp_v4_send_synack(listener, req)
     consume_skb(skb)
 
@@ -389,7 +389,7 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
     child.sack_ok = req.sack_ok
     child.tstamp_ok = req.tstamp_ok
     child.ts_recent = req.ts_recent
-    child.ts_recent_stamp = trio.current_time() if req.tstamp_ok else -1.0
+    child.ts_recent_stamp = ktime_get() if req.tstamp_ok else -1.0
     child.tsoffset = req.tsoffset
     child.mss_clamp = req.peer_mss
     child.advmss = req.mss
@@ -402,10 +402,10 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
     tcp_sync_mss(child, rt.dst_mtu())
     if req.snt_synack is not None and not req.num_retrans:
         from .tcp_input import tcp_rtt_estimator, tcp_set_rto
-        tcp_rtt_estimator(child, int((trio.current_time() - req.snt_synack) * 1e6))
+        tcp_rtt_estimator(child, int((ktime_get() - req.snt_synack) * 1e6))
         tcp_set_rto(child)
     child.total_retrans = req.num_retrans
-    child.icsk_ack_lrcvtime = trio.current_time()  # tcp_create_openreq_child
+    child.icsk_ack_lrcvtime = ktime_get()  # tcp_create_openreq_child
     child.lsndtime = child.icsk_ack_lrcvtime
     child.sk_state = TCP_SYN_RECV
     # The request's place in the tables goes to the child.

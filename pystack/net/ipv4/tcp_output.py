@@ -17,8 +17,8 @@ from __future__ import annotations
 import errno
 import struct
 
-import trio
 
+from ...kernel.ktime import ktime_get
 from ...lib.checksum import csum_ipv4_payload
 from ...uapi.ip import IPPROTO_TCP
 from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST,
@@ -54,7 +54,7 @@ MASK = 0xFFFFFFFF
 
 def tcp_time_stamp(sk: TcpSock) -> int:
     """The TS clock: milliseconds, plus the connection's random offset."""
-    return (int(trio.current_time() * 1000) + sk.tsoffset) & MASK
+    return (int(ktime_get() * 1000) + sk.tsoffset) & MASK
 
 
 # -- sizes ------------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
         out.trace.hop(net, "tcp_transmit_skb")
     if flags & TCPHDR_ACK:
         tcp_event_ack_sent(sk, segs)
-    now = trio.current_time()
+    now = ktime_get()
     sk.tcp_wstamp = now
     if plen:
         sk.data_segs_out += segs
@@ -306,7 +306,7 @@ def _send_data_skb(sk: TcpSock, skb: SkBuff, mss: int = 0,
     (`skb` first) sent again as one TSO skb."""
     cb = skb.cb
     flags = cb.tcp_flags
-    now = trio.current_time()
+    now = ktime_get()
     if flags & TCPHDR_SYN:
         cb.when = now
         if cb.first_tx is None:
@@ -539,7 +539,7 @@ def tcp_send_delayed_ack(sk: TcpSock) -> None:
             max_ato = min(max_ato, max((sk.srtt_us >> 3) / 1e6, TCP_ATO_MIN))
         ato = min(ato, max_ato)
     ato = min(ato, TCP_DELACK_MAX)
-    now = trio.current_time()
+    now = ktime_get()
     # A timer set for `jiffies + 0` fires at the next tick: with HZ=1000 a millisecond on
     # (time in which a FIN or data from the application may take the ACK along).
     timeout = now + max(ato, JIFFY)
@@ -599,7 +599,7 @@ def tcp_connect(sk: TcpSock) -> None:
     sk.rcv_wup = 0
     sk.copied_seq = 0
     sk.snd_wnd = 0
-    sk.lsndtime = trio.current_time()
+    sk.lsndtime = ktime_get()
     skb = SkBuff(bytearray(0), 0, 0, SKB_TRUESIZE(MAX_TCP_HEADER))
     skb.sk = sk
     skb.cb = TcpSkbCb(sk.iss, (sk.iss + 1) & MASK, TCPHDR_SYN)
@@ -623,7 +623,7 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff, count_out: bool = True, segs: i
     if before(cb.end_seq, sk.snd_una) or cb.end_seq == sk.snd_una:
         return -1
     if not sk.retrans_stamp:
-        sk.retrans_stamp = trio.current_time()  # the first (attempted) retransmission
+        sk.retrans_stamp = ktime_get()  # the first (attempted) retransmission
     if before(cb.seq, sk.snd_una):
         # Partly acked: send only what is still outstanding.
         trim = (sk.snd_una - cb.seq) & MASK
