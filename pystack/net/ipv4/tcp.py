@@ -382,8 +382,7 @@ def tcp_set_state(sk: TcpSock, state: int) -> None:
     if old == TCP_CLOSE_WAIT and state != TCP_ESTABLISHED:
         mib["CurrEstab"] -= 1
     if state == TCP_CLOSE:
-        from .tcp_ipv4 import tcp_unhash
-        tcp_unhash(sk)
+        tcp_ipv4.tcp_unhash(sk)
     sk.sk_state = state
     if net.tracer.active:
         from .tcp_states import TCP_STATE_SYMBOLS
@@ -393,11 +392,10 @@ def tcp_set_state(sk: TcpSock, state: int) -> None:
 
 def tcp_done(sk: TcpSock) -> None:
     """The connection is over: timers off, state CLOSE, wake everyone."""
-    from .tcp_timer import tcp_clear_xmit_timers
     if sk.sk_state in (TCP_SYN_SENT, TCP_SYN_RECV):
         sk.sk_net.mib.tcp["AttemptFails"] += 1
     tcp_set_state(sk, TCP_CLOSE)
-    tcp_clear_xmit_timers(sk)
+    tcp_timer.tcp_clear_xmit_timers(sk)
     sk.sk_shutdown = SHUTDOWN_MASK
     if not sk.sock_flag(SOCK_DEAD):
         sk.sk_state_change(sk)
@@ -409,8 +407,7 @@ def tcp_destroy(sk: TcpSock) -> None:
     """inet_csk_destroy_sock + tcp_v4_destroy_sock: free every queued buffer of a closed
     orphan and give back its port (inet_put_port), even one bound explicitly."""
     tcp_purge_queues(sk)
-    from .tcp_timer import tcp_clear_xmit_timers
-    tcp_clear_xmit_timers(sk)
+    tcp_timer.tcp_clear_xmit_timers(sk)
     if sk.inet_num:
         sk.sk_net.ipv4.tcp.hashinfo.bind_remove(sk.inet_num, sk)
 
@@ -446,9 +443,6 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
     As tcp_sendmsg_locked: the bytes go into skbs of up to `size_goal` (many segments when
     the route can do TSO/GSO); a full skb at the head of the queue is sent at once
     (tcp_push_one), and PSH marks the end of what this call wrote (tcp_push)."""
-    from .tcp_output import (__tcp_push_pending_frames, forced_push, tcp_mark_push, tcp_push,
-                             tcp_push_one)
-    from .tcp_tso import tcp_send_mss
     MSG_OOB, MSG_MORE, MSG_EOR = 0x1, 0x8000, 0x80
     lock_sock(sk)
     try:
@@ -468,7 +462,7 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
         if sk.sk_shutdown & SEND_SHUTDOWN:
             raise KernelError(errno.EPIPE)
         tcp_slow_start_after_idle_check(sk)
-        mss_now, size_goal = tcp_send_mss(sk)
+        mss_now, size_goal = tcp_tso.tcp_send_mss(sk)
         view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
         total = len(view)
         copied = 0
@@ -494,20 +488,20 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
                 break
             if skb.tail - skb.data < size_goal:
                 continue
-            if forced_push(sk):
-                tcp_mark_push(sk, skb)
-                __tcp_push_pending_frames(sk, mss_now, TCP_NAGLE_PUSH)
+            if tcp_output.forced_push(sk):
+                tcp_output.tcp_mark_push(sk, skb)
+                tcp_output.__tcp_push_pending_frames(sk, mss_now, TCP_NAGLE_PUSH)
             elif skb is q[0]:
-                tcp_push_one(sk, mss_now)
+                tcp_output.tcp_push_one(sk, mss_now)
         if not copied:
             if total == 0:
                 return 0
             raise KernelError(errno.EAGAIN)
         if copied < total:
             # Out of send buffer (wait_for_space): push what we have, without MSG_MORE.
-            tcp_push(sk, flags & ~MSG_MORE, mss_now, TCP_NAGLE_PUSH)
+            tcp_output.tcp_push(sk, flags & ~MSG_MORE, mss_now, TCP_NAGLE_PUSH)
         else:
-            tcp_push(sk, flags, mss_now, sk.nonagle)
+            tcp_output.tcp_push(sk, flags, mss_now, sk.nonagle)
         if sk.sk_net.tracer.active:
             sk.sk_net.tracer.emit(sk.sk_net, "TCP_SENDMSG", len=copied)
         return copied
@@ -584,9 +578,8 @@ def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
                 or sk.sk_state == TCP_CLOSE)
         if avail == 0 or (avail < target and not done):
             if avail and flags & MSG_WAITALL and acc is not None and not flags & MSG_PEEK:
-                from .tcp_output import tcp_cleanup_rbuf
                 acc.extend(_copy_out(sk, min(avail, want), False))
-                tcp_cleanup_rbuf(sk, avail)
+                tcp_output.tcp_cleanup_rbuf(sk, avail)
             if size == 0:
                 return b"", None, 0, 0
             if avail == 0:
@@ -610,9 +603,8 @@ def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
             acc.extend(data)
             data = bytes(acc)
         if not flags & MSG_PEEK:
-            from .tcp_output import tcp_cleanup_rbuf
             tcp_rcv_space_adjust(sk)
-            tcp_cleanup_rbuf(sk, n)
+            tcp_output.tcp_cleanup_rbuf(sk, n)
         return data, None, 0, len(data)
     finally:
         release_sock(sk)
@@ -634,9 +626,8 @@ def tcp_rcv_space_adjust(sk: TcpSock) -> None:
             rcvwin += (rcvwin * (copied - space) // space) << 1
             rcvbuf = min(rcvwin * 2, sk.sk_net.sysctl.tcp_rmem[2])  # tcp_space_from_win
             if rcvbuf > sk.sk_rcvbuf:
-                from .tcp_output import tcp_win_from_space
                 sk.sk_rcvbuf = rcvbuf
-                sk.window_clamp = max(sk.window_clamp, tcp_win_from_space(rcvbuf))
+                sk.window_clamp = max(sk.window_clamp, tcp_output.tcp_win_from_space(rcvbuf))
         sk.rcv_space = copied
     sk.rcvq_seq = sk.copied_seq
     sk.rcvq_time = now
@@ -738,27 +729,23 @@ def tcp_close_state(sk: TcpSock) -> bool:
 
 
 def tcp_shutdown(sk: TcpSock, how: int) -> None:
-    from .tcp_output import tcp_send_fin
     if not how & SEND_SHUTDOWN:
         return
     if sk.sk_state in (TCP_ESTABLISHED, TCP_SYN_SENT, TCP_SYN_RECV, TCP_CLOSE_WAIT):
         if tcp_close_state(sk):
-            tcp_send_fin(sk)
+            tcp_output.tcp_send_fin(sk)
 
 
 def tcp_close(sk: TcpSock, timeout: int) -> None:
     """close(2): FIN (or RST when data would be lost), then the socket lives on as an orphan
     until the connection has finished closing."""
-    from .tcp_output import tcp_send_active_reset, tcp_send_fin
-    from .tcp_ipv4 import inet_csk_listen_stop
-    from .tcp_timer import tcp_reset_keepalive_timer
     lock_sock(sk)
     try:
         sk.sk_shutdown = SHUTDOWN_MASK
         net = sk.sk_net
         if sk.sk_state == TCP_LISTEN:
             tcp_set_state(sk, TCP_CLOSE)
-            inet_csk_listen_stop(sk)
+            tcp_ipv4.inet_csk_listen_stop(sk)
             sk.sock_set_flag(SOCK_DEAD)
             return
         unread = tcp_inq(sk)
@@ -772,16 +759,16 @@ def tcp_close(sk: TcpSock, timeout: int) -> None:
             # RFC 2525 2.17: unread data is lost, so the peer must know: reset.
             net.mib.tcpext_inc("TCPAbortOnClose")
             tcp_set_state(sk, TCP_CLOSE)
-            tcp_send_active_reset(sk)
+            tcp_output.tcp_send_active_reset(sk)
             tcp_done(sk)
         elif sk.sock_flag(SOCK_LINGER) and not sk.sk_lingertime:
             sk.sk_prot.disconnect(sk)
             net.mib.tcpext_inc("TCPAbortOnData")
             tcp_done(sk)
         elif tcp_close_state(sk):
-            tcp_send_fin(sk)
+            tcp_output.tcp_send_fin(sk)
         if sk.sk_state == TCP_FIN_WAIT2:
-            tcp_reset_keepalive_timer(sk, tcp_fin_time(sk))
+            tcp_timer.tcp_reset_keepalive_timer(sk, tcp_fin_time(sk))
         if sk.sk_state == TCP_CLOSE:
             tcp_destroy(sk)
     finally:
@@ -794,19 +781,22 @@ def tcp_fin_time(sk: TcpSock) -> float:
 
 def tcp_disconnect(sk: TcpSock) -> None:
     """Abort the connection (connect(AF_UNSPEC), SO_LINGER 0, listen_stop of children)."""
-    from .tcp_output import tcp_send_active_reset
-    from .tcp_timer import tcp_clear_xmit_timers
     old = sk.sk_state
     if old != TCP_CLOSE:
         tcp_set_state(sk, TCP_CLOSE)
     if old in (TCP_ESTABLISHED, TCP_CLOSE_WAIT, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_SYN_RECV,
                TCP_CLOSING, TCP_LAST_ACK):
-        tcp_send_active_reset(sk)
+        tcp_output.tcp_send_active_reset(sk)
     elif old == TCP_SYN_SENT:
         sk.sk_err = errno.ECONNRESET
-    tcp_clear_xmit_timers(sk)
+    tcp_timer.tcp_clear_xmit_timers(sk)
     tcp_purge_queues(sk)
     sk.inet_dport = 0
     sk.sk_shutdown = 0
     sk.sock_set_flag(SOCK_DONE, False)
     sk.sk_error_report(sk)
+
+
+# These modules import this one: bound at the end, used as modules, so that either import
+# order works and no call pays for an import statement.
+from . import tcp_ipv4, tcp_output, tcp_timer, tcp_tso  # noqa: E402

@@ -16,7 +16,7 @@ import errno
 
 
 from ...kernel.ktime import ktime_get
-from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
+from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN
 from ..core import drop_reason as dr
 from ..core.drop_reason import consume_skb, kfree_skb
 from ..core.skbuff import SkBuff
@@ -32,6 +32,7 @@ from .tcp_recovery import (FLAG_ACKED, FLAG_DATA_ACKED, FLAG_DATA_SACKED, FLAG_R
                            FLAG_SLOWPATH, FLAG_SND_UNA_ADVANCED, FLAG_SYN_ACKED,
                            FLAG_WIN_UPDATE, tcp_cwnd_reduction, tcp_fastretrans_alert,
                            tcp_rack_advance, tcp_remove_reno_sacks, tcp_sacktag_write_queue)
+from .tcp_minisocks import tcp_time_wait
 from .tcp_output import (__tcp_select_window, tcp_data_snd_check, tcp_receive_window,
                          tcp_retransmit_skb, tcp_send_ack, tcp_send_delayed_ack,
                          tcp_sndbuf_expand, tcp_space, tcp_syn_options, tcp_time_stamp,
@@ -512,7 +513,6 @@ def tcp_fin(sk: TcpSock) -> None:
         tcp_set_state(sk, TCP_CLOSING)
     elif state == TCP_FIN_WAIT2:
         tcp_send_ack(sk)
-        from .tcp_minisocks import tcp_time_wait
         tcp_time_wait(sk, TCP_TIME_WAIT, 0.0)
     for skb in sk.out_of_order_queue:
         consume_skb(skb)
@@ -621,15 +621,25 @@ def tcp_reset(sk: TcpSock) -> None:
 # -- the state machine --------------------------------------------------------------------------
 
 def tcp_rcv_established(sk: TcpSock, skb: SkBuff) -> None:
-    """Linux has a header-prediction fast path here; pystack takes the full path every time,
-    which computes the same result."""
+    """An established connection's segment. Header prediction (Van Jacobson's, Linux's fast
+    path): the next segment in sequence, flags ACK (PSH aside), no SACK blocks, and, when
+    timestamps are on, one not older than ts_recent. For such a segment every check of
+    tcp_validate_incoming (PAWS, the window, RST, SYN) passes by construction, so it goes
+    straight to ACK and data processing; every other segment takes the full path."""
     net = sk.sk_net
+    cb = skb.cb
     if net.tracer.active:
-        cb = skb.cb
         net.tracer.emit(net, "tcp:tcp_probe", sport=sk.inet_sport, dport=sk.inet_dport,
                         data_len=(cb.end_seq - cb.seq) & MASK, snd_nxt=sk.snd_nxt,
                         snd_una=sk.snd_una, snd_cwnd=sk.snd_cwnd, ssthresh=sk.snd_ssthresh,
                         snd_wnd=sk.snd_wnd, srtt=sk.srtt_us >> 3, rcv_wnd=sk.rcv_wnd)
+    opts = cb.opts
+    if ((cb.tcp_flags & ~TCPHDR_PSH) == TCPHDR_ACK and cb.seq == sk.rcv_nxt
+            and not opts.sacks
+            and (opts.saw_tstamp and ((opts.rcv_tsval - sk.ts_recent) & MASK) < 0x80000000
+                 if sk.tstamp_ok else not opts.saw_tstamp)):
+        tcp_rcv_ack_and_data(sk, skb, TCP_ESTABLISHED)
+        return
     tcp_rcv_state_process(sk, skb)
 
 
@@ -739,7 +749,6 @@ def _carries_new_data(sk: TcpSock, cb: TcpSkbCb) -> bool:
 
 def tcp_rcv_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     """Every state but LISTEN (handled by tcp_ipv4). True means: answer with a RST."""
-    from .tcp_minisocks import tcp_time_wait
     cb = skb.cb
     flags = cb.tcp_flags
     state = sk.sk_state
@@ -756,6 +765,13 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     if not flags & TCPHDR_ACK:
         kfree_skb(skb, "TCP_FLAGS")
         return False
+    return tcp_rcv_ack_and_data(sk, skb, state)
+
+
+def tcp_rcv_ack_and_data(sk: TcpSock, skb: SkBuff, state: int) -> bool:
+    """A validated segment with ACK: its ACK, the state changes it makes, its text (RFC 9293
+    §3.10.7.4 from the fifth check on). True means: answer with a RST."""
+    cb = skb.cb
     ret = tcp_ack(sk, skb, FLAG_SLOWPATH)
     acceptable = ret > 0
     if not acceptable and (ret < 0 or state == TCP_SYN_RECV):

@@ -27,20 +27,20 @@ from ..core import drop_reason as dr
 from ..core.dev import IFF_LOOPBACK
 from ..core.drop_reason import consume_skb, kfree_skb
 from ..core.skbuff import CHECKSUM_UNNECESSARY, PACKET_HOST, SkBuff, alloc_skb
-from ..core.sock import (SOCK_BINDPORT_LOCK, SOCK_KEEPOPEN, sk_add_backlog,
+from ..core.sock import (SOCK_BINDPORT_LOCK, SOCK_DEAD, SOCK_KEEPOPEN, sk_add_backlog,
                          sock_owned_by_user)
 from .fib import RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST
-from .inet_hashtables import inet_hash_connect
+from .inet_hashtables import inet_bind_conflict, inet_hash_connect
 from .ip_output import ip_build_header, ip_local_out
 from .route import RouteError, ip_route_output, ip_route_output_sk, ip_rt_update_pmtu
 from .syncookies import cookie_init_timestamp, cookie_v4_check, cookie_v4_init_sequence
 from .tcp import (TCP_TIMEOUT_INIT, TcpSkbCb, TcpSock, after, before, tcp_done,
                   tcp_segment_addrs, tcp_set_state)
-from .tcp_input import tcp_rcv_established, tcp_rcv_state_process
+from .tcp_input import tcp_rcv_established, tcp_rcv_state_process, tcp_rtt_estimator, tcp_set_rto
 from .tcp_minisocks import (TCP_TW_ACK, TCP_TW_SYN, RequestSock, TimeWaitSock,
                             reqsk_queue_drop, tcp_check_req, tcp_timewait_state_process)
 from .tcp_output import (ipv4_default_advmss, tcp_connect, tcp_full_space, tcp_make_synack,
-                         tcp_select_initial_window, tcp_sync_mss)
+                         tcp_retransmit_skb, tcp_select_initial_window, tcp_sync_mss)
 from .tcp_states import (TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, TCP_NEW_SYN_RECV,
                          TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT)
 from .udp import ICMP_ERR_CONVERT
@@ -401,7 +401,6 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
     child.sk_dst_cache = rt
     tcp_sync_mss(child, rt.dst_mtu())
     if req.snt_synack is not None and not req.num_retrans:
-        from .tcp_input import tcp_rtt_estimator, tcp_set_rto
         tcp_rtt_estimator(child, int((ktime_get() - req.snt_synack) * 1e6))
         tcp_set_rto(child)
     child.total_retrans = req.num_retrans
@@ -426,7 +425,6 @@ def inet_csk_listen_start(sk: TcpSock) -> None:
             tcp_set_state(sk, TCP_CLOSE)
             raise KernelError(errno.EADDRINUSE)
     else:
-        from .inet_hashtables import inet_bind_conflict
         owners = net.ipv4.tcp.hashinfo.bhash.get(sk.inet_num, {})
         if inet_bind_conflict(sk, owners):
             sk.sk_state = TCP_CLOSE
@@ -442,7 +440,6 @@ def inet_csk_listen_stop(sk: TcpSock) -> None:
     while sk.icsk_accept_queue:
         child = sk.icsk_accept_queue.popleft()
         child.parent = None
-        from ..core.sock import SOCK_DEAD
         child.sock_set_flag(SOCK_DEAD)
         child.sk_prot.disconnect(child)
         tcp_done(child)
@@ -539,7 +536,6 @@ def tcp_v4_err(skb: SkBuff, type_: int, code: int, info: int) -> None:
 
 def tcp_v4_mtu_reduced(sk: TcpSock, mtu: int) -> None:
     """Path MTU learned from fragmentation-needed: shrink the MSS and resend what is lost."""
-    from .tcp_output import tcp_retransmit_skb
     rt = sk.sk_dst_cache
     if rt is None or mtu >= rt.dst_mtu() or mtu < 68:
         return

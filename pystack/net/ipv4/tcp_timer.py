@@ -134,17 +134,15 @@ def tcp_set_xmit_timer(sk: TcpSock) -> None:
 
 def tcp_send_loss_probe(sk: TcpSock) -> None:
     """The probe: new data if the window allows, else the last segment sent again."""
-    from .tcp_output import tcp_retransmit_skb, tcp_write_xmit
-    from .tcp_tso import tcp_current_mss, tcp_snd_wnd_test
-    mss = tcp_current_mss(sk)
+    mss = tcp_tso.tcp_current_mss(sk)
     sent = False
-    if sk.write_queue and tcp_snd_wnd_test(sk, sk.write_queue[0].cb.end_seq):
+    if sk.write_queue and tcp_tso.tcp_snd_wnd_test(sk, sk.write_queue[0].cb.end_seq):
         before_out = sk.packets_out
-        tcp_write_xmit(sk, mss, 1, push_one=2)  # TCP_NAGLE_OFF; past cwnd
+        tcp_output.tcp_write_xmit(sk, mss, 1, push_one=2)  # TCP_NAGLE_OFF; past cwnd
         sent = sk.packets_out > before_out
     elif sk.rtx_queue:
         skb = sk.rtx_queue[-1]
-        sent = tcp_retransmit_skb(sk, skb, count_out=False) == 0
+        sent = tcp_output.tcp_retransmit_skb(sk, skb, count_out=False) == 0
     if sent:
         sk.sk_net.mib.tcpext_inc("TCPLossProbes")
         sk.icsk_pending = 0  # the RTO restarts from now
@@ -222,8 +220,7 @@ def tcp_write_timer(timer: Timer) -> None:
     elif what == ICSK_TIME_PROBE0:
         tcp_probe_timer(sk)
     elif what == ICSK_TIME_REO_TIMEOUT:
-        from .tcp_recovery import tcp_rack_reo_timeout
-        tcp_rack_reo_timeout(sk)
+        tcp_recovery.tcp_rack_reo_timeout(sk)
 
 
 def tcp_enter_loss(sk: TcpSock) -> None:
@@ -254,7 +251,6 @@ def tcp_enter_loss(sk: TcpSock) -> None:
 
 
 def tcp_retransmit_timer(sk: TcpSock) -> None:
-    from .tcp_output import tcp_retransmit_skb
     net = sk.sk_net
     if not sk.packets_out or not sk.rtx_queue:
         return
@@ -266,7 +262,7 @@ def tcp_retransmit_timer(sk: TcpSock) -> None:
         tcp_enter_loss(sk)
     sk.icsk_retransmits += 1
     head = sk.rtx_queue[0]
-    tcp_retransmit_skb(sk, head)
+    tcp_output.tcp_retransmit_skb(sk, head)
     sk.icsk_backoff += 1
     sk.icsk_rto = min(sk.icsk_rto * 2, TCP_RTO_MAX)
     rto = sk.icsk_rto
@@ -279,7 +275,6 @@ def tcp_retransmit_timer(sk: TcpSock) -> None:
 def tcp_probe_timer(sk: TcpSock) -> None:
     """The persist timer: probe a closed window. TCP_USER_TIMEOUT bounds how long the window
     may stay shut (icsk_probes_tstamp), even while the peer answers every probe."""
-    from .tcp_output import tcp_send_probe0
     if sk.packets_out or not sk.write_queue:
         sk.icsk_probes_out = 0
         sk.icsk_probes_tstamp = -1.0
@@ -296,7 +291,7 @@ def tcp_probe_timer(sk: TcpSock) -> None:
     if sk.icsk_probes_out >= max_probes:
         tcp_write_err(sk)
         return
-    tcp_send_probe0(sk)
+    tcp_output.tcp_send_probe0(sk)
 
 
 def tcp_clamp_probe0_to_user_timeout(sk: TcpSock, when: float) -> float:
@@ -308,7 +303,6 @@ def tcp_clamp_probe0_to_user_timeout(sk: TcpSock, when: float) -> float:
 
 
 def tcp_delack_timer(timer: Timer) -> None:
-    from .tcp_output import tcp_send_ack
     sk: TcpSock = timer.data
     if sk.sk_state in (TCP_CLOSE, TCP_LISTEN) or not sk.icsk_ack_pending & ICSK_ACK_TIMER:
         return
@@ -321,12 +315,11 @@ def tcp_delack_timer(timer: Timer) -> None:
             sk.icsk_ack_pingpong = 0
             sk.icsk_ack_ato = TCP_ATO_MIN
         sk.sk_net.mib.tcpext_inc("DelayedACKs")
-        tcp_send_ack(sk)
+        tcp_output.tcp_send_ack(sk)
 
 
 def tcp_keepalive_timer(timer: Timer) -> None:
     """Keep-alive probes for idle connections; the FIN_WAIT2 timeout of orphans."""
-    from .tcp_output import tcp_send_active_reset, tcp_write_wakeup
     sk: TcpSock = timer.data
     state = sk.sk_state
     if state in (TCP_LISTEN, TCP_CLOSE):
@@ -350,10 +343,10 @@ def tcp_keepalive_timer(timer: Timer) -> None:
         if (sk.icsk_user_timeout and idle >= sk.icsk_user_timeout / 1000.0
                 and sk.icsk_probes_out > 0) or (
                 not sk.icsk_user_timeout and sk.icsk_probes_out >= kprobes):
-            tcp_send_active_reset(sk)
+            tcp_output.tcp_send_active_reset(sk)
             tcp_write_err(sk)
             return
-        tcp_write_wakeup(sk)
+        tcp_output.tcp_write_wakeup(sk)
         sk.icsk_probes_out += 1
         tcp_reset_keepalive_timer(sk, kintvl)
         return
@@ -362,3 +355,8 @@ def tcp_keepalive_timer(timer: Timer) -> None:
 
 __all__ = ["tcp_rearm_rto", "inet_csk_reset_xmit_timer", "tcp_clear_xmit_timers",
            "TCP_TIMEOUT_INIT", "TCP_CA_Open"]
+
+
+# These modules import this one: bound at the end, used as modules, so that either import
+# order works and no call pays for an import statement.
+from . import tcp_output, tcp_recovery, tcp_tso  # noqa: E402
