@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .ktime import ktime_get
+from .ktime import kclock
 from .softirq import (NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, NR_SOFTIRQS, TIMER_SOFTIRQ,
                       __do_softirq)
 from .timer import TimerBase
@@ -89,7 +89,7 @@ def _no_handler(cpu: Cpu) -> None:
 
 
 def run_timer_softirq(cpu: Cpu) -> None:
-    cpu.timers.run_timers(ktime_get())
+    cpu.timers.run_timers(kclock.now())
 
 
 async def run_ksoftirqd(cpu: Cpu) -> None:
@@ -98,7 +98,7 @@ async def run_ksoftirqd(cpu: Cpu) -> None:
     timers = cpu.timers
     lot = cpu._lot
     while True:
-        now = ktime_get()
+        now = kclock.now()
         if timers.next_expiry() <= now:
             cpu.softirq_pending |= 1 << TIMER_SOFTIRQ
         if cpu.softirq_pending and not cpu.softirq_count and not cpu.hardirq_count:

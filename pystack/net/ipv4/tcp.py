@@ -20,7 +20,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 
-from ...kernel.ktime import ktime_get
+from ...kernel.ktime import kclock
 from ...kernel.errors import KernelError
 from ..core.drop_reason import consume_skb
 from ..core.skbuff import SKB_TRUESIZE, SkBuff
@@ -136,7 +136,7 @@ def before(a: int, b: int) -> bool:
 
 
 def after(a: int, b: int) -> bool:
-    return before(b, a)
+    return ((b - a) & 0xFFFFFFFF) >= 0x80000000
 
 
 class TcpSock(InetSock):
@@ -298,7 +298,7 @@ class TcpSock(InetSock):
         self.sk_rcvbuf = s.tcp_rmem[1]
 
     def now(self) -> float:
-        return ktime_get()
+        return kclock.now()
 
     def is_cwnd_limited(self) -> bool:
         """tcp_is_cwnd_limited: only grow cwnd when it is what limits sending."""
@@ -331,7 +331,7 @@ TCP_CHRONO_UNSPEC, TCP_CHRONO_BUSY, TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_L
 
 
 def tcp_chrono_set(sk: TcpSock, new: int) -> None:
-    now = ktime_get()
+    now = kclock.now()
     old = sk.chrono_type
     if old > TCP_CHRONO_UNSPEC:
         sk.chrono_stat[old - 1] += now - sk.chrono_start
@@ -358,7 +358,7 @@ def tcp_chrono_stats(sk: TcpSock) -> tuple[int, int, int]:
     the sum of all three."""
     stats = list(sk.chrono_stat)
     if sk.chrono_type:
-        stats[sk.chrono_type - 1] += ktime_get() - sk.chrono_start
+        stats[sk.chrono_type - 1] += kclock.now() - sk.chrono_start
     us = [int(round(x * 1e6)) for x in stats]
     return sum(us), us[1], us[2]
 
@@ -514,7 +514,7 @@ def tcp_slow_start_after_idle_check(sk: TcpSock) -> None:
     window no longer reflects the path: restart from the initial window (tcp_cwnd_restart)."""
     if not sk.sk_net.sysctl.tcp_slow_start_after_idle or sk.packets_out:
         return
-    delta = ktime_get() - sk.lsndtime
+    delta = kclock.now() - sk.lsndtime
     rto = sk.icsk_rto
     if delta <= rto:
         return
@@ -527,7 +527,7 @@ def tcp_slow_start_after_idle_check(sk: TcpSock) -> None:
         cwnd >>= 1
         delta -= rto
     sk.snd_cwnd = max(cwnd, restart_cwnd)
-    sk.snd_cwnd_stamp = ktime_get()
+    sk.snd_cwnd_stamp = kclock.now()
 
 
 def tcp_stream_alloc_skb(sk: TcpSock) -> SkBuff:
@@ -614,7 +614,7 @@ def tcp_rcv_space_adjust(sk: TcpSock) -> None:
     """Receive-buffer auto-tuning (tcp_moderate_rcvbuf): once per RTT, size the receive
     buffer for twice what the reader consumed in that RTT, plus room for growth, up to
     tcp_rmem[2]; the window clamp follows."""
-    now = ktime_get()
+    now = kclock.now()
     rtt = (sk.srtt_us >> 3) / 1e6
     if not sk.srtt_us or now - sk.rcvq_time < rtt:
         return

@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 
 
-from ...kernel.ktime import ktime_get
+from ...kernel.ktime import kclock
 from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN
 from ..core import drop_reason as dr
 from ..core.drop_reason import consume_skb, kfree_skb
@@ -128,7 +128,7 @@ def tcp_ack_update_window(sk: TcpSock, ack: int, ack_seq: int, window: int, syn:
 
 def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
     """Free what the ACK covers; return (flags, RTT sample or None, packets acked)."""
-    now = ktime_get()
+    now = kclock.now()
     flag = 0
     first_ackt: float | None = None
     acked = 0
@@ -150,7 +150,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
         if sacked & TCPCB_SACKED_ACKED:
             sk.sacked_out -= 1
         elif sk.sack_ok:
-            tcp_rack_advance(sk, sacked, cb.end_seq, cb.when)
+            tcp_rack_advance(sk, sacked, cb.end_seq, cb.when, now)
         if sacked & TCPCB_LOST:
             sk.lost_out -= 1
         sk.packets_out -= 1
@@ -211,7 +211,7 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
     # Something worked: forget soft errors and unanswered probes (keepalive, zero window).
     sk.sk_err_soft = 0
     sk.icsk_probes_out = 0
-    sk.rcv_tstamp = ktime_get()
+    sk.rcv_tstamp = kclock.now()
     if not prior_packets:
         tcp_ack_probe(sk)
         return 1
@@ -273,7 +273,7 @@ def tcp_ack_probe(sk: TcpSock) -> None:
 
 def tcp_send_challenge_ack(sk: TcpSock) -> None:
     """RFC 5961 §3.2/4.2/5.2: answer a suspicious segment with an ACK, rate-limited."""
-    now = ktime_get()
+    now = kclock.now()
     if sk.last_oow_ack_time >= 0 and now - sk.last_oow_ack_time < TCP_OOW_RATE:
         _mib(sk, "TCPACKSkippedChallenge")
         return
@@ -290,7 +290,7 @@ def tcp_send_dupack(sk: TcpSock, skb: SkBuff) -> None:
         if sk.sack_ok and sk.sk_net.sysctl.tcp_dsack:
             end = cb.end_seq if not after(cb.end_seq, sk.rcv_nxt) else sk.rcv_nxt
             sk.duplicate_sack = (cb.seq, end)
-    now = ktime_get()
+    now = kclock.now()
     if sk.last_oow_ack_time >= 0 and now - sk.last_oow_ack_time < TCP_OOW_RATE \
             and not before(cb.seq, sk.rcv_nxt):
         return
@@ -329,7 +329,7 @@ def tcp_measure_rcv_mss(sk: TcpSock, skb: SkBuff) -> None:
 
 
 def tcp_event_data_recv(sk: TcpSock, skb: SkBuff) -> None:
-    now = ktime_get()
+    now = kclock.now()
     tcp_measure_rcv_mss(sk, skb)
     sk.icsk_ack_pending |= ICSK_ACK_SCHED
     if not sk.icsk_ack_ato:
@@ -548,7 +548,7 @@ def tcp_paws_discard(sk: TcpSock, opts) -> bool:
         return False
     if ((sk.ts_recent - opts.rcv_tsval) & MASK) < 0x80000000 and sk.ts_recent != \
             opts.rcv_tsval:
-        if ktime_get() - sk.ts_recent_stamp <= TCP_PAWS_24DAYS:
+        if kclock.now() - sk.ts_recent_stamp <= TCP_PAWS_24DAYS:
             return True
     return False
 
@@ -600,7 +600,7 @@ def tcp_replace_ts_recent(sk: TcpSock, skb: SkBuff) -> None:
         if ((sk.ts_recent - opts.rcv_tsval) & MASK) >= 0x80000000 or sk.ts_recent == \
                 opts.rcv_tsval or sk.ts_recent_stamp < 0:
             sk.ts_recent = opts.rcv_tsval
-            sk.ts_recent_stamp = ktime_get()
+            sk.ts_recent_stamp = kclock.now()
 
 
 def tcp_reset(sk: TcpSock) -> None:
@@ -655,13 +655,13 @@ def tcp_init_transfer(sk: TcpSock) -> None:
     sk.snd_cwnd = TCP_INIT_CWND if sk.total_retrans <= 1 and not sk.icsk_retransmits else 1
     if sk.total_retrans > 1:
         sk.snd_cwnd = 1  # RFC 6298 5.7: the SYN was lost, start from one segment
-    sk.snd_cwnd_stamp = ktime_get()
+    sk.snd_cwnd_stamp = kclock.now()
     tcp_sndbuf_expand(sk)
     tcp_update_pacing_rate(sk)
     # tcp_init_buffer_space: the first measure of what the reader consumes per RTT.
     sk.rcv_space = min(sk.rcv_ssthresh, sk.rcv_wnd, TCP_INIT_CWND * sk.advmss) or sk.advmss
     sk.rcvq_seq = sk.copied_seq
-    sk.rcvq_time = ktime_get()
+    sk.rcvq_time = kclock.now()
     sk.icsk_retransmits = 0
     if sk.sock_flag(SOCK_KEEPOPEN):
         s = sk.sk_net.sysctl
@@ -688,7 +688,7 @@ def tcp_take_syn(sk: TcpSock, cb, opts) -> None:
         sk.sack_ok = False
     if opts.saw_tstamp and sk.tstamp_ok:
         sk.ts_recent = opts.rcv_tsval
-        sk.ts_recent_stamp = ktime_get()
+        sk.ts_recent_stamp = kclock.now()
     else:
         sk.tstamp_ok = False
     sk.mss_clamp = min(opts.mss or TCP_MSS_DEFAULT, sk.user_mss or 0xFFFF)
@@ -716,7 +716,7 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SkBuff) -> bool:
         tcp_take_syn(sk, cb, opts)
         rt = sk.sk_dst_cache
         tcp_sync_mss(sk, rt.dst_mtu() if rt is not None else 1500)
-        sk.rcv_tstamp = ktime_get()
+        sk.rcv_tstamp = kclock.now()
         sk.icsk_ack_lrcvtime = sk.rcv_tstamp  # tcp_finish_connect
         tcp_ack(sk, skb, FLAG_SLOWPATH)
         inet_csk_clear_xmit_timer(sk)

@@ -16,7 +16,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 
-from ...kernel.ktime import ktime_get
+from ...kernel.ktime import kclock
 from ...kernel.errors import KernelError
 from ...lib.checksum import csum_ipv4_payload
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_TIME_EXCEEDED
@@ -167,23 +167,25 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SkBuff) -> None:
 # -- initial sequence numbers and timestamp offsets ---------------------------------------------
 
 @functools.lru_cache(maxsize=256)
-def _tcp_secret(seed: int, host_name: str) -> bytes:
+def _tcp_secret(seed: int, host_name: str) -> "hashlib._Hash":
     """The host's secret for ISNs and timestamp offsets (net_secret in Linux), from the
-    network's seed: made once per host, not once per connection."""
-    return hashlib.sha256(b"tcp-secret-%d-%s" % (seed, host_name.encode())).digest()
+    network's seed, as a keyed BLAKE2s ready to be copied: made once per host, not once
+    per connection."""
+    key = hashlib.sha256(b"tcp-secret-%d-%s" % (seed, host_name.encode())).digest()
+    return hashlib.blake2s(key=key, digest_size=4)
 
 
 def _keyed(net: "Net", *fields: int) -> int:
-    key = _tcp_secret(net.seed, net.host.name)
-    data = b",".join(b"%d" % f for f in fields)
-    return int.from_bytes(hashlib.blake2s(data, key=key, digest_size=4).digest(), "big")
+    h = _tcp_secret(net.seed, net.host.name).copy()
+    h.update(b",".join(map(b"%d".__mod__, fields)))
+    return int.from_bytes(h.digest(), "big")
 
 
 def secure_tcp_seq(net: "Net", saddr: int, daddr: int, sport: int, dport: int) -> int:
     """RFC 6528, as Linux: a keyed hash of the 4-tuple plus a clock ticking every 64 ns,
     so a new connection on a 4-tuple starts above the old one's sequence numbers."""
     return (_keyed(net, 1, saddr, daddr, sport, dport)
-            + (int(ktime_get() * 1e9) >> 6)) & MASK
+            + (int(kclock.now() * 1e9) >> 6)) & MASK
 
 
 def secure_tcp_ts_off(net: "Net", saddr: int, daddr: int) -> int:
@@ -243,20 +245,20 @@ def _ts_opts(tsval: int, tsecr: int) -> bytes:
 def _tw_send_ack(net: "Net", tw: TimeWaitSock) -> None:
     opts = b""
     if tw.tstamp_ok:
-        opts = _ts_opts((int(ktime_get() * 1000) + tw.tsoffset) & MASK, tw.ts_recent)
+        opts = _ts_opts((int(kclock.now() * 1000) + tw.tsoffset) & MASK, tw.ts_recent)
     _send_raw(net, tw.inet_saddr, tw.inet_daddr, tw.inet_sport, tw.inet_dport, tw.snd_nxt,
               tw.rcv_nxt, TCPHDR_ACK, tw.rcv_wnd, opts, tw.ttl_, tw.tos)
 
 
 def tcp_v4_send_synack(listener: TcpSock, req: RequestSock) -> None:
-    tsval = (int(ktime_get() * 1000) + req.tsoffset) & MASK
+    tsval = (int(kclock.now() * 1000) + req.tsoffset) & MASK
     if req.cookie and req.tstamp_ok:
         tsval = cookie_init_timestamp(req, tsval)
     opts = tcp_make_synack(listener, req, tsval)
     _send_raw(listener.sk_net, req.laddr, req.raddr, req.lport, req.rport, req.snt_isn,
               req.rcv_isn + 1, TCPHDR_SYN | TCPHDR_ACK, min(req.rcv_wnd, 0xFFFF), opts,
               listener.ttl(), listener.tos)
-    req.snt_synack = ktime_get()
+    req.snt_synack = kclock.now()
 
 
 # -- passive open -------------------------------------------------------------------------------
@@ -332,7 +334,7 @@ def tcp_conn_request(listener: TcpSock, skb: SkBuff) -> None:
         return
     listener.icsk_syn_queue[key] = req
     tcp.hashinfo.ehash[req.key] = req
-    net.host.cpus[0].timers.mod_timer(req.timer, ktime_get() + TCP_TIMEOUT_INIT)
+    net.host.cpus[0].timers.mod_timer(req.timer, kclock.now() + TCP_TIMEOUT_INIT)
     tcp_v4_send_synack(listener, req)
     consume_skb(skb)
 
@@ -389,7 +391,7 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
     child.sack_ok = req.sack_ok
     child.tstamp_ok = req.tstamp_ok
     child.ts_recent = req.ts_recent
-    child.ts_recent_stamp = ktime_get() if req.tstamp_ok else -1.0
+    child.ts_recent_stamp = kclock.now() if req.tstamp_ok else -1.0
     child.tsoffset = req.tsoffset
     child.mss_clamp = req.peer_mss
     child.advmss = req.mss
@@ -401,10 +403,10 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
     child.sk_dst_cache = rt
     tcp_sync_mss(child, rt.dst_mtu())
     if req.snt_synack is not None and not req.num_retrans:
-        tcp_rtt_estimator(child, int((ktime_get() - req.snt_synack) * 1e6))
+        tcp_rtt_estimator(child, int((kclock.now() - req.snt_synack) * 1e6))
         tcp_set_rto(child)
     child.total_retrans = req.num_retrans
-    child.icsk_ack_lrcvtime = ktime_get()  # tcp_create_openreq_child
+    child.icsk_ack_lrcvtime = kclock.now()  # tcp_create_openreq_child
     child.lsndtime = child.icsk_ack_lrcvtime
     child.sk_state = TCP_SYN_RECV
     # The request's place in the tables goes to the child.

@@ -14,7 +14,7 @@ for 60 s after a connection closed, re-ACKing a retransmitted FIN and holding th
 from __future__ import annotations
 
 
-from ...kernel.ktime import ktime_get
+from ...kernel.ktime import kclock
 from ...kernel.timer import Timer
 from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 from ..core import drop_reason as dr
@@ -109,7 +109,7 @@ def reqsk_timer_handler(timer: Timer) -> None:
         net.mib.tcpext_inc("TCPSynRetrans")
         tcp_ipv4.tcp_v4_send_synack(listener, req)
     timeout = min(1.0 * (1 << req.num_retrans), TCP_RTO_MAX)
-    net.host.cpus[0].timers.mod_timer(req.timer, ktime_get() + timeout)
+    net.host.cpus[0].timers.mod_timer(req.timer, kclock.now() + timeout)
 
 
 def tcp_check_req(req: RequestSock, skb: SkBuff) -> TcpSock | None | bool:
@@ -208,7 +208,7 @@ class TimeWaitSock:
         self.sk_state = TCP_CLOSE
 
     def schedule(self, timeo: float) -> None:
-        self.net.host.cpus[0].timers.mod_timer(self.timer, ktime_get() + timeo)
+        self.net.host.cpus[0].timers.mod_timer(self.timer, kclock.now() + timeo)
 
 
 def _tw_timer_handler(timer: Timer) -> None:

@@ -18,7 +18,7 @@ import errno
 import struct
 
 
-from ...kernel.ktime import ktime_get
+from ...kernel.ktime import kclock
 from ...lib.checksum import csum_ipv4_payload
 from ...uapi.ip import IPPROTO_TCP
 from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST,
@@ -54,7 +54,7 @@ MASK = 0xFFFFFFFF
 
 def tcp_time_stamp(sk: TcpSock) -> int:
     """The TS clock: milliseconds, plus the connection's random offset."""
-    return (int(ktime_get() * 1000) + sk.tsoffset) & MASK
+    return (int(kclock.now() * 1000) + sk.tsoffset) & MASK
 
 
 # -- sizes ------------------------------------------------------------------------------------
@@ -96,8 +96,10 @@ def tcp_select_initial_window(sk: TcpSock, space: int, mss: int, wscale_ok: bool
 
 def __tcp_select_window(sk: TcpSock) -> int:
     mss = sk.icsk_ack_rcv_mss
-    free_space = tcp_space(sk)
-    allowed_space = tcp_full_space(sk)
+    rcvbuf = sk.sk_rcvbuf
+    space = rcvbuf - sk.sk_rmem_alloc
+    free_space = space - (space >> 1) if space > 0 else 0  # tcp_space
+    allowed_space = rcvbuf - (rcvbuf >> 1) if rcvbuf > 0 else 0  # tcp_full_space
     full_space = min(sk.window_clamp, allowed_space)
     if mss > full_space:
         mss = full_space
@@ -129,7 +131,9 @@ def tcp_receive_window(sk: TcpSock) -> int:
 
 def tcp_select_window(sk: TcpSock) -> int:
     """The window for the next segment's header, never shrinking what was offered."""
-    cur_win = tcp_receive_window(sk)
+    cur_win = (sk.rcv_wup + sk.rcv_wnd - sk.rcv_nxt) & MASK  # tcp_receive_window
+    if cur_win >= 0x80000000:
+        cur_win = 0
     new_win = __tcp_select_window(sk)
     if new_win < cur_win:
         unit = 1 << sk.rcv_wscale
@@ -177,20 +181,29 @@ def _syn_options(sk: TcpSock, mss: int, tsval: int, tsecr: int, synack: bool,
     return bytes(out)
 
 
+_TS_ALIGNED = struct.Struct("!III").pack
+_TS_HEAD = 0x0101080A  # NOP, NOP, kind 8, length 10
+
+
 def _established_options(sk: TcpSock) -> bytes:
+    if not (sk.sack_ok and (sk.duplicate_sack or sk.selective_acks)):
+        # Nearly every segment: the timestamp alone, or nothing.
+        if sk.tstamp_ok:
+            return _TS_ALIGNED(_TS_HEAD, (int(kclock.now() * 1000) + sk.tsoffset) & MASK,
+                               sk.ts_recent)
+        return b""
     out = bytearray()
     if sk.tstamp_ok:
-        out += struct.pack("!BBBBII", 1, 1, 8, 10, tcp_time_stamp(sk), sk.ts_recent)
-    if sk.sack_ok and (sk.duplicate_sack or sk.selective_acks):
-        blocks = ([sk.duplicate_sack] if sk.duplicate_sack else []) + sk.selective_acks
-        room = (40 - len(out) - 4) // 8
-        blocks = blocks[:room]
-        out += bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_SACK,
-                      TCPOLEN_SACK_BASE + len(blocks) * TCPOLEN_SACK_PERBLOCK))
-        for start, end in blocks:
-            out += struct.pack("!II", start, end)
-        if sk.duplicate_sack:
-            sk.duplicate_sack = None  # a D-SACK is reported once
+        out += _TS_ALIGNED(_TS_HEAD, tcp_time_stamp(sk), sk.ts_recent)
+    blocks = ([sk.duplicate_sack] if sk.duplicate_sack else []) + sk.selective_acks
+    room = (40 - len(out) - 4) // 8
+    blocks = blocks[:room]
+    out += bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_SACK,
+                  TCPOLEN_SACK_BASE + len(blocks) * TCPOLEN_SACK_PERBLOCK))
+    for start, end in blocks:
+        out += struct.pack("!II", start, end)
+    if sk.duplicate_sack:
+        sk.duplicate_sack = None  # a D-SACK is reported once
     return bytes(out)
 
 
@@ -271,7 +284,7 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
         out.trace.hop(net, "tcp_transmit_skb")
     if flags & TCPHDR_ACK:
         tcp_event_ack_sent(sk, segs)
-    now = ktime_get()
+    now = kclock.now()
     sk.tcp_wstamp = now
     if plen:
         sk.data_segs_out += segs
@@ -306,7 +319,7 @@ def _send_data_skb(sk: TcpSock, skb: SkBuff, mss: int = 0,
     (`skb` first) sent again as one TSO skb."""
     cb = skb.cb
     flags = cb.tcp_flags
-    now = ktime_get()
+    now = kclock.now()
     if flags & TCPHDR_SYN:
         cb.when = now
         if cb.first_tx is None:
@@ -539,7 +552,7 @@ def tcp_send_delayed_ack(sk: TcpSock) -> None:
             max_ato = min(max_ato, max((sk.srtt_us >> 3) / 1e6, TCP_ATO_MIN))
         ato = min(ato, max_ato)
     ato = min(ato, TCP_DELACK_MAX)
-    now = ktime_get()
+    now = kclock.now()
     # A timer set for `jiffies + 0` fires at the next tick: with HZ=1000 a millisecond on
     # (time in which a FIN or data from the application may take the ACK along).
     timeout = now + max(ato, JIFFY)
@@ -599,7 +612,7 @@ def tcp_connect(sk: TcpSock) -> None:
     sk.rcv_wup = 0
     sk.copied_seq = 0
     sk.snd_wnd = 0
-    sk.lsndtime = ktime_get()
+    sk.lsndtime = kclock.now()
     skb = SkBuff(bytearray(0), 0, 0, SKB_TRUESIZE(MAX_TCP_HEADER))
     skb.sk = sk
     skb.cb = TcpSkbCb(sk.iss, (sk.iss + 1) & MASK, TCPHDR_SYN)
@@ -623,7 +636,7 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff, count_out: bool = True, segs: i
     if before(cb.end_seq, sk.snd_una) or cb.end_seq == sk.snd_una:
         return -1
     if not sk.retrans_stamp:
-        sk.retrans_stamp = ktime_get()  # the first (attempted) retransmission
+        sk.retrans_stamp = kclock.now()  # the first (attempted) retransmission
     if before(cb.seq, sk.snd_una):
         # Partly acked: send only what is still outstanding.
         trim = (sk.snd_una - cb.seq) & MASK

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 
 
-from ...kernel.ktime import ktime_get
+from ...kernel.ktime import kclock
 from ...kernel.timer import Timer
 from ..core.sock import SOCK_DEAD, SOCK_KEEPOPEN
 from .tcp import (TCP_ATO_MIN, TCP_CA_Loss, TCP_CA_Open, TCP_RTO_MAX, TCP_RTO_MIN,
@@ -44,40 +44,43 @@ def _base(sk: TcpSock):
 
 
 def inet_csk_reset_xmit_timer(sk: TcpSock, what: int, when: float) -> None:
-    if sk.retransmit_timer is None:
-        sk.retransmit_timer = Timer(tcp_write_timer, sk)
+    timer = sk.retransmit_timer
+    if timer is None:
+        timer = sk.retransmit_timer = Timer(tcp_write_timer, sk, _base(sk))
     sk.icsk_pending = what
-    _base(sk).mod_timer(sk.retransmit_timer, ktime_get() + min(when, TCP_RTO_MAX))
+    timer.mod(kclock.now() + (when if when < TCP_RTO_MAX else TCP_RTO_MAX))
 
 
 def inet_csk_clear_xmit_timer(sk: TcpSock) -> None:
     sk.icsk_pending = 0
     if sk.retransmit_timer is not None:
-        _base(sk).del_timer(sk.retransmit_timer)
+        sk.retransmit_timer.delete()
 
 
 def inet_csk_reset_delack(sk: TcpSock, at: float) -> None:
-    if sk.delack_timer is None:
-        sk.delack_timer = Timer(tcp_delack_timer, sk)
+    timer = sk.delack_timer
+    if timer is None:
+        timer = sk.delack_timer = Timer(tcp_delack_timer, sk, _base(sk))
     sk.icsk_ack_pending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER
-    _base(sk).mod_timer(sk.delack_timer, at)
+    timer.mod(at)
 
 
 def inet_csk_clear_delack(sk: TcpSock) -> None:
     sk.icsk_ack_pending = 0
     if sk.delack_timer is not None:
-        _base(sk).del_timer(sk.delack_timer)
+        sk.delack_timer.delete()
 
 
 def tcp_reset_keepalive_timer(sk: TcpSock, delta: float) -> None:
-    if sk.keepalive_timer is None:
-        sk.keepalive_timer = Timer(tcp_keepalive_timer, sk)
-    _base(sk).mod_timer(sk.keepalive_timer, ktime_get() + delta)
+    timer = sk.keepalive_timer
+    if timer is None:
+        timer = sk.keepalive_timer = Timer(tcp_keepalive_timer, sk, _base(sk))
+    timer.mod(kclock.now() + delta)
 
 
 def tcp_delete_keepalive_timer(sk: TcpSock) -> None:
     if sk.keepalive_timer is not None:
-        _base(sk).del_timer(sk.keepalive_timer)
+        sk.keepalive_timer.delete()
 
 
 def tcp_clear_xmit_timers(sk: TcpSock) -> None:
@@ -90,7 +93,7 @@ def tcp_rto_delta(sk: TcpSock) -> float:
     """How far in the future the RTO of the oldest outstanding segment lies."""
     if not sk.rtx_queue:
         return sk.icsk_rto
-    return sk.rtx_queue[0].cb.when + sk.icsk_rto - ktime_get()
+    return sk.rtx_queue[0].cb.when + sk.icsk_rto - kclock.now()
 
 
 def tcp_rearm_rto(sk: TcpSock, only_if_idle: bool = False) -> None:
@@ -171,8 +174,8 @@ def tcp_model_timeout(boundary: int, rto_base: float) -> float:
 def retransmits_timed_out(sk: TcpSock, boundary: int, rto_base: float) -> bool:
     if not sk.icsk_retransmits:
         return False
-    start = sk.retrans_stamp or ktime_get()
-    return ktime_get() - start >= tcp_model_timeout(boundary, rto_base) - 1e-9
+    start = sk.retrans_stamp or kclock.now()
+    return kclock.now() - start >= tcp_model_timeout(boundary, rto_base) - 1e-9
 
 
 def tcp_write_err(sk: TcpSock) -> None:
@@ -185,7 +188,7 @@ def tcp_write_err(sk: TcpSock) -> None:
 def tcp_write_timeout(sk: TcpSock) -> bool:
     """True (and the connection is closed with ETIMEDOUT) if retransmission must stop."""
     s = sk.sk_net.sysctl
-    now = ktime_get()
+    now = kclock.now()
     if sk.sk_state in (TCP_SYN_SENT, TCP_SYN_RECV):
         retry_until = sk.icsk_syn_retries or s.tcp_syn_retries
         expired = sk.icsk_retransmits >= retry_until
@@ -267,7 +270,7 @@ def tcp_retransmit_timer(sk: TcpSock) -> None:
     sk.icsk_rto = min(sk.icsk_rto * 2, TCP_RTO_MAX)
     rto = sk.icsk_rto
     if sk.icsk_user_timeout and sk.retrans_stamp:
-        left = sk.icsk_user_timeout / 1000.0 - (ktime_get() - sk.retrans_stamp)
+        left = sk.icsk_user_timeout / 1000.0 - (kclock.now() - sk.retrans_stamp)
         rto = max(min(rto, left), 0.001)
     inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, rto)
 
@@ -279,7 +282,7 @@ def tcp_probe_timer(sk: TcpSock) -> None:
         sk.icsk_probes_out = 0
         sk.icsk_probes_tstamp = -1.0
         return
-    now = ktime_get()
+    now = kclock.now()
     if sk.icsk_probes_tstamp < 0:
         sk.icsk_probes_tstamp = now
     elif sk.icsk_user_timeout and now - sk.icsk_probes_tstamp >= sk.icsk_user_timeout / 1000.0:
@@ -298,7 +301,7 @@ def tcp_clamp_probe0_to_user_timeout(sk: TcpSock, when: float) -> float:
     """A probe timer never runs past what TCP_USER_TIMEOUT leaves."""
     if not sk.icsk_user_timeout or sk.icsk_probes_tstamp < 0:
         return when
-    remaining = sk.icsk_user_timeout / 1000.0 - (ktime_get() - sk.icsk_probes_tstamp)
+    remaining = sk.icsk_user_timeout / 1000.0 - (kclock.now() - sk.icsk_probes_tstamp)
     return min(max(remaining, TCP_TIMEOUT_MIN), when)
 
 
@@ -337,7 +340,7 @@ def tcp_keepalive_timer(timer: Timer) -> None:
     if sk.packets_out or sk.write_queue:
         tcp_reset_keepalive_timer(sk, ktime)
         return
-    now = ktime_get()
+    now = kclock.now()
     idle = now - max(sk.rcv_tstamp, sk.icsk_ack_lrcvtime)
     if idle >= ktime - 1e-9:
         if (sk.icsk_user_timeout and idle >= sk.icsk_user_timeout / 1000.0

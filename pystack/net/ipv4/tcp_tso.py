@@ -12,7 +12,7 @@ tcp_sendmsg asks `tcp_send_mss` how big to make each skb.
 from __future__ import annotations
 
 
-from ...kernel.ktime import ktime_get
+from ...kernel.ktime import kclock
 from ...uapi.tcp import TCPHDR_FIN, TCPHDR_PSH, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK
 from ..core.skbuff import SKB_TRUESIZE, SkBuff
 from .tcp import TCP_MSS_DEFAULT, TCP_NAGLE_CORK, TcpSkbCb, TcpSock, after
@@ -155,7 +155,7 @@ def tcp_tso_should_defer(sk: TcpSock, skb: SkBuff, max_segs: int) -> int:
     window is free, or the next ACK would come too late."""
     if sk.icsk_ca_state >= 3:  # TCP_CA_Recovery
         return 0
-    now = ktime_get()
+    now = kclock.now()
     if now - sk.tcp_wstamp > 0.001:
         return 0
     in_flight = sk.packets_in_flight()
