@@ -156,6 +156,7 @@ class TcpSock(InetSock):
         "window_clamp", "iss", "irs", "urg_data",
         # segment sizes and options
         "mss_cache", "advmss", "user_mss", "mss_clamp", "tstamp_ok", "sack_ok", "wscale_ok",
+        "sndbuf_nr_segs", "sndbuf_mss", "sndbuf_set",  # tcp_sndbuf_expand's last sizes
         "snd_wscale", "rcv_wscale", "ts_recent", "ts_recent_stamp", "tsoffset", "nonagle",
         "dsack", "duplicate_sack", "selective_acks", "rx_opt_saw_tstamp", "rcv_tsecr",
         # RTT, congestion
@@ -219,6 +220,7 @@ class TcpSock(InetSock):
         self.advmss = TCP_MSS_DEFAULT
         self.user_mss = 0
         self.mss_clamp = 0xFFFF
+        self.sndbuf_nr_segs = self.sndbuf_mss = self.sndbuf_set = 0
         self.tstamp_ok = bool(s.tcp_timestamps)
         self.sack_ok = bool(s.tcp_sack)
         self.wscale_ok = bool(s.tcp_window_scaling)
@@ -644,10 +646,22 @@ def tcp_inq(sk: TcpSock) -> int:
 def _copy_out(sk: TcpSock, n: int, peek: bool) -> bytes:
     """Up to `n` bytes from the receive queue, copied once (views of the queued buffers,
     joined into the bytes returned)."""
-    pieces: list[memoryview] = []
-    got = 0
     q = sk.sk_receive_queue
     seq = sk.copied_seq
+    if q:
+        # The common read: all of it from the first queued skb.
+        skb = q[0]
+        start = skb.data + ((seq - skb.cb.seq) & 0xFFFFFFFF)
+        if start + n <= skb.tail:
+            data = bytes(memoryview(skb.buf)[start:start + n])
+            if not peek:
+                sk.copied_seq = (seq + n) & 0xFFFFFFFF
+                if start + n == skb.tail:
+                    q.popleft()
+                    consume_skb(skb)
+            return data
+    pieces: list[memoryview] = []
+    got = 0
     i = 0
     while got < n and i < len(q):
         skb = q[i]

@@ -58,11 +58,14 @@ def _mib(sk: TcpSock, name: str) -> None:
 
 # -- RTT ------------------------------------------------------------------------------------------
 
+_RTO_MIN_US = int(TCP_RTO_MIN * 1e6)
+
+
 def tcp_rtt_estimator(sk: TcpSock, mrtt_us: int) -> None:
     """RFC 6298 with Linux's refinements (rttvar never below the RTO floor)."""
     m = mrtt_us
     srtt = sk.srtt_us
-    rto_min_us = int(TCP_RTO_MIN * 1e6)
+    rto_min_us = _RTO_MIN_US
     if srtt:
         m -= srtt >> 3
         srtt += m
@@ -106,7 +109,8 @@ def tcp_ack_update_rtt(sk: TcpSock, seq_rtt: float | None, opts) -> None:
     if seq_rtt is None or seq_rtt < 0:
         return
     tcp_rtt_estimator(sk, int(seq_rtt * 1e6))
-    tcp_set_rto(sk)
+    rto = ((sk.srtt_us >> 3) + sk.rttvar_us) / 1e6  # tcp_set_rto
+    sk.icsk_rto = rto if rto < TCP_RTO_MAX else TCP_RTO_MAX
     sk.icsk_backoff = 0
 
 

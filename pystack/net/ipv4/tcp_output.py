@@ -154,13 +154,16 @@ def tcp_sndbuf_expand(sk: TcpSock) -> None:
     """Size the send buffer for the congestion window (what gives Linux its 87040 bytes)."""
     if sk.sk_userlocks & 1:  # SOCK_SNDBUF_LOCK
         return
-    per_mss = max(sk.mss_clamp if sk.mss_clamp < 0xFFFF else 0, sk.mss_cache) + MAX_TCP_HEADER \
-        + 320
-    per_mss = (1 << (per_mss - 1).bit_length()) + 256
     nr_segs = max(10, sk.snd_cwnd, sk.reordering + 1)
+    mss = max(sk.mss_clamp if sk.mss_clamp < 0xFFFF else 0, sk.mss_cache)
+    if nr_segs == sk.sndbuf_nr_segs and mss == sk.sndbuf_mss and sk.sk_sndbuf >= sk.sndbuf_set:
+        return  # the same sizes as last time, and the buffer has not shrunk since
+    per_mss = mss + MAX_TCP_HEADER + 320
+    per_mss = (1 << (per_mss - 1).bit_length()) + 256
     sndmem = 2 * nr_segs * per_mss
     if sk.sk_sndbuf < sndmem:
         sk.sk_sndbuf = min(sndmem, sk.sk_net.sysctl.tcp_wmem[2])
+    sk.sndbuf_nr_segs, sk.sndbuf_mss, sk.sndbuf_set = nr_segs, mss, sk.sk_sndbuf
 
 
 # -- options --------------------------------------------------------------------------------------

@@ -73,16 +73,18 @@ def tcp_bound_to_half_wnd(sk: TcpSock, pktsize: int) -> int:
 
 
 def _gso_limits(sk: TcpSock) -> tuple[int, int]:
+    """The route's device's gso_max_size and gso_max_segs (Linux's defaults unrouted)."""
     rt = sk.sk_dst_cache
-    dev = rt.dev if rt is not None else None
-    return (getattr(dev, "gso_max_size", 65536), getattr(dev, "gso_max_segs", 65535))
+    if rt is None:
+        return 65536, 65535
+    dev = rt.dev
+    return dev.gso_max_size, dev.gso_max_segs
 
 
 def tcp_send_mss(sk: TcpSock) -> tuple[int, int]:
-    """(mss_now, size_goal): the segment size, and how big tcp_sendmsg makes each skb."""
+    """(mss_now, size_goal): the segment size, and how big tcp_sendmsg makes each skb
+    (sk_can_gso always holds for TCP)."""
     mss_now = tcp_current_mss(sk)
-    if not sk_can_gso(sk):
-        return mss_now, mss_now
     max_size, max_segs = _gso_limits(sk)
     new_size_goal = tcp_bound_to_half_wnd(sk, max_size)
     gso_segs = min(new_size_goal // mss_now, max_segs)
