@@ -35,7 +35,7 @@ from .tcp_recovery import (FLAG_ACKED, FLAG_DATA_ACKED, FLAG_DATA_SACKED, FLAG_R
 from .tcp_minisocks import tcp_time_wait
 from .tcp_output import (__tcp_select_window, tcp_data_snd_check, tcp_receive_window,
                          tcp_retransmit_skb, tcp_send_ack, tcp_send_delayed_ack,
-                         tcp_sndbuf_expand, tcp_space, tcp_syn_options, tcp_time_stamp,
+                         tcp_sndbuf_expand, tcp_syn_options, tcp_time_stamp,
                          tcp_transmit_skb, tcp_win_from_space, tcp_xmit_retransmit_queue)
 from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
@@ -355,7 +355,9 @@ def tcp_event_data_recv(sk: TcpSock, skb: SkBuff) -> None:
 
 
 def tcp_grow_window(sk: TcpSock, skb: SkBuff) -> None:
-    if sk.rcv_ssthresh < sk.window_clamp and sk.rcv_ssthresh < tcp_space(sk):
+    space = sk.sk_rcvbuf - sk.sk_rmem_alloc
+    if sk.rcv_ssthresh < sk.window_clamp and sk.rcv_ssthresh < (  # tcp_space
+            space - (space >> 1) if space > 0 else 0):
         length = skb.tail - skb.data
         if tcp_win_from_space(skb.truesize) <= length:
             incr = 2 * sk.advmss

@@ -39,8 +39,8 @@ from .tcp_states import TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT
 from .tcp_timer import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, ICSK_ACK_TIMER,
                         ICSK_TIME_LOSS_PROBE, ICSK_TIME_PROBE0, ICSK_TIME_RETRANS, _probe0_when,
                         inet_csk_clear_delack, inet_csk_reset_delack, inet_csk_reset_xmit_timer,
-                        tcp_check_probe_timer, tcp_clamp_probe0_to_user_timeout, tcp_rearm_rto,
-                        tcp_schedule_loss_probe)
+                        tcp_check_probe_timer, tcp_clamp_probe0_to_user_timeout,
+                        tcp_loss_probe_timeout, tcp_rearm_rto)
 from .tcp_tso import (DEFER_RWND_LIMITED, sk_can_gso, tcp_current_mss, tcp_cwnd_test,
                       tcp_mss_split_point, tcp_nagle_check, tcp_skb_pcount, tcp_snd_wnd_test,
                       tcp_sync_mss, tcp_tso_segs, tcp_tso_should_defer, tso_fragment)
@@ -429,12 +429,15 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
             # tcp_cwnd_validate: all sent, not held by cwnd, and a writer waits for room:
             # the send buffer is what limits this connection.
             tcp_chrono_start(sk, TCP_CHRONO_SNDBUF_LIMITED)
-        if sk.icsk_pending == ICSK_TIME_LOSS_PROBE:
+        # Re-arm the RTO, then schedule a tail loss probe in its place (one probe per
+        # tail-loss episode): when the probe will be scheduled, the timer is armed once.
+        tlp = tcp_loss_probe_timeout(sk, False) if push_one != 2 else None
+        if tlp is not None:
+            inet_csk_reset_xmit_timer(sk, ICSK_TIME_LOSS_PROBE, tlp)
+        elif sk.icsk_pending == ICSK_TIME_LOSS_PROBE:
             tcp_rearm_rto(sk)
         else:
             tcp_rearm_rto(sk, only_if_idle=True)
-        if push_one != 2:
-            tcp_schedule_loss_probe(sk, False)  # one probe per tail-loss episode
     return not sk.packets_out and bool(q)
 
 

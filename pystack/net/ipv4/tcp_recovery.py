@@ -124,7 +124,9 @@ def tcp_rack_advance(sk: TcpSock, sacked: int, end_seq: int, xmit_time: float,
         return  # too quick for the retransmission: the original arrived (ambiguous)
     sk.rack_advanced = True
     sk.rack_rtt_us = rtt_us
-    if _sent_after(xmit_time, sk.rack_mstamp, end_seq, sk.rack_end_seq):
+    rack_mstamp = sk.rack_mstamp
+    if xmit_time > rack_mstamp or (xmit_time == rack_mstamp  # _sent_after, inline
+                                   and after(end_seq, sk.rack_end_seq)):
         sk.rack_mstamp = xmit_time
         sk.rack_end_seq = end_seq
 

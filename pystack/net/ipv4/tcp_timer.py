@@ -113,11 +113,20 @@ def tcp_rearm_rto(sk: TcpSock, only_if_idle: bool = False) -> None:
 def tcp_schedule_loss_probe(sk: TcpSock, advancing_rto: bool) -> bool:
     """RFC 8985 §7 (TLP): probe the tail after about two RTTs, before the RTO would fire,
     for SACK connections in the Open state that are cwnd- or application-limited."""
-    if (sk.sk_net.sysctl.tcp_early_retrans not in (3, 4) or not sk.packets_out
-            or not sk.sack_ok or sk.icsk_ca_state != TCP_CA_Open):
+    timeout = tcp_loss_probe_timeout(sk, advancing_rto)
+    if timeout is None:
         return False
+    inet_csk_reset_xmit_timer(sk, ICSK_TIME_LOSS_PROBE, timeout)
+    return True
+
+
+def tcp_loss_probe_timeout(sk: TcpSock, advancing_rto: bool) -> float | None:
+    """When tcp_schedule_loss_probe would fire the probe (None: it would not schedule one)."""
+    if (not sk.packets_out or not sk.sack_ok or sk.icsk_ca_state != TCP_CA_Open
+            or sk.sk_net.sysctl.tcp_early_retrans not in (3, 4)):
+        return None
     if sk.snd_cwnd > sk.packets_in_flight() and sk.write_queue:
-        return False
+        return None
     if sk.srtt_us:
         timeout = (sk.srtt_us >> 2) / 1e6  # 2 * SRTT
         timeout += TCP_RTO_MIN if sk.packets_out == 1 else TCP_TIMEOUT_MIN
@@ -126,8 +135,7 @@ def tcp_schedule_loss_probe(sk: TcpSock, advancing_rto: bool) -> bool:
     rto_delta = sk.icsk_rto if advancing_rto else tcp_rto_delta(sk)
     if rto_delta > 0:
         timeout = min(timeout, rto_delta)
-    inet_csk_reset_xmit_timer(sk, ICSK_TIME_LOSS_PROBE, timeout)
-    return True
+    return timeout
 
 
 def tcp_set_xmit_timer(sk: TcpSock) -> None:
