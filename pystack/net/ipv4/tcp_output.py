@@ -100,7 +100,9 @@ def __tcp_select_window(sk: TcpSock) -> int:
     space = rcvbuf - sk.sk_rmem_alloc
     free_space = space - (space >> 1) if space > 0 else 0  # tcp_space
     allowed_space = rcvbuf - (rcvbuf >> 1) if rcvbuf > 0 else 0  # tcp_full_space
-    full_space = min(sk.window_clamp, allowed_space)
+    full_space = sk.window_clamp
+    if allowed_space < full_space:
+        full_space = allowed_space
     if mss > full_space:
         mss = full_space
         if mss <= 0:

@@ -47,7 +47,16 @@ def tcp_current_mss(sk: TcpSock) -> int:
     rt = sk.sk_dst_cache
     if rt is not None:
         pmtu = rt.dst_mtu()
-        if tcp_mtu_to_mss(sk, pmtu) != mss:
+        # tcp_mtu_to_mss(sk, pmtu), inline: it runs for every write.
+        now = pmtu - 40
+        clamp = sk.mss_clamp
+        if now > clamp:
+            now = clamp
+        if now < 48:
+            now = 48
+        if sk.tstamp_ok:
+            now -= TCPOLEN_TSTAMP_ALIGNED
+        if (now if now > 8 else 8) != mss:
             mss = tcp_sync_mss(sk, pmtu)
     if sk.selective_acks or sk.duplicate_sack:
         # SACK blocks take room in every segment while they are being sent.
@@ -87,8 +96,11 @@ def tcp_send_mss(sk: TcpSock) -> tuple[int, int]:
     mss_now = tcp_current_mss(sk)
     max_size, max_segs = _gso_limits(sk)
     new_size_goal = tcp_bound_to_half_wnd(sk, max_size)
-    gso_segs = min(new_size_goal // mss_now, max_segs)
-    return mss_now, max(gso_segs * mss_now, mss_now)
+    gso_segs = new_size_goal // mss_now
+    if gso_segs > max_segs:
+        gso_segs = max_segs
+    size_goal = gso_segs * mss_now
+    return mss_now, size_goal if size_goal > mss_now else mss_now
 
 
 def tcp_update_pacing_rate(sk: TcpSock) -> None:
