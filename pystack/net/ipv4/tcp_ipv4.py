@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import functools
 import hashlib
+import operator
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -360,6 +361,15 @@ def _cookie_child(listener: TcpSock, req: RequestSock, skb: SkBuff) -> None:
     listener.sk_data_ready(listener)
 
 
+# What a child socket takes from its listener (sk_clone_lock's copy, the part that matters).
+_INHERITED = ("sk_rcvbuf", "sk_sndbuf", "sk_userlocks", "sk_reuse", "sk_reuseport",
+              "sk_flags", "sk_lingertime", "sk_priority", "sk_mark", "sk_bound_dev_if",
+              "sk_uid", "nonagle", "user_mss", "keepalive_time", "keepalive_intvl",
+              "keepalive_probes", "linger2", "icsk_user_timeout", "icsk_syn_retries",
+              "icsk_ca_ops", "uc_ttl", "tos", "pmtudisc", "notsent_lowat", "window_clamp")
+_inherited = operator.attrgetter(*_INHERITED)
+
+
 def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> TcpSock | None:
     """The handshake completed: the full socket for the connection, queued for accept()."""
     if sk_acceptq_is_full(listener):
@@ -367,12 +377,8 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
     net = listener.sk_net
     tcp = net.ipv4.tcp
     child = tcp.prot.sk_alloc(net, listener.sk_family, listener.sk_type, listener.sk_protocol)
-    for name in ("sk_rcvbuf", "sk_sndbuf", "sk_userlocks", "sk_reuse", "sk_reuseport",
-                 "sk_flags", "sk_lingertime", "sk_priority", "sk_mark", "sk_bound_dev_if",
-                 "sk_uid", "nonagle", "user_mss", "keepalive_time", "keepalive_intvl",
-                 "keepalive_probes", "linger2", "icsk_user_timeout", "icsk_syn_retries",
-                 "icsk_ca_ops", "uc_ttl", "tos", "pmtudisc", "notsent_lowat", "window_clamp"):
-        setattr(child, name, getattr(listener, name))
+    for name, value in zip(_INHERITED, _inherited(listener)):
+        setattr(child, name, value)
     child.inet_saddr = child.inet_rcv_saddr = req.laddr
     child.inet_num = child.inet_sport = req.lport
     child.inet_daddr = req.raddr
