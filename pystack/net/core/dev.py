@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from ...kernel.softirq import (NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, local_bh_disable,
-                               local_bh_enable, raise_softirq)
+from ...kernel.softirq import NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, __do_softirq, raise_softirq
 from . import drop_reason as dr
 from .drop_reason import consume_skb, kfree_skb
 
@@ -49,6 +48,8 @@ NETDEV_TX_BUSY = 0x10
 NET_XMIT_SUCCESS = 0
 NET_XMIT_DROP = 1
 NET_XMIT_CN = 2
+
+_NET_RX_BIT = 1 << NET_RX_SOFTIRQ
 
 TAP_RX = "rx"
 TAP_TX = "tx"
@@ -169,7 +170,8 @@ def napi_schedule(napi: Napi) -> None:
 
 
 def napi_complete_done(napi: Napi, work_done: int) -> bool:
-    napi_gro_flush(napi)
+    if napi.gro_list:
+        napi_gro_flush(napi)
     napi.scheduled = False
     return True
 
@@ -269,8 +271,13 @@ def enqueue_to_backlog(skb: "SkBuff", cpu: "Cpu") -> int:
         if skb.trace is not None:
             skb.trace.hop(net, "enqueue_to_backlog")
         q.append(skb)
-        if not cpu.backlog.scheduled:
-            napi_schedule(cpu.backlog)
+        backlog = cpu.backlog
+        if not backlog.scheduled:  # napi_schedule, inline
+            backlog.scheduled = True
+            cpu.poll_list.append(backlog)
+            cpu.softirq_pending |= _NET_RX_BIT  # raise_softirq: run at local_bh_enable ...
+            if not (cpu.hardirq_count or cpu.softirq_count):
+                cpu.wake_ksoftirqd()  # ... or, outside any bh-disabled section, by ksoftirqd
         return NET_XMIT_SUCCESS
     cpu.dropped += 1
     skb.dev.stats.rx_dropped += 1
@@ -309,7 +316,7 @@ def dev_queue_xmit(skb: "SkBuff") -> int:
     """Queue an skb for transmission on skb.dev; runs pending softirqs on the way out."""
     dev = skb.dev
     cpu = dev.nd_net.host.this_cpu
-    local_bh_disable(cpu)
+    cpu.softirq_count += 1  # local_bh_disable (inline, as Linux's is)
     try:
         if skb.trace is not None:
             skb.trace.hop(dev.nd_net, "dev_queue_xmit")
@@ -324,9 +331,16 @@ def dev_queue_xmit(skb: "SkBuff") -> int:
                 rc = _dev_queue_one(seg, dev, cpu) or rc
             consume_skb(skb)
             return rc
-        return _dev_queue_one(skb, dev, cpu)
+        q = dev.qdisc
+        if q is None:  # noqueue (lo): straight to the driver
+            return dev_hard_start_xmit(skb, dev)
+        return __dev_xmit_skb(skb, q, dev, cpu)
     finally:
-        local_bh_enable(cpu)
+        # local_bh_enable, inline: the softirqs raised on the way (a loopback delivery, a TX
+        # completion) run here, in the sender's context.
+        cpu.softirq_count -= 1
+        if not cpu.softirq_count and not cpu.hardirq_count and cpu.softirq_pending:
+            __do_softirq(cpu)
 
 
 def _dev_queue_one(skb: "SkBuff", dev: NetDevice, cpu: "Cpu") -> int:

@@ -76,7 +76,8 @@ def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
         kfree_skb(skb, dr.IP_INHDR)
         return
     # Our frames may carry Ethernet padding after the datagram: trim it.
-    skb.trim(tot_len)
+    if tot_len < length:  # skb_trim, inline
+        skb.tail = off + tot_len
     skb.network_header = off
     skb.transport_header = off + ihl
     if net.nf_hooks:
