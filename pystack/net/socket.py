@@ -78,7 +78,10 @@ def _enter(task: Task) -> None:
 
 
 def sockfd_lookup(task: Task, fd: int) -> tuple[File, Socket]:
-    file = task.files.fget(fd)
+    fds = task.files.fds  # fdget, inline: every socket call starts here
+    file = fds[fd] if 0 <= fd < len(fds) else None
+    if file is None:
+        raise KernelError(errno.EBADF)
     sock = file.private_data
     if not isinstance(sock, Socket):
         raise KernelError(errno.ENOTSOCK)

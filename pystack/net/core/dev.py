@@ -266,8 +266,7 @@ def netif_rx(skb: "SkBuff") -> int:
 def enqueue_to_backlog(skb: "SkBuff", cpu: "Cpu") -> int:
     net = cpu.host.net
     q = cpu.input_pkt_queue
-    qlen = len(q) - cpu.input_pkt_head
-    if qlen <= net.sysctl.netdev_max_backlog:
+    if len(q) <= net.sysctl.netdev_max_backlog:
         if skb.trace is not None:
             skb.trace.hop(net, "enqueue_to_backlog")
         q.append(skb)
@@ -287,25 +286,15 @@ def enqueue_to_backlog(skb: "SkBuff", cpu: "Cpu") -> int:
 
 def process_backlog(napi: Napi, quota: int) -> int:
     """The backlog's NAPI poll: deliver up to `quota` queued skbs."""
-    cpu = napi.cpu
+    q = napi.cpu.input_pkt_queue
     work = 0
-    while work < quota:
-        q = cpu.input_pkt_queue
-        head = cpu.input_pkt_head
-        if head >= len(q):
-            break
-        skb = q[head]
-        q[head] = None
-        head += 1
-        if head == len(q):
-            q.clear()
-            head = 0
-        cpu.input_pkt_head = head
+    while q and work < quota:
+        skb = q.popleft()
         work += 1
         if skb.trace is not None:
             skb.trace.hop(skb.dev.nd_net, "process_backlog")
         netif_receive_skb(skb)
-    if cpu.input_pkt_head >= len(cpu.input_pkt_queue):
+    if not q:
         napi_complete_done(napi, work)
     return work
 
