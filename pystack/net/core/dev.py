@@ -295,7 +295,9 @@ def process_backlog(napi: Napi, quota: int) -> int:
             skb.trace.hop(skb.dev.nd_net, "process_backlog")
         netif_receive_skb(skb)
     if not q:
-        napi_complete_done(napi, work)
+        # As Linux's process_backlog: an inline napi_complete (the backlog does no GRO, and
+        # only its own CPU touches it).
+        napi.scheduled = False
     return work
 
 
