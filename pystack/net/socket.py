@@ -78,9 +78,11 @@ def _enter(task: Task) -> None:
 
 
 def sockfd_lookup(task: Task, fd: int) -> tuple[File, Socket]:
-    fds = task.files.fds  # fdget, inline: every socket call starts here
-    file = fds[fd] if 0 <= fd < len(fds) else None
-    if file is None:
+    try:
+        file = task.files.fds[fd]  # fdget, inline: every socket call starts here
+    except IndexError:
+        file = None
+    if file is None or fd < 0:
         raise KernelError(errno.EBADF)
     sock = file.private_data
     if not isinstance(sock, Socket):

@@ -183,9 +183,8 @@ def net_rx_action(cpu: "Cpu") -> None:
     work_list = cpu.poll_list
     cpu.poll_list = []
     repoll: list[Napi] | None = None
-    i = 0
-    while i < len(work_list):
-        napi = work_list[i]
+    i = 0  # how many were polled (work_list does not grow: napi_schedule appends to the new list)
+    for napi in work_list:
         i += 1
         weight = napi.weight
         if net.tracer.active:
