@@ -58,6 +58,14 @@ def resolve_host(task: "Task", host: Any, *, for_bind: bool) -> int:
     return addr
 
 
+def _is_dotted_quad(host: str) -> bool:
+    try:
+        ip_int(host)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_inet_address(task: "Task", address: Any, *, for_bind: bool = False,
                        what: str = "connect") -> tuple[int, int]:
     if not isinstance(address, tuple):
@@ -95,14 +103,18 @@ def _addr_tuple(addr: tuple[int, int] | None) -> tuple[str, int] | None:
 _checkpoints = True
 
 
+_trio_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_trio_cancel_shielded_checkpoint = trio.lowlevel.cancel_shielded_checkpoint
+
+
 async def _checkpoint_if_cancelled() -> None:
     if _checkpoints:
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await _trio_checkpoint_if_cancelled()
 
 
 async def _cancel_shielded_checkpoint() -> None:
     if _checkpoints:
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await _trio_cancel_shielded_checkpoint()
 
 
 def run_nonblocking(afn: Any, *args: Any) -> Any:
@@ -134,6 +146,10 @@ class EmulatedSocket(trio.socket.SocketType):
         self._closed = False
         self._busy: set[str] = set()  # "reading from" / "writing to", while a call waits
         self._did_shutdown_SHUT_WR = False
+        self._dest_key: Any = None  # sendto's last address, and what it parsed to
+        self._dest: tuple[int, int, int] | None = None
+        self._src_key: Any = None  # recvfrom's last source address, and as Python has it
+        self._src: Any = None
 
     @classmethod
     def create(cls, task: "Task", family: int = AF_INET, type: int = _stdsocket.SOCK_STREAM,
@@ -213,24 +229,31 @@ class EmulatedSocket(trio.socket.SocketType):
                 sk.sk_wq.unpark_all()
 
     async def _call(self, direction: str, syscall: Any, *args: Any) -> Any:
-        """One system call that may wait, with trio's rules: one task at a time per direction
-        (BusyResourceError), and ClosedResourceError if another task closes the socket."""
-        if direction in self._busy:
+        """`syscall(task, fd, *args)`, a system call that may wait, with trio's rules: a
+        checkpoint for cancellation first, one task at a time per direction
+        (BusyResourceError), ClosedResourceError if another task closes the socket, and one
+        yield after a call that did not wait."""
+        if _checkpoints:
+            await _trio_checkpoint_if_cancelled()
+        if self._closed:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        busy = self._busy
+        if direction in busy:
             raise trio.BusyResourceError(f"another task is already {direction} this socket")
-        self._busy.add(direction)
+        busy.add(direction)
         slept = _wait.sleeps
         try:
-            result = await syscall(*args)
+            result = await syscall(self._task, self._fd, *args)
         except OSError as e:
             if self._closed and e.errno == errno.EBADF:
                 raise trio.ClosedResourceError("another task closed this socket") from None
             raise
         finally:
-            self._busy.discard(direction)
-        if _wait.sleeps == slept:
+            busy.discard(direction)
+        if _checkpoints and _wait.sleeps == slept:
             # It did not wait: give the scheduler its turn now, as trio's own sockets do
             # (_try_sync); a call that slept was a schedule point already.
-            await _cancel_shielded_checkpoint()
+            await _trio_cancel_shielded_checkpoint()
         return result
 
     # -- synchronous calls -------------------------------------------------------------------
@@ -285,19 +308,16 @@ class EmulatedSocket(trio.socket.SocketType):
         sys.sys_bind(self._task, self._fdno(), self._family, addr, port)
 
     async def connect(self, address: Any) -> None:
-        await _checkpoint_if_cancelled()
         addr, port = parse_inet_address(self._task, address, what="connect")
-        await self._call("writing to", sys.sys_connect, self._task, self._fdno(), self._family, addr, port)
+        await self._call("writing to", sys.sys_connect, self._family, addr, port)
 
     async def accept(self) -> tuple["EmulatedSocket", Any]:
-        await _checkpoint_if_cancelled()
-        fd, addr = await self._call("reading from", sys.sys_accept4, self._task, self._fdno())
+        fd, addr = await self._call("reading from", sys.sys_accept4)
         sock = EmulatedSocket(self._task, fd, self._family, self._type, self._proto)
         return sock, _addr_tuple(addr)
 
     async def send(self, data: Any, flags: int = 0) -> int:
-        await _checkpoint_if_cancelled()
-        n = await self._call("writing to", sys.sys_sendto, self._task, self._fdno(), memoryview(data), flags, None)
+        n = await self._call("writing to", sys.sys_sendto, memoryview(data), flags, None)
         return n
 
     async def sendto(self, data: Any, *args: Any) -> int:
@@ -307,11 +327,22 @@ class EmulatedSocket(trio.socket.SocketType):
             flags, address = args
         else:
             raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
-        await _checkpoint_if_cancelled()
+        if address is self._dest_key:
+            dest = self._dest
+        else:
+            dest = self._parse_dest(address)
+        return await self._call("writing to", sys.sys_sendto, memoryview(data), flags, dest)
+
+    def _parse_dest(self, address: Any) -> tuple[int, int, int]:
+        """sendto's destination as the syscall takes it. A program usually sends to the same
+        address object each time; when its host is a dotted quad (whose meaning never
+        changes, unlike a name's) the answer is kept for the next call with that object."""
         addr, port = parse_inet_address(self._task, address, what="sendto")
-        n = await self._call("writing to", sys.sys_sendto, self._task, self._fdno(), memoryview(data), flags,
-                                 (self._family, addr, port))
-        return n
+        dest = (self._family, addr, port)
+        host = address[0]
+        if type(host) is str and _is_dotted_quad(host):
+            self._dest_key, self._dest = address, dest
+        return dest
 
     async def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0,
                       address: Any = None) -> int:
@@ -324,10 +355,9 @@ class EmulatedSocket(trio.socket.SocketType):
 
     async def recv(self, bufsize: int, flags: int = 0) -> bytes:
         bufsize = _check_size(bufsize, "recv")
-        await _checkpoint_if_cancelled()
         if bufsize == 0:
             return await self._recv_nothing(b"")
-        data, _addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), bufsize, flags)
+        data, _addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, bufsize, flags)
         return data
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
@@ -336,10 +366,9 @@ class EmulatedSocket(trio.socket.SocketType):
         if nbytes > len(view):
             raise ValueError("buffer too small for requested bytes")
         size = nbytes or len(view)
-        await _checkpoint_if_cancelled()
         if size == 0:
             return await self._recv_nothing(0)
-        data, _addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), size, flags)
+        data, _addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, size, flags)
         view[:len(data)] = data
         return n if flags & MSG_TRUNC else len(data)
 
@@ -347,15 +376,17 @@ class EmulatedSocket(trio.socket.SocketType):
         """recv(0) and recv_into of nothing make no system call in CPython (sock_recv_guts:
         "If 0 bytes were requested, do nothing"): no datagram is consumed, nothing waits.
         recvfrom(0) and recvmsg(0) do call, and consume one."""
+        await _checkpoint_if_cancelled()
         self._fdno()
         await _cancel_shielded_checkpoint()
         return result
 
     async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         bufsize = _check_size(bufsize, "recvfrom")
-        await _checkpoint_if_cancelled()
-        data, addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), bufsize, flags)
-        return data, _addr_tuple(addr)
+        data, addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, bufsize, flags)
+        if addr != self._src_key:  # a datagram socket hears from the same peer again and again
+            self._src_key, self._src = addr, _addr_tuple(addr)
+        return data, self._src
 
     async def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0
                             ) -> tuple[int, Any]:
@@ -364,8 +395,7 @@ class EmulatedSocket(trio.socket.SocketType):
         if nbytes > len(view):
             raise ValueError("nbytes is greater than the length of the buffer")
         size = nbytes or len(view)
-        await _checkpoint_if_cancelled()
-        data, addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, self._task, self._fdno(), size, flags)
+        data, addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, size, flags)
         view[:len(data)] = data
         return (n if flags & MSG_TRUNC else len(data)), _addr_tuple(addr)
 
@@ -375,9 +405,8 @@ class EmulatedSocket(trio.socket.SocketType):
             raise ValueError("negative buffer size in recvmsg()")
         if ancbufsize < 0:
             raise ValueError("invalid ancillary data buffer length")
-        await _checkpoint_if_cancelled()
         data, addr, msg_flags, _n, control = await self._call(
-            "reading from", sys.sys_recvmsg, self._task, self._fdno(), bufsize, flags)
+            "reading from", sys.sys_recvmsg, bufsize, flags)
         ancdata, truncated = put_cmsgs(control, ancbufsize)
         if truncated:
             msg_flags |= _stdsocket.MSG_CTRUNC

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -53,8 +54,7 @@ class Cpu:
         self.softirq_counts = [0] * NR_SOFTIRQS  # as /proc/softirqs
         # struct softnet_data
         self.poll_list: list[Any] = []  # NAPI instances with work, in order
-        self.input_pkt_queue: list[Any] = []  # the loopback/netif_rx backlog (a deque's job,
-        self.input_pkt_head = 0               # done as list + head index: cheaper appends)
+        self.input_pkt_queue: deque[Any] = deque()  # the loopback/netif_rx backlog
         self.backlog: Any = None  # the NAPI instance that drains input_pkt_queue
         self.output_queue: list[Any] = []  # qdiscs to run from NET_TX
         self.processed = 0

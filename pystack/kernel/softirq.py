@@ -40,6 +40,10 @@ MAX_SOFTIRQ_RESTART = 10
 
 SoftirqHandler = Callable[["Cpu"], None]
 
+# The vector numbers set in each pending mask, lowest first (the order __do_softirq runs them).
+_PENDING_VECTORS = tuple(tuple(nr for nr in range(NR_SOFTIRQS) if mask & (1 << nr))
+                         for mask in range(1 << NR_SOFTIRQS))
+
 
 def in_interrupt(cpu: "Cpu") -> bool:
     """Hardirq, softirq being served, or bottom halves disabled."""
@@ -89,10 +93,7 @@ def __do_softirq(cpu: "Cpu") -> None:
         while True:
             pending = cpu.softirq_pending
             cpu.softirq_pending = 0
-            while pending:  # the pending vectors, lowest number first
-                bit = pending & -pending
-                pending ^= bit
-                nr = bit.bit_length() - 1
+            for nr in _PENDING_VECTORS[pending]:
                 counts[nr] += 1
                 if tracer.active:
                     tracer.emit(host.net, "irq:softirq_entry", vec=nr, action=SOFTIRQ_NAMES[nr])

@@ -78,7 +78,12 @@ def _enter(task: Task) -> None:
 
 
 def sockfd_lookup(task: Task, fd: int) -> tuple[File, Socket]:
-    file = task.files.fget(fd)
+    try:
+        file = task.files.fds[fd]  # fdget, inline: every socket call starts here
+    except IndexError:
+        file = None
+    if file is None or fd < 0:
+        raise KernelError(errno.EBADF)
     sock = file.private_data
     if not isinstance(sock, Socket):
         raise KernelError(errno.ENOTSOCK)

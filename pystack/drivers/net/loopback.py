@@ -37,7 +37,11 @@ class LoopbackDevice(NetDevice):
 def loopback_xmit(skb: "SkBuff", dev: NetDevice) -> int:
     if skb.trace is not None:
         skb.trace.hop(dev.nd_net, "loopback_xmit")
-    skb.orphan()
+    d = skb.destructor  # skb_orphan, inline: the sender's memory is released now
+    if d is not None:
+        skb.destructor = None
+        d(skb)
+    skb.sk = None
     length = skb.tail - skb.data
     skb.protocol = eth_type_trans(skb, dev)
     skb.pkt_type = PACKET_HOST if skb.pkt_type != PACKET_LOOPBACK else skb.pkt_type

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from ...kernel.softirq import (NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, local_bh_disable,
-                               local_bh_enable, raise_softirq)
+from ...kernel.softirq import NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, __do_softirq, raise_softirq
 from . import drop_reason as dr
 from .drop_reason import consume_skb, kfree_skb
 
@@ -49,6 +48,8 @@ NETDEV_TX_BUSY = 0x10
 NET_XMIT_SUCCESS = 0
 NET_XMIT_DROP = 1
 NET_XMIT_CN = 2
+
+_NET_RX_BIT = 1 << NET_RX_SOFTIRQ
 
 TAP_RX = "rx"
 TAP_TX = "tx"
@@ -169,7 +170,8 @@ def napi_schedule(napi: Napi) -> None:
 
 
 def napi_complete_done(napi: Napi, work_done: int) -> bool:
-    napi_gro_flush(napi)
+    if napi.gro_list:
+        napi_gro_flush(napi)
     napi.scheduled = False
     return True
 
@@ -181,9 +183,8 @@ def net_rx_action(cpu: "Cpu") -> None:
     work_list = cpu.poll_list
     cpu.poll_list = []
     repoll: list[Napi] | None = None
-    i = 0
-    while i < len(work_list):
-        napi = work_list[i]
+    i = 0  # how many were polled (work_list does not grow: napi_schedule appends to the new list)
+    for napi in work_list:
         i += 1
         weight = napi.weight
         if net.tracer.active:
@@ -264,13 +265,17 @@ def netif_rx(skb: "SkBuff") -> int:
 def enqueue_to_backlog(skb: "SkBuff", cpu: "Cpu") -> int:
     net = cpu.host.net
     q = cpu.input_pkt_queue
-    qlen = len(q) - cpu.input_pkt_head
-    if qlen <= net.sysctl.netdev_max_backlog:
+    if len(q) <= net.sysctl.netdev_max_backlog:
         if skb.trace is not None:
             skb.trace.hop(net, "enqueue_to_backlog")
         q.append(skb)
-        if not cpu.backlog.scheduled:
-            napi_schedule(cpu.backlog)
+        backlog = cpu.backlog
+        if not backlog.scheduled:  # napi_schedule, inline
+            backlog.scheduled = True
+            cpu.poll_list.append(backlog)
+            cpu.softirq_pending |= _NET_RX_BIT  # raise_softirq: run at local_bh_enable ...
+            if not (cpu.hardirq_count or cpu.softirq_count):
+                cpu.wake_ksoftirqd()  # ... or, outside any bh-disabled section, by ksoftirqd
         return NET_XMIT_SUCCESS
     cpu.dropped += 1
     skb.dev.stats.rx_dropped += 1
@@ -280,26 +285,18 @@ def enqueue_to_backlog(skb: "SkBuff", cpu: "Cpu") -> int:
 
 def process_backlog(napi: Napi, quota: int) -> int:
     """The backlog's NAPI poll: deliver up to `quota` queued skbs."""
-    cpu = napi.cpu
+    q = napi.cpu.input_pkt_queue
     work = 0
-    while work < quota:
-        q = cpu.input_pkt_queue
-        head = cpu.input_pkt_head
-        if head >= len(q):
-            break
-        skb = q[head]
-        q[head] = None
-        head += 1
-        if head == len(q):
-            q.clear()
-            head = 0
-        cpu.input_pkt_head = head
+    while q and work < quota:
+        skb = q.popleft()
         work += 1
         if skb.trace is not None:
             skb.trace.hop(skb.dev.nd_net, "process_backlog")
         netif_receive_skb(skb)
-    if cpu.input_pkt_head >= len(cpu.input_pkt_queue):
-        napi_complete_done(napi, work)
+    if not q:
+        # As Linux's process_backlog: an inline napi_complete (the backlog does no GRO, and
+        # only its own CPU touches it).
+        napi.scheduled = False
     return work
 
 
@@ -309,7 +306,7 @@ def dev_queue_xmit(skb: "SkBuff") -> int:
     """Queue an skb for transmission on skb.dev; runs pending softirqs on the way out."""
     dev = skb.dev
     cpu = dev.nd_net.host.this_cpu
-    local_bh_disable(cpu)
+    cpu.softirq_count += 1  # local_bh_disable (inline, as Linux's is)
     try:
         if skb.trace is not None:
             skb.trace.hop(dev.nd_net, "dev_queue_xmit")
@@ -324,9 +321,16 @@ def dev_queue_xmit(skb: "SkBuff") -> int:
                 rc = _dev_queue_one(seg, dev, cpu) or rc
             consume_skb(skb)
             return rc
-        return _dev_queue_one(skb, dev, cpu)
+        q = dev.qdisc
+        if q is None:  # noqueue (lo): straight to the driver
+            return dev_hard_start_xmit(skb, dev)
+        return __dev_xmit_skb(skb, q, dev, cpu)
     finally:
-        local_bh_enable(cpu)
+        # local_bh_enable, inline: the softirqs raised on the way (a loopback delivery, a TX
+        # completion) run here, in the sender's context.
+        cpu.softirq_count -= 1
+        if not cpu.softirq_count and not cpu.hardirq_count and cpu.softirq_pending:
+            __do_softirq(cpu)
 
 
 def _dev_queue_one(skb: "SkBuff", dev: NetDevice, cpu: "Cpu") -> int:

@@ -243,7 +243,10 @@ def sock_rfree(skb: "SkBuff") -> None:
 
 
 def skb_set_owner_r(skb: "SkBuff", sk: Sock) -> None:
-    skb.orphan()
+    d = skb.destructor  # skb_orphan, inline
+    if d is not None:
+        skb.destructor = None
+        d(skb)
     skb.sk = sk
     skb.destructor = sock_rfree
     sk.sk_rmem_alloc += skb.truesize

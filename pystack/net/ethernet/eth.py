@@ -20,7 +20,10 @@ _pack_into = ETH_HDR.pack_into
 def eth_header(skb: "SkBuff", dev: "NetDevice", protocol: int, daddr: bytes,
                saddr: bytes | None = None) -> int:
     """Push an Ethernet header. Returns its length."""
-    off = skb.push(ETH_HLEN)
+    off = skb.data - ETH_HLEN  # skb_push, inline
+    if off < skb.head:
+        raise OverflowError(f"skb_push under the head: {ETH_HLEN} bytes, {skb.data} of headroom")
+    skb.data = off
     _pack_into(skb.buf, off, daddr, saddr if saddr is not None else dev.dev_addr, protocol)
     skb.mac_header = off
     return ETH_HLEN

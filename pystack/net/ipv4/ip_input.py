@@ -76,7 +76,8 @@ def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
         kfree_skb(skb, dr.IP_INHDR)
         return
     # Our frames may carry Ethernet padding after the datagram: trim it.
-    skb.trim(tot_len)
+    if tot_len < length:  # skb_trim, inline
+        skb.tail = off + tot_len
     skb.network_header = off
     skb.transport_header = off + ihl
     if net.nf_hooks:
@@ -87,13 +88,16 @@ def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
 
 def ip_rcv_finish(skb: "SkBuff") -> None:
     dev = skb.dev
-    buf = skb.buf
-    off = skb.network_header
-    saddr, daddr = _unpack_addrs(buf, off + 12)
     if skb.trace is not None:
         skb.trace.hop(dev.nd_net, "ip_rcv_finish")
-    ip_route_input(skb, daddr, saddr, dev)
     rt = skb.dst
+    if rt is None or rt.type != RTN_LOCAL:
+        saddr, daddr = _unpack_addrs(skb.buf, skb.network_header + 12)
+        ip_route_input(skb, daddr, saddr, dev)
+        rt = skb.dst
+    # else a packet looped back to this host: loopback_xmit keeps the dst it was sent with
+    # (skb_dst_force), a local route whose input is ip_local_deliver, and ip_rcv_finish_core
+    # looks a route up only for an skb without a valid dst.
     # Linux calls dst.input; local and broadcast routes' input is ip_local_deliver, which
     # route.py cannot name without importing this module back, so those two are dispatched
     # here and the others (ip_forward, ip_error) through the route.

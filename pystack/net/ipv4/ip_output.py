@@ -47,8 +47,10 @@ IP_PMTUDISC_PROBE = 3
 def ip_build_header(skb: "SkBuff", saddr: int, daddr: int, protocol: int, ttl: int,
                     tos: int = 0, df: bool = False, ip_id: int = 0) -> None:
     """Push a 20-byte IPv4 header; length and checksum are filled in by ip_local_out."""
-    off = skb.push(20)
-    skb.network_header = off
+    off = skb.data - 20  # skb_push; the TX path reserved the headroom (MAX_HEADER)
+    if off < skb.head:
+        raise OverflowError(f"skb_push under the head: 20 bytes, {skb.data} of headroom")
+    skb.data = skb.network_header = off
     _pack_ip(skb.buf, off, 0x45, tos, 0, ip_id, IP_DF if df else 0, ttl, protocol, 0,
              saddr, daddr)
 
@@ -71,7 +73,12 @@ def ip_local_out(net: "Net", skb: "SkBuff") -> int:
     tot_len = skb.tail - off
     buf[off + 2] = tot_len >> 8
     buf[off + 3] = tot_len & 0xFF
-    ip_send_check(skb)
+    # ip_send_check, inline (one call less per packet):
+    buf[off + 10] = 0
+    buf[off + 11] = 0
+    c = ip_fast_csum_at(buf, off, (buf[off] & 15) * 4)
+    buf[off + 10] = c >> 8
+    buf[off + 11] = c & 0xFF
     skb.protocol = ETH_P_IP
     if skb.trace is not None:
         skb.trace.hop(net, "ip_local_out")

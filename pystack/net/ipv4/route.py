@@ -122,7 +122,10 @@ def ip_route_output(net: "Net", daddr: int, saddr: int = 0, oif: "NetDevice | No
     Raises RouteError(ENETUNREACH) when nothing matches, as Linux's connect/sendto report.
     """
     key = (daddr, saddr, oif, 0)
-    cache = _cache(net)
+    v4 = net.ipv4
+    cache = v4.rt_cache
+    if v4.rt_cache_genid != v4.fib.genid:  # _cache(net), inline on the per-packet lookups
+        cache = _cache(net)
     rt = cache.get(key)
     if rt is None:
         rt = _route_output_slow(net, daddr, saddr, oif)
@@ -248,7 +251,10 @@ def ip_route_input(skb: Any, daddr: int, saddr: int, dev: "NetDevice") -> int:
     with the drop counted by the caller."""
     net = dev.nd_net
     key = (daddr, saddr, dev, 1)
-    cache = _cache(net)
+    v4 = net.ipv4
+    cache = v4.rt_cache
+    if v4.rt_cache_genid != v4.fib.genid:  # _cache(net), inline
+        cache = _cache(net)
     rt = cache.get(key)
     if rt is None:
         rt = _route_input_slow(net, daddr, saddr, dev)

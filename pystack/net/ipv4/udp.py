@@ -217,7 +217,8 @@ def udp_rcv(skb: "SkBuff") -> None:
         mib["InErrors"] += 1
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
-    skb.trim(ulen)
+    if ulen < skb.tail - off:  # skb_trim, inline
+        skb.tail = off + ulen
     saddr, daddr = _unpack_addrs(buf, skb.network_header + 12)
     if check and not dev.flags & IFF_LOOPBACK:
         if csum_ipv4_payload(saddr, daddr, IPPROTO_UDP, buf, off, ulen) != 0:
@@ -358,7 +359,8 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
         raise KernelError(errno.EAGAIN)
     ulen = UDP_HLEN + length
     skb = alloc_skb(ulen)
-    off = skb.put(ulen)
+    off = skb.tail  # skb_put, inline: alloc_skb made exactly this room
+    skb.tail = off + ulen
     buf = skb.buf
     buf[off + UDP_HLEN:off + ulen] = data
     _pack_udp(buf, off, sk.inet_sport, dport, ulen, 0)
@@ -391,7 +393,10 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
         v4 = net.ipv4
         ip_id = v4.ip_ident
         v4.ip_ident = (ip_id + 1) & 0xFFFF
-    ttl = sk.ttl() if not (daddr >> 28) == 0xE else sk.mc_ttl
+    if daddr >> 28 != 0xE:
+        ttl = sk.uc_ttl if sk.uc_ttl >= 0 else net.sysctl.ip_default_ttl  # sk.ttl(), inline
+    else:
+        ttl = sk.mc_ttl
     ip_build_header(skb, saddr, daddr, IPPROTO_UDP, ttl, sk.tos, df, ip_id)
     skb_set_owner_w(skb, sk)
     if net.tracer.active:

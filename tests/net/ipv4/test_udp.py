@@ -76,6 +76,18 @@ async def test_sending_to_our_own_ethernet_address_goes_through_loopback():
         assert a.interface("eth0").stats.as_dict()["tx_packets"] == 0
 
 
+async def test_a_datagram_looped_back_keeps_the_route_it_was_sent_with():
+    # loopback_xmit keeps the skb's dst (skb_dst_force) and ip_rcv_finish routes only an skb
+    # without one: nothing is looked up, or cached, for the input side.
+    async with lan(1) as (net, a):
+        server = udp(a)
+        await server.bind(("", 7))
+        await udp(a).sendto(b"self", ("10.0.0.1", 7))
+        await udp(a).sendto(b"lo", ("127.0.0.1", 7))
+        assert [(await recvfrom(server))[0] for _ in range(2)] == [b"self", b"lo"]
+        assert [key for key in a.net.ipv4.rt_cache if key[3] == 1] == []  # (…, input)
+
+
 # -- datagram semantics --------------------------------------------------------------------------
 
 async def test_datagram_boundaries_are_kept():
