@@ -24,6 +24,7 @@ from ...kernel.softirq import (NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, local_bh_disable,
                                local_bh_enable, raise_softirq)
 from . import drop_reason as dr
 from .drop_reason import consume_skb, kfree_skb
+from .skbuff import CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, skb_checksum_help
 
 if TYPE_CHECKING:
     from ...kernel.sched import Cpu
@@ -98,6 +99,10 @@ class NetDevice:
         self.tso = True
         self.gso = True
         self.gro = True
+        # NETIF_F_HW_CSUM: the device completes CHECKSUM_PARTIAL checksums itself (lo, whose
+        # data never leaves the machine; the emulated NIC "in hardware"). Without it
+        # dev_queue_xmit completes them in software first (validate_xmit_skb).
+        self.hw_csum = False
         self.gso_max_size = 65536
         self.gso_max_segs = 65535
 
@@ -210,9 +215,20 @@ def net_rx_action(cpu: "Cpu") -> None:
 
 def netif_receive_skb(skb: "SkBuff") -> None:
     """__netif_receive_skb_core: taps, then the protocol handler."""
-    for tap in skb.dev.ptype_all:
-        tap(skb, skb.dev, TAP_RX)
+    if skb.dev.ptype_all:
+        _deliver_to_taps(skb, skb.dev, TAP_RX)
     _netif_receive_skb(skb)
+
+
+def _deliver_to_taps(skb: "SkBuff", dev: NetDevice, direction: str) -> None:
+    """The packet taps (captures) of `dev` see `skb`. A CHECKSUM_PARTIAL skb gets its checksum
+    completed first, so a capture shows the bytes a wire would carry (Linux's tcpdump would
+    show the partial sum, "incorrect cksum"); the stack computed it, so it stays trusted."""
+    if skb.ip_summed == CHECKSUM_PARTIAL:
+        skb_checksum_help(skb)
+        skb.ip_summed = CHECKSUM_UNNECESSARY
+    for tap in dev.ptype_all:
+        tap(skb, dev, direction)
 
 
 def _netif_receive_skb(skb: "SkBuff") -> None:
@@ -239,8 +255,8 @@ def napi_gro_receive(napi: Napi, skb: "SkBuff") -> None:
     dev = skb.dev
     # Taps see each frame as it came off the wire (a capture shows segments, not what GRO
     # made of them: Linux's tcpdump would show the merged packet, with a stale checksum).
-    for tap in dev.ptype_all:
-        tap(skb, dev, TAP_RX)
+    if dev.ptype_all:
+        _deliver_to_taps(skb, dev, TAP_RX)
     if dev.gro:
         off = offload_base.get(skb.protocol)
         if off is not None and off[1](napi, skb, _netif_receive_skb):
@@ -324,6 +340,8 @@ def dev_queue_xmit(skb: "SkBuff") -> int:
                 rc = _dev_queue_one(seg, dev, cpu) or rc
             consume_skb(skb)
             return rc
+        if skb.ip_summed == CHECKSUM_PARTIAL and not dev.hw_csum:
+            skb_checksum_help(skb)  # validate_xmit_skb: the device cannot complete it
         return _dev_queue_one(skb, dev, cpu)
     finally:
         local_bh_enable(cpu)
@@ -337,8 +355,8 @@ def _dev_queue_one(skb: "SkBuff", dev: NetDevice, cpu: "Cpu") -> int:
 
 
 def dev_hard_start_xmit(skb: "SkBuff", dev: NetDevice) -> int:
-    for tap in dev.ptype_all:
-        tap(skb, dev, TAP_TX)
+    if dev.ptype_all:
+        _deliver_to_taps(skb, dev, TAP_TX)  # dev_queue_xmit_nit
     net = dev.nd_net
     if skb.trace is not None:
         skb.trace.hop(net, "dev_hard_start_xmit")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from ...lib.checksum import csum_ipv4_payload, ip_fast_csum_at
 from ...uapi.ip import IPPROTO_TCP
 from ...uapi.tcp import TCPHDR_CWR, TCPHDR_FIN, TCPHDR_PSH
-from ..core.skbuff import CHECKSUM_UNNECESSARY, SKB_TRUESIZE, SkBuff
+from ..core.skbuff import CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, SKB_TRUESIZE, SkBuff
 
 if TYPE_CHECKING:
     from ..core.dev import Napi
@@ -57,6 +57,10 @@ def skb_gso_segment(skb: SkBuff) -> list[SkBuff]:
     saddr, daddr = _unpack_addrs(buf, nh + 12)
     segs = []
     per_truesize = SKB_TRUESIZE(0)
+    # A device with checksum offload gets CHECKSUM_PARTIAL segments (the pseudo-header's
+    # sum in place, as tcp_gso_segment leaves them); otherwise each is finished here.
+    dev = skb.dev
+    offload = dev is not None and dev.hw_csum
     for off in range(0, total, mss):
         n = min(mss, total - off)
         last = off + n >= total
@@ -82,11 +86,18 @@ def skb_gso_segment(skb: SkBuff) -> list[SkBuff]:
         if off:
             f &= ~TCPHDR_CWR
         out[tho + 13] = f
-        out[tho + 16] = out[tho + 17] = 0
-        c = csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, out, tho, thlen + n)
+        if offload:
+            c = (saddr + daddr + thlen + n + IPPROTO_TCP) % 0xFFFF
+        else:
+            out[tho + 16] = out[tho + 17] = 0
+            c = csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, out, tho, thlen + n)
         out[tho + 16] = c >> 8
         out[tho + 17] = c & 0xFF
         seg = SkBuff(out, 0, len(out), per_truesize + n)
+        if offload:
+            seg.ip_summed = CHECKSUM_PARTIAL
+            seg.csum_start = tho
+            seg.csum_offset = 16
         seg.network_header = l3
         seg.transport_header = tho
         seg.mac_header = 0 if l3 else -1
