@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import trio
 
-from .drivers.net.nic import EthernetNic
+from .drivers.net.nic import EthernetNic, wire_copy
 from .net.core.dev import IFF_LOOPBACK
 from .host import Host
 from .tap import add_tap
@@ -236,7 +236,7 @@ class Switch:
         others = [p for p in self.ports if p is not in_port]
         for i, port in enumerate(others):
             # Every port gets its own copy of the frame, the last one the original.
-            port.transmit(frame if i == len(others) - 1 else bytearray(frame),
+            port.transmit(frame if i == len(others) - 1 else wire_copy(frame),
                           trace if i == len(others) - 1 else None, origin)
 
     def mac_table(self) -> list[tuple[str, str, float]]:

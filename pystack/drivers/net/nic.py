@@ -12,7 +12,20 @@ NAPI and unmasks the IRQ; frames that landed meanwhile raise it again at once.
 
 TX: `ndo_start_xmit` puts the skb on the tx ring; the "hardware" copies it onto the wire (the
 one copy per hop: the wire must not see later writes to the buffer), padding short frames to
-60 bytes, and marks the descriptor done. Done descriptors are cleaned from the NAPI poll,
+60 bytes, and marks the descriptor done.
+
+Checksum offload (NETIF_F_HW_CSUM and RXCSUM, as e1000 has): TCP's CHECKSUM_PARTIAL skbs
+reach the driver with only the pseudo-header's sum in the field, and the hardware writes the
+checksum as it sends. Emulated, that sum would cost a few microseconds a frame, and the
+receiving NIC's verification as much again, for a result known in advance: nothing but a
+fault can spoil a frame between two emulated NICs. So the wire carries the frame as a
+`WireFrame` whose checksum is still pending (`csum_start`/`csum_offset`, out of band, the way
+virtio-net's header carries VIRTIO_NET_HDR_F_NEEDS_CSUM between two virtual machines), and the
+receiving NIC hands it up CHECKSUM_PARTIAL: trusted, as a checksum its hardware verified.
+Whatever would show or spoil the bytes on the way completes the checksum first
+(`WireFrame.complete_csum`): netem's corruption (so a flipped bit is caught by the
+receiver's software check and counted, exactly as before), a real TAP device, the packet
+taps (captures) on either host. The bytes anyone can see are those a real NIC would send. Done descriptors are cleaned from the NAPI poll,
 which a coalesced TX-completion interrupt schedules; cleaning frees the skb, which returns the
 sending socket's memory. A full tx ring stops the queue; cleaning wakes it.
 """
@@ -28,7 +41,7 @@ from ...net.core.dev import (IFF_BROADCAST, IFF_MULTICAST, IFF_RUNNING, IFF_UP, 
                              napi_gro_flush, napi_gro_receive, napi_schedule,
                              netif_stop_queue, netif_wake_queue)
 from ...net.core.drop_reason import consume_skb
-from ...net.core.skbuff import SKB_TRUESIZE, skb_from_frame
+from ...net.core.skbuff import CHECKSUM_PARTIAL, SKB_TRUESIZE, skb_from_frame
 from ...net.ethernet.eth import eth_type_trans
 from ...net.sched.sch_generic import Pfifo
 from ...uapi.ethernet import BROADCAST, ETH_HLEN, ETH_ZLEN
@@ -45,6 +58,50 @@ NAPI_WEIGHT = 64
 
 # Where transmitted frames go: the wire's transmit function, (frame, path trace) -> None.
 WireTx = Callable[[bytearray, Any], None]
+
+
+class WireFrame(bytearray):
+    """A frame on an emulated wire, from an emulated NIC. If `csum_start` is not negative its
+    transport checksum is still to be written (TX checksum offload, done lazily): the field at
+    csum_start + csum_offset holds the pseudo-header's sum, and no one has changed a byte since
+    the sending NIC took it (see the module's docstring)."""
+
+    __slots__ = ("csum_start", "csum_offset")
+
+    def complete_csum(self) -> None:
+        """Write the pending checksum, as the sending NIC's hardware would have."""
+        start = self.csum_start
+        if start < 0:
+            return
+        self.csum_start = -1
+        value = int.from_bytes(self[start:], "big")
+        if (len(self) - start) & 1:
+            value <<= 8
+        rem = value % 0xFFFF
+        c = 0xFFFF - rem if rem else 0
+        at = start + self.csum_offset
+        self[at] = c >> 8
+        self[at + 1] = c & 0xFF
+
+    def copy(self) -> "WireFrame":
+        """A copy of the frame with the same pending checksum (netem's duplicate, a switch
+        flooding)."""
+        n = WireFrame(self)
+        n.csum_start = self.csum_start
+        n.csum_offset = self.csum_offset
+        return n
+
+
+def wire_copy(frame: bytearray) -> bytearray:
+    """A private copy of a frame on the wire, pending checksum included."""
+    return frame.copy() if type(frame) is WireFrame else bytearray(frame)
+
+
+def wire_bytes(frame: bytearray) -> bytearray:
+    """The frame as a real wire carries it: with any pending checksum written."""
+    if type(frame) is WireFrame:
+        frame.complete_csum()
+    return frame
 
 
 class Irq:
@@ -93,7 +150,9 @@ class EthernetNic(NetDevice):
         self.carrier = False
         # No TSO in "hardware": TCP's multi-segment skbs are cut by software GSO before the
         # qdisc, so taps and the wire see Ethernet frames. GRO is on (the NAPI poll merges).
+        # Checksum offload is on (the module's docstring): GSO leaves segments partial.
         self.tso = False
+        self.hw_csum = True
 
     # -- the hardware side ------------------------------------------------------------------
     def dma_rx(self, frame: bytearray, trace: Any = None) -> None:
@@ -134,9 +193,17 @@ class EthernetNic(NetDevice):
             netif_stop_queue(self)
             return NETDEV_TX_BUSY
         self.tx_ring.append(skb)
-        length = skb.tail - skb.data
-        # The hardware's DMA read: the wire gets its own copy of the frame.
-        frame = bytearray(skb.buf[skb.data:skb.tail])
+        data = skb.data
+        length = skb.tail - data
+        # The hardware's DMA read: the wire gets its own copy of the frame, with the
+        # checksum still to write if the stack left it to the hardware.
+        frame = WireFrame(skb.buf[data:skb.tail])
+        if skb.ip_summed == CHECKSUM_PARTIAL:
+            frame.csum_start = skb.csum_start - data
+            frame.csum_offset = skb.csum_offset
+        else:
+            frame.csum_start = -1
+            frame.csum_offset = 0
         if length < ETH_ZLEN:
             frame.extend(bytes(ETH_ZLEN - length))
         self.stats.tx_packets += 1
@@ -177,6 +244,11 @@ class EthernetNic(NetDevice):
                 stats.rx_errors += 1
                 continue
             skb = skb_from_frame(frame, SKB_TRUESIZE(max(RX_BUFFER_LEN, length)))
+            if type(frame) is WireFrame and frame.csum_start >= 0:
+                # RX checksum offload: an untouched frame from an emulated NIC (above)
+                skb.ip_summed = CHECKSUM_PARTIAL
+                skb.csum_start = frame.csum_start
+                skb.csum_offset = frame.csum_offset
             skb.trace = trace
             if trace is not None:
                 trace.hop(net, f"{self.name}: napi_poll")

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 from ...lib.checksum import csum_ipv4_payload, ip_fast_csum_at
 from ...uapi.ip import IPPROTO_TCP
 from ...uapi.tcp import TCPHDR_CWR, TCPHDR_FIN, TCPHDR_PSH
-from ..core.skbuff import CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, SKB_TRUESIZE, SkBuff
+from ..core.skbuff import (CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, SKB_TRUESIZE,
+                           SkBuff)
 
 if TYPE_CHECKING:
     from ..core.dev import Napi
@@ -150,13 +151,18 @@ def tcp_gro_receive(napi: "Napi", skb: SkBuff, deliver) -> bool:
     held = flows.get(key)
     flags = buf[th + 13]
     datalen = tot - 20 - thlen
-    # Only plain data segments (ACK, maybe PSH) merge; anything else goes up on its own.
-    if flags & ~(TCPHDR_PSH | 0x10) or not datalen or \
-            csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, th, tot - 20) != 0:
+    # Only plain data segments (ACK, maybe PSH) merge; anything else goes up on its own. A
+    # CHECKSUM_PARTIAL segment came from an offloading NIC untouched (or from this host):
+    # its checksum is not verified again; any other is, here.
+    if flags & ~(TCPHDR_PSH | 0x10) or not datalen or (
+            skb.ip_summed == CHECKSUM_NONE and
+            csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, th, tot - 20) != 0):
         if held is not None:
             del flows[key]
             _flush(held, deliver)
         return False
+    if skb.ip_summed == CHECKSUM_NONE:
+        skb.ip_summed = CHECKSUM_UNNECESSARY  # verified just now
     seq = int.from_bytes(buf[th + 4:th + 8], "big")
     # ACK, data offset, flags but PSH, window, and every option (timestamps) must match;
     # the checksum and urgent pointer (bytes 16-19) are masked out.
@@ -205,7 +211,17 @@ def _flush(flow: _GroFlow, deliver) -> None:
         buf[nh + 11] = c & 0xFF
         skb.gso_size = flow.mss
         skb.gso_segs = flow.count
-    skb.ip_summed = CHECKSUM_UNNECESSARY
+        # tcp4_gro_complete: the merged packet is CHECKSUM_PARTIAL, its field the
+        # pseudo-header's sum over the merged length, so that anything that later needs the
+        # bytes (a device without offload, forwarding's GSO) finds a checksum it can finish.
+        saddr, daddr = _unpack_addrs(buf, nh + 12)
+        th = nh + 20
+        pseudo = (saddr + daddr + tot - 20 + IPPROTO_TCP) % 0xFFFF
+        buf[th + 16] = pseudo >> 8
+        buf[th + 17] = pseudo & 0xFF
+        skb.ip_summed = CHECKSUM_PARTIAL
+        skb.csum_start = th
+        skb.csum_offset = 16
     deliver(skb)
 
 
