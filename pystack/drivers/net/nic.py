@@ -12,7 +12,9 @@ NAPI and unmasks the IRQ; frames that landed meanwhile raise it again at once.
 
 TX: `ndo_start_xmit` puts the skb on the tx ring; the "hardware" copies it onto the wire (the
 one copy per hop: the wire must not see later writes to the buffer), padding short frames to
-60 bytes, and marks the descriptor done.
+60 bytes, and marks the descriptor done. Done descriptors are cleaned from the NAPI poll,
+which a coalesced TX-completion interrupt schedules; cleaning frees the skb, which returns the
+sending socket's memory. A full tx ring stops the queue; cleaning wakes it.
 
 Checksum offload (NETIF_F_HW_CSUM and RXCSUM, as e1000 has): TCP's CHECKSUM_PARTIAL skbs
 reach the driver with only the pseudo-header's sum in the field, and the hardware writes the
@@ -25,14 +27,26 @@ receiving NIC hands it up CHECKSUM_PARTIAL: trusted, as a checksum its hardware 
 Whatever would show or spoil the bytes on the way completes the checksum first
 (`WireFrame.complete_csum`): netem's corruption (so a flipped bit is caught by the
 receiver's software check and counted, exactly as before), a real TAP device, the packet
-taps (captures) on either host. The bytes anyone can see are those a real NIC would send. Done descriptors are cleaned from the NAPI poll,
-which a coalesced TX-completion interrupt schedules; cleaning frees the skb, which returns the
-sending socket's memory. A full tx ring stops the queue; cleaning wakes it.
+taps (captures) on either host. The bytes anyone can see are those a real NIC would send.
+
+Segment bursts. A TSO packet cut by GSO would reach this driver as `gso_segs` segments in a
+row, each bypassing the empty qdisc, each one frame on the wire, each merged back by the
+receiver's GRO into the packet it was cut from. When nothing can tell the difference — no
+tap or tracer or path trace, an empty qdisc with ring room for every segment, a wire without
+netem, hold or partition, a switch that knows the destination, a receiver with room in its
+ring and budget in its poll, GRO on and no segment of the flow held — the driver takes the
+packet whole (`xmit_gso_segments`) and the wire carries it as one `GsoBurst` that stands for
+its frames: every counter, ring slot, interrupt and the skb GRO would build are the same,
+without cutting and merging 45 frames in Python. Wherever a condition fails the burst
+becomes its frames (`GsoBurst.frames`: what software GSO and `ndo_start_xmit` would have
+made) and goes on frame by frame from that point. tests/drivers/net/test_gso_burst.py runs
+scenarios both ways and compares everything observable.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...kernel.softirq import irq_enter, irq_exit
@@ -40,11 +54,15 @@ from ...net.core.dev import (IFF_BROADCAST, IFF_MULTICAST, IFF_RUNNING, IFF_UP, 
                              NETDEV_TX_OK, Napi, NetDevice, napi_complete_done,
                              napi_gro_flush, napi_gro_receive, napi_schedule,
                              netif_stop_queue, netif_wake_queue)
+from ...net.core.dev import _netif_receive_skb  # where GRO delivers what it merged
 from ...net.core.drop_reason import consume_skb
 from ...net.core.skbuff import CHECKSUM_PARTIAL, SKB_TRUESIZE, skb_from_frame
 from ...net.ethernet.eth import eth_type_trans
+from ...net.ipv4.tcp_offload import skb_gso_segment, tcp_gro_key
 from ...net.sched.sch_generic import Pfifo
 from ...uapi.ethernet import BROADCAST, ETH_HLEN, ETH_ZLEN
+from ...uapi.ip import IPPROTO_TCP
+from ...uapi.tcp import TCPHDR_ACK, TCPHDR_PSH
 
 if TYPE_CHECKING:
     from ...kernel.sched import Cpu
@@ -90,6 +108,48 @@ class WireFrame(bytearray):
         n.csum_start = self.csum_start
         n.csum_offset = self.csum_offset
         return n
+
+
+class GsoBurst:
+    """The `segs` frames software GSO would cut from the TCP packet `skb` (whose buffer no one
+    writes any more), on their way over a wire as one (see the module's docstring)."""
+
+    __slots__ = ("skb", "segs", "full", "last", "nbytes", "dst", "src", "_frames")
+
+    def __init__(self, skb: "SkBuff", segs: int, full: int, last: int):
+        self.skb = skb
+        self.segs = segs
+        self.full = full  # the length of every frame but the last
+        self.last = last  # the last one's (padded to the minimum frame)
+        self.nbytes = (segs - 1) * full + last  # as tx_bytes and rx_bytes count them
+        buf = skb.buf
+        data = skb.data
+        self.dst = bytes(buf[data:data + 6])
+        self.src = bytes(buf[data + 6:data + 12])
+        self._frames: list[WireFrame] | None = None
+
+    def frames(self) -> list["WireFrame"]:
+        """The frames themselves: the GSO segments as the sending NIC would have sent them."""
+        if self._frames is None:
+            self._frames = [_dma_frame(seg) for seg in skb_gso_segment(self.skb)]
+        return self._frames
+
+
+def _dma_frame(skb: "SkBuff") -> "WireFrame":
+    """What the NIC's DMA puts on the wire for `skb`: a copy of its bytes, padded to the
+    minimum frame, with the checksum pending if the stack left it to the hardware."""
+    data = skb.data
+    frame = WireFrame(skb.buf[data:skb.tail])
+    if skb.ip_summed == CHECKSUM_PARTIAL:
+        frame.csum_start = skb.csum_start - data
+        frame.csum_offset = skb.csum_offset
+    else:
+        frame.csum_start = -1
+        frame.csum_offset = 0
+    length = skb.tail - data
+    if length < ETH_ZLEN:
+        frame.extend(bytes(ETH_ZLEN - length))
+    return frame
 
 
 def wire_copy(frame: bytearray) -> bytearray:
@@ -138,8 +198,9 @@ class EthernetNic(NetDevice):
         super().__init__(net, name, mtu=mtu, flags=IFF_UP | IFF_BROADCAST | IFF_MULTICAST
                          | IFF_RUNNING, addr=mac, broadcast=BROADCAST,
                          hard_header_len=ETH_HLEN, tx_queue_len=1000, irq_cpu=irq_cpu)
-        self.rx_ring: deque[tuple[bytearray, Any]] = deque()
+        self.rx_ring: deque[tuple[bytearray | GsoBurst, Any]] = deque()
         self.rx_ring_size = rx_ring_size
+        self.rx_used = 0  # descriptors the ring's entries fill (a GsoBurst fills `segs`)
         self.tx_ring: deque[SkBuff] = deque()
         self.tx_ring_size = tx_ring_size
         self.tx_done = 0  # descriptors at the head of tx_ring the hardware has sent
@@ -147,6 +208,7 @@ class EthernetNic(NetDevice):
         self.napi = Napi(self._poll, NAPI_WEIGHT, irq_cpu, self, name)
         self.irq = Irq(net.host.new_irq(), irq_cpu, self._interrupt, name)
         self.wire_tx: WireTx | None = None  # set when a link is attached
+        self.wire_tx_burst: Callable[[GsoBurst], None] | None = None  # ... for GsoBursts
         self.carrier = False
         # No TSO in "hardware": TCP's multi-segment skbs are cut by software GSO before the
         # qdisc, so taps and the wire see Ethernet frames. GRO is on (the NAPI poll merges).
@@ -168,13 +230,14 @@ class EthernetNic(NetDevice):
         # the ring (a switch floods unknown destinations to every port).
         if not frame[0] & 1 and frame[:6] != self.dev_addr:
             return
-        if len(self.rx_ring) >= self.rx_ring_size:
+        if self.rx_used >= self.rx_ring_size:
             self.stats.rx_missed_errors += 1
             net = self.nd_net
             if net.tracer.active:
                 net.tracer.emit(net, "net:rx_missed", dev=self.name, len=len(frame))
             return
         self.rx_ring.append((frame, trace))
+        self.rx_used += 1
         if self.irq.enabled:
             self.irq.fire()
 
@@ -193,19 +256,9 @@ class EthernetNic(NetDevice):
             netif_stop_queue(self)
             return NETDEV_TX_BUSY
         self.tx_ring.append(skb)
-        data = skb.data
-        length = skb.tail - data
         # The hardware's DMA read: the wire gets its own copy of the frame, with the
         # checksum still to write if the stack left it to the hardware.
-        frame = WireFrame(skb.buf[data:skb.tail])
-        if skb.ip_summed == CHECKSUM_PARTIAL:
-            frame.csum_start = skb.csum_start - data
-            frame.csum_offset = skb.csum_offset
-        else:
-            frame.csum_start = -1
-            frame.csum_offset = 0
-        if length < ETH_ZLEN:
-            frame.extend(bytes(ETH_ZLEN - length))
+        frame = _dma_frame(skb)
         self.stats.tx_packets += 1
         self.stats.tx_bytes += len(frame)
         self.tx_done += 1
@@ -217,6 +270,59 @@ class EthernetNic(NetDevice):
             netif_stop_queue(self)
         self._tx_complete_irq()
         return NETDEV_TX_OK
+
+    def xmit_gso_segments(self, skb: "SkBuff") -> int | None:
+        """Take a TCP GSO packet whole, as one burst of its segments (the module's docstring),
+        if nothing could tell that from its segments passing the empty qdisc one by one;
+        None if something could (dev_queue_xmit then cuts it in software)."""
+        net = self.nd_net
+        segs = skb.gso_segs
+        ring = self.tx_ring
+        burst_tx = self.wire_tx_burst
+        if (burst_tx is None or not self.carrier or self.qdisc or self.queue_stopped
+                or len(ring) + segs > self.tx_ring_size or self.ptype_all
+                or net.tracer.active or skb.trace is not None
+                or skb.ip_summed != CHECKSUM_PARTIAL):
+            return None
+        buf = skb.buf
+        nh = skb.network_header
+        # What the receiver's GRO merges back whole: IPv4 without options, plain data
+        # segments (ACK, PSH on the last, as Linux puts on every GSO packet).
+        if buf[nh] != 0x45 or buf[nh + 9] != IPPROTO_TCP or \
+                buf[nh + 20 + 13] & ~(TCPHDR_PSH | TCPHDR_ACK) or \
+                not buf[nh + 20 + 13] & TCPHDR_PSH:
+            return None
+        payload = skb.tail - nh - 20 - (buf[nh + 32] >> 4) * 4
+        if payload <= (segs - 1) * skb.gso_size:
+            return None  # not the shape tcp_transmit_skb gives (segs recount)
+        head = skb.tail - skb.data - payload  # link, IP and TCP headers: in every frame
+        last = max(head + payload - (segs - 1) * skb.gso_size, ETH_ZLEN)
+        burst = GsoBurst(skb, segs, head + skb.gso_size, last)
+        ring.extend(repeat(skb, segs))  # consumed with the GSO packet: cleaning frees nothing
+        stats = self.stats
+        stats.tx_packets += segs
+        stats.tx_bytes += burst.nbytes
+        self.tx_done += segs
+        burst_tx(burst)
+        if len(ring) >= self.tx_ring_size:
+            netif_stop_queue(self)
+        self._tx_complete_irq()
+        return NETDEV_TX_OK
+
+    def dma_rx_burst(self, burst: GsoBurst) -> None:
+        """A burst of frames arrives from the wire: as `dma_rx` would take each of them."""
+        if not (self.flags & IFF_UP):
+            return
+        if burst.dst != self.dev_addr and not burst.dst[0] & 1:
+            return
+        if self.rx_used + burst.segs > self.rx_ring_size:
+            for frame in burst.frames():
+                self.dma_rx(frame)
+            return
+        self.rx_ring.append((burst, None))
+        self.rx_used += burst.segs
+        if self.irq.enabled:
+            self.irq.fire()
 
     def _clean_tx(self) -> None:
         ring = self.tx_ring
@@ -235,6 +341,20 @@ class EthernetNic(NetDevice):
         work = 0
         while work < budget and ring:
             frame, trace = ring.popleft()
+            if type(frame) is GsoBurst:
+                segs = frame.segs
+                if work + segs > budget or not self._gro_takes_whole(napi, frame):
+                    # Frame by frame from here: the poll's budget ends inside the burst, or
+                    # GRO would not merge it back whole (or a tap watches).
+                    ring.extendleft([(f, None) for f in reversed(frame.frames())])
+                    continue
+                self.rx_used -= segs
+                work += segs
+                stats.rx_packets += segs
+                stats.rx_bytes += frame.nbytes
+                self._receive_burst(frame)
+                continue
+            self.rx_used -= 1
             work += 1
             length = len(frame)
             stats.rx_packets += 1
@@ -262,3 +382,33 @@ class EthernetNic(NetDevice):
         else:
             napi_gro_flush(napi)
         return work
+
+    def _gro_takes_whole(self, napi: Napi, burst: GsoBurst) -> bool:
+        """Whether GRO, given the burst's frames one by one now, would deliver exactly the
+        packet they were cut from: GRO on, no tap or tracer, nothing of the flow held."""
+        net = self.nd_net
+        if not self.gro or self.ptype_all or net.tracer.active:
+            return False
+        if napi.gro_list:
+            buf = burst.skb.buf
+            nh = burst.skb.network_header
+            if tcp_gro_key(buf, nh) in napi.gro_list:
+                return False
+        return True
+
+    def _receive_burst(self, burst: GsoBurst) -> None:
+        """What GRO makes of the burst's frames (tcp_gro_receive, tcp4_gro_complete): the TCP
+        packet they were cut from, over a copy of its bytes (the one copy per hop), its
+        checksum CHECKSUM_PARTIAL, truesize that of every frame's buffer."""
+        skb = burst.skb
+        frame = skb.buf[skb.data:skb.tail]
+        truesize = (burst.segs - 1) * SKB_TRUESIZE(max(RX_BUFFER_LEN, burst.full)) + \
+            SKB_TRUESIZE(max(RX_BUFFER_LEN, burst.last))
+        rx = skb_from_frame(frame, truesize)
+        rx.ip_summed = CHECKSUM_PARTIAL
+        rx.csum_start = skb.csum_start - skb.data
+        rx.csum_offset = skb.csum_offset
+        rx.protocol = eth_type_trans(rx, self)
+        rx.gso_size = skb.gso_size
+        rx.gso_segs = burst.segs
+        _netif_receive_skb(rx)

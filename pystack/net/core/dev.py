@@ -73,6 +73,9 @@ class NetDeviceStats:
 class NetDevice:
     """`struct net_device`. Drivers subclass it and provide `ndo_start_xmit`."""
 
+    # A driver that can send a GSO packet's segments in one call (or None, declining).
+    xmit_gso_segments: Callable[["SkBuff"], int | None] | None = None
+
     def __init__(self, net: "Net", name: str, *, mtu: int, flags: int, addr: bytes,
                  broadcast: bytes, hard_header_len: int, tx_queue_len: int, irq_cpu: "Cpu"):
         self.nd_net = net
@@ -334,7 +337,14 @@ def dev_queue_xmit(skb: "SkBuff") -> int:
             return NET_XMIT_DROP
         if skb.gso_size and not dev.tso:
             # validate_xmit_skb → skb_gso_segment: a device that cannot segment gets the
-            # segments (cut here, before the qdisc and the taps, so captures show them).
+            # segments (cut here, before the qdisc and the taps, so captures show them) —
+            # unless its driver can take them as one burst with the same effect (the
+            # emulated NIC, when nothing watches: see drivers/net/nic.py).
+            if dev.xmit_gso_segments is not None:
+                rc = dev.xmit_gso_segments(skb)
+                if rc is not None:
+                    consume_skb(skb)
+                    return rc
             rc = NET_XMIT_SUCCESS
             for seg in offload_base[skb.protocol][0](skb):
                 rc = _dev_queue_one(seg, dev, cpu) or rc

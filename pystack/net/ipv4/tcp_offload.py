@@ -32,7 +32,8 @@ from ..core.skbuff import (CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY
 if TYPE_CHECKING:
     from ..core.dev import Napi
 
-__all__ = ["skb_gso_segment", "tcp_gro_receive", "napi_gro_flush", "GRO_MAX_SIZE"]
+__all__ = ["skb_gso_segment", "tcp_gro_receive", "tcp_gro_key", "napi_gro_flush",
+           "GRO_MAX_SIZE"]
 
 GRO_MAX_SIZE = 65536
 _IP_MF_OFFSET = 0x3FFF
@@ -112,6 +113,12 @@ def skb_gso_segment(skb: SkBuff) -> list[SkBuff]:
             seg.trace = skb.trace
         segs.append(seg)
     return segs
+
+
+def tcp_gro_key(buf: bytearray, nh: int) -> tuple:
+    """The flow a segment (IPv4 header at `nh`, no options) is held under in a GRO batch."""
+    saddr, daddr = _unpack_addrs(buf, nh + 12)
+    return (saddr, daddr, bytes(buf[nh + 20:nh + 24]))
 
 
 class _GroFlow:
