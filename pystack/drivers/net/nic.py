@@ -34,10 +34,11 @@ row, each bypassing the empty qdisc, each one frame on the wire, each merged bac
 receiver's GRO into the packet it was cut from. When nothing can tell the difference — no
 tap or tracer or path trace, an empty qdisc with ring room for every segment, a wire without
 netem, hold or partition, a switch that knows the destination, a receiver with room in its
-ring and budget in its poll, GRO on and no segment of the flow held — the driver takes the
-packet whole (`xmit_gso_segments`) and the wire carries it as one `GsoBurst` that stands for
-its frames: every counter, ring slot, interrupt and the skb GRO would build are the same,
-without cutting and merging 45 frames in Python. Wherever a condition fails the burst
+ring, GRO on and no segment of the flow held — the driver takes the packet whole
+(`xmit_gso_segments`) and the wire carries it as one `GsoBurst` that stands for its frames:
+every counter, ring slot, interrupt and the skb GRO would build are the same, without
+cutting and merging 45 frames in Python. A poll whose budget ends inside a burst takes its
+first frames as GRO would (held until the poll's end) and leaves the rest as a burst. Wherever a condition fails the burst
 becomes its frames (`GsoBurst.frames`: what software GSO and `ndo_start_xmit` would have
 made) and goes on frame by frame from that point. tests/drivers/net/test_gso_burst.py runs
 scenarios both ways and compares everything observable.
@@ -58,7 +59,8 @@ from ...net.core.dev import _netif_receive_skb  # where GRO delivers what it mer
 from ...net.core.drop_reason import consume_skb
 from ...net.core.skbuff import CHECKSUM_PARTIAL, SKB_TRUESIZE, skb_from_frame
 from ...net.ethernet.eth import eth_type_trans
-from ...net.ipv4.tcp_offload import skb_gso_segment, tcp_gro_key
+from ...net.ipv4.tcp_offload import (gso_run_frame, skb_gso_segment, tcp_gro_key,
+                                     tcp_gro_receive_run)
 from ...net.sched.sch_generic import Pfifo
 from ...uapi.ethernet import BROADCAST, ETH_HLEN, ETH_ZLEN
 from ...uapi.ip import IPPROTO_TCP
@@ -111,13 +113,15 @@ class WireFrame(bytearray):
 
 
 class GsoBurst:
-    """The `segs` frames software GSO would cut from the TCP packet `skb` (whose buffer no one
-    writes any more), on their way over a wire as one (see the module's docstring)."""
+    """The frames software GSO would cut from the TCP packet `skb` (whose buffer no one
+    writes any more), from segment `first` to its end (`segs` of them), on their way over a
+    wire, or waiting in an rx ring, as one (see the module's docstring)."""
 
-    __slots__ = ("skb", "segs", "full", "last", "nbytes", "dst", "src", "_frames")
+    __slots__ = ("skb", "first", "segs", "full", "last", "nbytes", "dst", "src")
 
-    def __init__(self, skb: "SkBuff", segs: int, full: int, last: int):
+    def __init__(self, skb: "SkBuff", first: int, segs: int, full: int, last: int):
         self.skb = skb
+        self.first = first
         self.segs = segs
         self.full = full  # the length of every frame but the last
         self.last = last  # the last one's (padded to the minimum frame)
@@ -126,13 +130,14 @@ class GsoBurst:
         data = skb.data
         self.dst = bytes(buf[data:data + 6])
         self.src = bytes(buf[data + 6:data + 12])
-        self._frames: list[WireFrame] | None = None
 
     def frames(self) -> list["WireFrame"]:
         """The frames themselves: the GSO segments as the sending NIC would have sent them."""
-        if self._frames is None:
-            self._frames = [_dma_frame(seg) for seg in skb_gso_segment(self.skb)]
-        return self._frames
+        return [_dma_frame(seg) for seg in skb_gso_segment(self.skb)[self.first:]]
+
+    def rest(self, n: int) -> "GsoBurst":
+        """The burst without its first `n` frames."""
+        return GsoBurst(self.skb, self.first + n, self.segs - n, self.full, self.last)
 
 
 def _dma_frame(skb: "SkBuff") -> "WireFrame":
@@ -297,7 +302,7 @@ class EthernetNic(NetDevice):
             return None  # not the shape tcp_transmit_skb gives (segs recount)
         head = skb.tail - skb.data - payload  # link, IP and TCP headers: in every frame
         last = max(head + payload - (segs - 1) * skb.gso_size, ETH_ZLEN)
-        burst = GsoBurst(skb, segs, head + skb.gso_size, last)
+        burst = GsoBurst(skb, 0, segs, head + skb.gso_size, last)
         ring.extend(repeat(skb, segs))  # consumed with the GSO packet: cleaning frees nothing
         stats = self.stats
         stats.tx_packets += segs
@@ -342,17 +347,28 @@ class EthernetNic(NetDevice):
         while work < budget and ring:
             frame, trace = ring.popleft()
             if type(frame) is GsoBurst:
-                segs = frame.segs
-                if work + segs > budget or not self._gro_takes_whole(napi, frame):
-                    # Frame by frame from here: the poll's budget ends inside the burst, or
-                    # GRO would not merge it back whole (or a tap watches).
+                if not self._gro_would_merge(napi, frame):
+                    # Frame by frame from here (GRO off, a tap or tracer, or a segment of
+                    # the flow held: GRO would not merge the burst back as it was cut).
                     ring.extendleft([(f, None) for f in reversed(frame.frames())])
                     continue
-                self.rx_used -= segs
-                work += segs
-                stats.rx_packets += segs
-                stats.rx_bytes += frame.nbytes
-                self._receive_burst(frame)
+                segs = frame.segs
+                room = budget - work
+                if segs <= room:
+                    self.rx_used -= segs
+                    work += segs
+                    stats.rx_packets += segs
+                    stats.rx_bytes += frame.nbytes
+                    self._receive_run(napi, frame, segs, True)
+                    continue
+                # The budget ends inside the burst: GRO holds the first `room` segments
+                # until the poll's end; the rest wait for the next poll.
+                self.rx_used -= room
+                work += room
+                stats.rx_packets += room
+                stats.rx_bytes += room * frame.full
+                self._receive_run(napi, frame, room, False)
+                ring.appendleft((frame.rest(room), None))
                 continue
             self.rx_used -= 1
             work += 1
@@ -383,9 +399,9 @@ class EthernetNic(NetDevice):
             napi_gro_flush(napi)
         return work
 
-    def _gro_takes_whole(self, napi: Napi, burst: GsoBurst) -> bool:
-        """Whether GRO, given the burst's frames one by one now, would deliver exactly the
-        packet they were cut from: GRO on, no tap or tracer, nothing of the flow held."""
+    def _gro_would_merge(self, napi: Napi, burst: GsoBurst) -> bool:
+        """Whether GRO, given the burst's frames one by one now, would merge them as they were
+        cut: GRO on, no tap or tracer, nothing of the flow held."""
         net = self.nd_net
         if not self.gro or self.ptype_all or net.tracer.active:
             return False
@@ -396,19 +412,21 @@ class EthernetNic(NetDevice):
                 return False
         return True
 
-    def _receive_burst(self, burst: GsoBurst) -> None:
-        """What GRO makes of the burst's frames (tcp_gro_receive, tcp4_gro_complete): the TCP
-        packet they were cut from, over a copy of its bytes (the one copy per hop), its
-        checksum CHECKSUM_PARTIAL, truesize that of every frame's buffer."""
+    def _receive_run(self, napi: Napi, burst: GsoBurst, count: int, last: bool) -> None:
+        """The first `count` frames of the burst (all of them if `last`) through GRO, without
+        cutting them: the buffer GRO would build (one copy, as the frames' DMA would be),
+        with the truesize of every frame's buffer, received CHECKSUM_PARTIAL as each frame
+        would have been (tcp_offload.tcp_gro_receive_run does the rest)."""
         skb = burst.skb
-        frame = skb.buf[skb.data:skb.tail]
-        truesize = (burst.segs - 1) * SKB_TRUESIZE(max(RX_BUFFER_LEN, burst.full)) + \
-            SKB_TRUESIZE(max(RX_BUFFER_LEN, burst.last))
+        frame = gso_run_frame(skb, burst.first, count, last)
+        full = SKB_TRUESIZE(max(RX_BUFFER_LEN, burst.full))
+        if last:
+            truesize = (count - 1) * full + SKB_TRUESIZE(max(RX_BUFFER_LEN, burst.last))
+        else:
+            truesize = count * full
         rx = skb_from_frame(frame, truesize)
         rx.ip_summed = CHECKSUM_PARTIAL
-        rx.csum_start = skb.csum_start - skb.data
-        rx.csum_offset = skb.csum_offset
+        rx.csum_start = skb.network_header - skb.data + 20
+        rx.csum_offset = 16
         rx.protocol = eth_type_trans(rx, self)
-        rx.gso_size = skb.gso_size
-        rx.gso_segs = burst.segs
-        _netif_receive_skb(rx)
+        tcp_gro_receive_run(napi, rx, count, last, _netif_receive_skb)

@@ -32,8 +32,8 @@ from ..core.skbuff import (CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY
 if TYPE_CHECKING:
     from ..core.dev import Napi
 
-__all__ = ["skb_gso_segment", "tcp_gro_receive", "tcp_gro_key", "napi_gro_flush",
-           "GRO_MAX_SIZE"]
+__all__ = ["skb_gso_segment", "tcp_gro_receive", "tcp_gro_key", "tcp_gro_receive_run",
+           "napi_gro_flush", "GRO_MAX_SIZE"]
 
 GRO_MAX_SIZE = 65536
 _IP_MF_OFFSET = 0x3FFF
@@ -119,6 +119,76 @@ def tcp_gro_key(buf: bytearray, nh: int) -> tuple:
     """The flow a segment (IPv4 header at `nh`, no options) is held under in a GRO batch."""
     saddr, daddr = _unpack_addrs(buf, nh + 12)
     return (saddr, daddr, bytes(buf[nh + 20:nh + 24]))
+
+
+def tcp_gro_receive_run(napi: "Napi", skb: SkBuff, count: int, last: bool, deliver) -> None:
+    """What tcp_gro_receive makes of `count` consecutive segments of one GSO packet arriving
+    in one poll with nothing of their flow held (an unwatched NIC's burst, see
+    drivers/net/nic.py): `skb` is the run as one buffer (`gso_run_frame`), received on its
+    device. The run is held as one flow of `count` segments, as GRO would hold it, unless it
+    ends the packet (`last`): the last segment's PSH then flushes it at once."""
+    buf = skb.buf
+    nh = skb.data
+    th = nh + 20
+    thlen = (buf[th + 12] >> 4) * 4
+    mss = ((buf[nh + 2] << 8) | buf[nh + 3]) - 20 - thlen  # the first segment's payload
+    flags = buf[th + 13]
+    match = buf[th + 8:th + thlen]
+    match[5] = flags & ~TCPHDR_PSH
+    match[8] = match[9] = match[10] = match[11] = 0
+    seq = int.from_bytes(buf[th + 4:th + 8], "big")
+    skb.tail = skb.end = len(buf)
+    flow = _GroFlow(skb, (seq + skb.tail - th - thlen) & 0xFFFFFFFF, mss,
+                    tcp_gro_key(buf, nh), match)
+    flow.count = count
+    if last:
+        buf[th + 13] = flags | TCPHDR_PSH  # as merging the packet's last segment sets it
+        _flush(flow, deliver)
+    else:
+        napi.gro_list[flow.key] = flow
+
+
+def gso_run_frame(skb: SkBuff, first: int, count: int, last: bool) -> bytearray:
+    """Segment `first` of the GSO packet `skb`, as skb_gso_segment cuts it for a device
+    with checksum offload (link header and all), with the payloads of the next count - 1
+    segments appended; `last` when the run ends the packet (its PSH and FIN are the run's)."""
+    buf = skb.buf
+    nh = skb.network_header
+    ihl = (buf[nh] & 15) * 4
+    th = nh + ihl
+    thlen = (buf[th + 12] >> 4) * 4
+    hdr = th + thlen
+    mss = skb.gso_size
+    start = hdr + first * mss
+    end = min(start + count * mss, skb.tail)
+    out = bytearray(buf[skb.data:hdr])
+    out += memoryview(buf)[start:end]
+    ipo = nh - skb.data
+    tho = ipo + ihl
+    n = min(mss, end - start)
+    tot = ihl + thlen + n
+    ip_id = (((buf[nh + 4] << 8) | buf[nh + 5]) + first) & 0xFFFF
+    out[ipo + 2] = tot >> 8
+    out[ipo + 3] = tot & 0xFF
+    out[ipo + 4] = ip_id >> 8
+    out[ipo + 5] = ip_id & 0xFF
+    out[ipo + 10] = out[ipo + 11] = 0
+    c = ip_fast_csum_at(out, ipo, ihl)
+    out[ipo + 10] = c >> 8
+    out[ipo + 11] = c & 0xFF
+    s = (int.from_bytes(buf[th + 4:th + 8], "big") + first * mss) & 0xFFFFFFFF
+    out[tho + 4:tho + 8] = s.to_bytes(4, "big")
+    f = buf[th + 13]
+    if not (last and count == 1):
+        f &= ~(TCPHDR_FIN | TCPHDR_PSH)
+    if first:
+        f &= ~TCPHDR_CWR
+    out[tho + 13] = f
+    saddr, daddr = _unpack_addrs(buf, nh + 12)
+    c = (saddr + daddr + thlen + n + IPPROTO_TCP) % 0xFFFF
+    out[tho + 16] = c >> 8
+    out[tho + 17] = c & 0xFF
+    return out
 
 
 class _GroFlow:

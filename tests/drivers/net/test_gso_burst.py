@@ -116,11 +116,14 @@ def test_bursts_change_nothing_observable(name, monkeypatch) -> None:
                         clock=trio.testing.MockClock(autojump_threshold=0))
 
     taken = []
-    real = nic_module.EthernetNic._receive_burst
-    monkeypatch.setattr(nic_module.EthernetNic, "_receive_burst",
-                        lambda self, burst: taken.append(burst.segs) or real(self, burst))
+    real = nic_module.EthernetNic._receive_run
+    monkeypatch.setattr(nic_module.EthernetNic, "_receive_run",
+                        lambda self, napi, burst, count, last:
+                        taken.append((count, last)) or real(self, napi, burst, count, last))
     with_bursts = run(**SCENARIOS[name])
     assert taken, "the scenario never took the burst path"
+    if name.startswith("three flows"):
+        assert any(not last for _, last in taken)  # a burst was cut by the poll's budget
     monkeypatch.setattr(nic_module.EthernetNic, "xmit_gso_segments", lambda self, skb: None)
     frame_by_frame = run(**SCENARIOS[name])
     for key in with_bursts:
