@@ -47,7 +47,6 @@ scenarios both ways and compares everything observable.
 from __future__ import annotations
 
 from collections import deque
-from itertools import repeat
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...kernel.softirq import irq_enter, irq_exit
@@ -206,8 +205,9 @@ class EthernetNic(NetDevice):
         self.rx_ring: deque[tuple[bytearray | GsoBurst, Any]] = deque()
         self.rx_ring_size = rx_ring_size
         self.rx_used = 0  # descriptors the ring's entries fill (a GsoBurst fills `segs`)
-        self.tx_ring: deque[SkBuff] = deque()
+        self.tx_ring: deque[SkBuff | GsoBurst] = deque()
         self.tx_ring_size = tx_ring_size
+        self.tx_used = 0  # descriptors the tx ring's entries fill (a GsoBurst fills `segs`)
         self.tx_done = 0  # descriptors at the head of tx_ring the hardware has sent
         self.qdisc = Pfifo(self.tx_queue_len)
         self.napi = Napi(self._poll, NAPI_WEIGHT, irq_cpu, self, name)
@@ -257,10 +257,11 @@ class EthernetNic(NetDevice):
 
     # -- the driver side ---------------------------------------------------------------------
     def ndo_start_xmit(self, skb: "SkBuff") -> int:
-        if len(self.tx_ring) >= self.tx_ring_size:
+        if self.tx_used >= self.tx_ring_size:
             netif_stop_queue(self)
             return NETDEV_TX_BUSY
         self.tx_ring.append(skb)
+        self.tx_used += 1
         # The hardware's DMA read: the wire gets its own copy of the frame, with the
         # checksum still to write if the stack left it to the hardware.
         frame = _dma_frame(skb)
@@ -271,7 +272,7 @@ class EthernetNic(NetDevice):
             skb.trace.hop(self.nd_net, f"{self.name}: xmit")
         if self.wire_tx is not None and self.carrier:
             self.wire_tx(frame, skb.trace)
-        if len(self.tx_ring) >= self.tx_ring_size:
+        if self.tx_used >= self.tx_ring_size:
             netif_stop_queue(self)
         self._tx_complete_irq()
         return NETDEV_TX_OK
@@ -282,10 +283,9 @@ class EthernetNic(NetDevice):
         None if something could (dev_queue_xmit then cuts it in software)."""
         net = self.nd_net
         segs = skb.gso_segs
-        ring = self.tx_ring
         burst_tx = self.wire_tx_burst
         if (burst_tx is None or not self.carrier or self.qdisc or self.queue_stopped
-                or len(ring) + segs > self.tx_ring_size or self.ptype_all
+                or self.tx_used + segs > self.tx_ring_size or self.ptype_all
                 or net.tracer.active or skb.trace is not None
                 or skb.ip_summed != CHECKSUM_PARTIAL):
             return None
@@ -303,13 +303,14 @@ class EthernetNic(NetDevice):
         head = skb.tail - skb.data - payload  # link, IP and TCP headers: in every frame
         last = max(head + payload - (segs - 1) * skb.gso_size, ETH_ZLEN)
         burst = GsoBurst(skb, 0, segs, head + skb.gso_size, last)
-        ring.extend(repeat(skb, segs))  # consumed with the GSO packet: cleaning frees nothing
+        self.tx_ring.append(burst)  # `segs` descriptors
+        self.tx_used += segs
         stats = self.stats
         stats.tx_packets += segs
         stats.tx_bytes += burst.nbytes
         self.tx_done += segs
         burst_tx(burst)
-        if len(ring) >= self.tx_ring_size:
+        if self.tx_used >= self.tx_ring_size:
             netif_stop_queue(self)
         self._tx_complete_irq()
         return NETDEV_TX_OK
@@ -332,9 +333,17 @@ class EthernetNic(NetDevice):
     def _clean_tx(self) -> None:
         ring = self.tx_ring
         while self.tx_done and ring:
-            self.tx_done -= 1
-            consume_skb(ring.popleft())
-        if self.queue_stopped and len(ring) < self.tx_ring_size:
+            entry = ring.popleft()
+            if type(entry) is GsoBurst:
+                n = entry.segs
+                self.tx_done -= n
+                self.tx_used -= n
+                consume_skb(entry.skb)  # (already consumed after the DMA: a no-op)
+            else:
+                self.tx_done -= 1
+                self.tx_used -= 1
+                consume_skb(entry)
+        if self.queue_stopped and self.tx_used < self.tx_ring_size:
             netif_wake_queue(self)
 
     def _poll(self, napi: Napi, budget: int) -> int:
