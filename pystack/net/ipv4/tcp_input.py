@@ -149,7 +149,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
         if sacked & TCPCB_SACKED_ACKED:
             sk.sacked_out -= 1
         elif sk.sack_ok:
-            tcp_rack_advance(sk, sacked, cb.end_seq, cb.when, now)
+            tcp_rack_advance(sk, sacked, cb.end_seq, cb.when)
         if sacked & TCPCB_LOST:
             sk.lost_out -= 1
         sk.packets_out -= 1

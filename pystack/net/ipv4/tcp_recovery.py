@@ -115,13 +115,9 @@ def _sent_after(t1: float, t2: float, seq1: int, seq2: int) -> bool:
     return t1 > t2 or (t1 == t2 and after(seq1, seq2))
 
 
-def tcp_rack_advance(sk: TcpSock, sacked: int, end_seq: int, xmit_time: float,
-                     now: float | None = None) -> None:
-    """A segment was delivered (ACKed or SACKed): remember it if it was sent the latest.
-    `now` is the ACK's processing time (Linux's tp->tcp_mstamp), read once per ACK."""
-    if now is None:
-        now = trio.current_time()
-    rtt_us = int((now - xmit_time) * 1e6)
+def tcp_rack_advance(sk: TcpSock, sacked: int, end_seq: int, xmit_time: float) -> None:
+    """A segment was delivered (ACKed or SACKed): remember it if it was sent the latest."""
+    rtt_us = int((trio.current_time() - xmit_time) * 1e6)
     if sacked & TCPCB_EVER_RETRANS and sk.min_rtt_us and rtt_us < sk.min_rtt_us:
         return  # too quick for the retransmission: the original arrived (ambiguous)
     sk.rack_advanced = True
