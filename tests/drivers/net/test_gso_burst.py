@@ -28,12 +28,16 @@ def _tcp_state(sock) -> tuple:
 
 
 async def _scenario(*, flows: int, size: int, rx_ring: int | None, reader_pause: float,
-                    both_ways: bool, delay: float = 0.0) -> dict:
+                    both_ways: bool, delay: float = 0.0, switch: bool = True) -> dict:
     net = pystack.Network(seed=4)
     a, b = net.add_host("a"), net.add_host("b")
-    sw = net.add_switch("sw0")
-    net.add_link(a, sw, subnet="10.0.0.0/24")
-    link = net.add_link(b, sw, subnet="10.0.0.0/24", rx_ring=rx_ring)
+    if switch:
+        sw = net.add_switch("sw0")
+        net.add_link(a, sw, subnet="10.0.0.0/24")
+        link = net.add_link(b, sw, subnet="10.0.0.0/24", rx_ring=rx_ring)
+    else:
+        sw = None
+        link = net.add_link(b, a, subnet="10.0.0.0/24", rx_ring=rx_ring)  # b = .1, a = .2
     if delay:
         link.a_to_b.set(delay=delay)  # b → switch only: b's bursts go frame by frame
     timeline: list[tuple] = []
@@ -55,7 +59,7 @@ async def _scenario(*, flows: int, size: int, rx_ring: int | None, reader_pause:
         pairs = []
         for _ in range(flows):
             cli = a.socket(socket.AF_INET, socket.SOCK_STREAM)
-            await cli.connect(("10.0.0.2", 80))
+            await cli.connect((b.addresses("eth0")[0].split("/")[0], 80))
             conn, _ = await srv.accept()
             pairs.append((cli, conn))
         data = bytes(range(256)) * (size // 256)
@@ -90,7 +94,7 @@ async def _scenario(*, flows: int, size: int, rx_ring: int | None, reader_pause:
         end = trio.current_time()
     return {"packets": packets, "timeline": timeline, "states": states, "end": end,
             "a": a.stats(), "b": b.stats(),
-            "switch": (sw.forwarded, sw.flooded, sw.filtered),
+            "switch": (sw.forwarded, sw.flooded, sw.filtered) if sw else None,
             "ports": [(p.tx_frames, p.lost_frames) for link in net.links for p in (link.a, link.b)]}
 
 
@@ -104,6 +108,8 @@ SCENARIOS = {
                                            reader_pause=0.0, both_ways=False),
     "a slow reader": dict(flows=1, size=500_000, rx_ring=None, reader_pause=0.002,
                           both_ways=False),
+    "two hosts on one wire": dict(flows=2, size=1_000_000, rx_ring=None, reader_pause=0.0,
+                                  both_ways=True, switch=False),
     "a delayed wire after the switch": dict(flows=2, size=1_000_000, rx_ring=None,
                                             reader_pause=0.0, both_ways=True, delay=0.001),
 }
