@@ -28,10 +28,17 @@ def _tcp_state(sock) -> tuple:
 
 
 async def _scenario(*, flows: int, size: int, rx_ring: int | None, reader_pause: float,
-                    both_ways: bool, delay: float = 0.0, switch: bool = True) -> dict:
+                    both_ways: bool, delay: float = 0.0, switch: bool | str = True) -> dict:
     net = pystack.Network(seed=4)
     a, b = net.add_host("a"), net.add_host("b")
-    if switch:
+    if switch == "router":  # a .1 — .2 r .1 — .2 b: r forwards GRO's packets (GSO again)
+        sw = None
+        r = net.add_router("r")
+        net.add_link(a, r, subnet="10.0.1.0/24")
+        link = net.add_link(r, b, subnet="10.0.2.0/24", rx_ring=rx_ring)
+        a.add_route("default", via="10.0.1.2")
+        b.add_route("default", via="10.0.2.1")
+    elif switch:
         sw = net.add_switch("sw0")
         net.add_link(a, sw, subnet="10.0.0.0/24")
         link = net.add_link(b, sw, subnet="10.0.0.0/24", rx_ring=rx_ring)
@@ -93,7 +100,7 @@ async def _scenario(*, flows: int, size: int, rx_ring: int | None, reader_pause:
             states.append(_tcp_state(conn))
         end = trio.current_time()
     return {"packets": packets, "timeline": timeline, "states": states, "end": end,
-            "a": a.stats(), "b": b.stats(),
+            "hosts": {name: h.stats() for name, h in net.hosts.items()},
             "switch": (sw.forwarded, sw.flooded, sw.filtered) if sw else None,
             "ports": [(p.tx_frames, p.lost_frames) for link in net.links for p in (link.a, link.b)]}
 
@@ -110,6 +117,8 @@ SCENARIOS = {
                           both_ways=False),
     "two hosts on one wire": dict(flows=2, size=1_000_000, rx_ring=None, reader_pause=0.0,
                                   both_ways=True, switch=False),
+    "through a router": dict(flows=2, size=1_000_000, rx_ring=None, reader_pause=0.0,
+                             both_ways=True, switch="router"),
     "a delayed wire after the switch": dict(flows=2, size=1_000_000, rx_ring=None,
                                             reader_pause=0.0, both_ways=True, delay=0.001),
 }
