@@ -27,7 +27,8 @@ from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 from ..core import drop_reason as dr
 from ..core.dev import IFF_LOOPBACK
 from ..core.drop_reason import consume_skb, kfree_skb
-from ..core.skbuff import CHECKSUM_UNNECESSARY, PACKET_HOST, SkBuff, alloc_skb
+from ..core.skbuff import (CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, PACKET_HOST, SkBuff,
+                           alloc_skb)
 from ..core.sock import (SOCK_BINDPORT_LOCK, SOCK_DEAD, SOCK_KEEPOPEN, sk_add_backlog,
                          sock_owned_by_user)
 from .fib import RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST
@@ -79,7 +80,10 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
     saddr, daddr = _unpack_addrs(buf, skb.network_header + 12)
-    if not dev.flags & IFF_LOOPBACK and skb.ip_summed != CHECKSUM_UNNECESSARY:
+    # skb_csum_unnecessary: verified by the NIC (or GRO), or CHECKSUM_PARTIAL (never on a wire)
+    ip_summed = skb.ip_summed
+    if ip_summed != CHECKSUM_UNNECESSARY and ip_summed != CHECKSUM_PARTIAL and \
+            not dev.flags & IFF_LOOPBACK:
         if csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, off, length) != 0:
             mib["InCsumErrors"] += 1
             mib["InErrs"] += 1

@@ -17,9 +17,7 @@ from __future__ import annotations
 import errno
 import struct
 
-
 from ...kernel.ktime import kclock
-from ...lib.checksum import csum_ipv4_payload
 from ...uapi.ip import IPPROTO_TCP
 from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST,
                          TCPHDR_SYN, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK, TCPOPT_NOP,
@@ -250,8 +248,8 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
                      window: int | None = None, gso_size: int = 0) -> int:
     """Build one segment (header, options, payload) and hand it to IP. `syn_options`, when
     given, are the options to write (a SYN's). With `gso_size` smaller than the payload it
-    is a TSO skb of several segments: its checksum is left to the segmentation (GSO, in
-    tcp_offload), which writes one per segment."""
+    is a TSO skb of several segments (cut by GSO, in tcp_offload, where the device cannot).
+    The checksum is left CHECKSUM_PARTIAL, as Linux's TCP always leaves it."""
     net = sk.sk_net
     opts = syn_options if syn_options is not None else _established_options(sk)
     hlen = 20 + len(opts)
@@ -272,12 +270,14 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
         segs = -(-plen // gso_size)
         out.gso_size = gso_size
         out.gso_segs = segs
-        out.ip_summed = CHECKSUM_PARTIAL
-    else:
-        check = csum_ipv4_payload(sk.inet_saddr, sk.inet_daddr, IPPROTO_TCP, buf, off,
-                                  hlen + plen)
-        buf[off + 16] = check >> 8
-        buf[off + 17] = check & 0xFF
+    # __tcp_v4_send_check: only the pseudo-header's sum goes in; the device (or
+    # skb_checksum_help, or GSO) completes the checksum (see skbuff.py, CHECKSUM_PARTIAL).
+    pseudo = (sk.inet_saddr + sk.inet_daddr + hlen + plen + IPPROTO_TCP) % 0xFFFF
+    buf[off + 16] = pseudo >> 8
+    buf[off + 17] = pseudo & 0xFF
+    out.ip_summed = CHECKSUM_PARTIAL
+    out.csum_start = off
+    out.csum_offset = 16
     out.transport_header = off
     out.sk = sk
     if skb is not None and skb.trace is not None:
