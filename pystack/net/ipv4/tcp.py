@@ -561,6 +561,9 @@ def tcp_skb_append(sk: TcpSock, skb: SkBuff, data: memoryview) -> None:
 
 # -- receive ------------------------------------------------------------------------------------
 
+_SOCK_DONE_BIT = 1 << SOCK_DONE
+
+
 def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None,
                 control: list | None = None) -> tuple[bytes, Any, int, int]:
     """Copy received bytes. With MSG_WAITALL the bytes gather in `acc` across waits.
@@ -573,11 +576,19 @@ def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
             raise KernelError(errno.EINVAL)
         if sk.sk_state == TCP_LISTEN:
             raise KernelError(errno.ENOTCONN)
-        want = size - (len(acc) if acc is not None else 0)
-        target = want if flags & MSG_WAITALL else min(max(sk.sk_rcvlowat, 1), want)
-        avail = tcp_inq(sk)
-        done = (sk.sock_flag(SOCK_DONE) or sk.sk_shutdown & RCV_SHUTDOWN
-                or sk.sk_state == TCP_CLOSE)
+        want = size - len(acc) if acc else size
+        if flags & MSG_WAITALL:
+            target = want
+        else:
+            target = sk.sk_rcvlowat if sk.sk_rcvlowat > 1 else 1
+            if want < target:
+                target = want
+        avail = (sk.rcv_nxt - sk.copied_seq) & 0xFFFFFFFF  # tcp_inq, inline
+        if avail and sk.sk_flags & _SOCK_DONE_BIT:
+            avail -= 1  # the FIN is not data
+        if avail == 0 or avail < target:
+            done = (sk.sk_flags & _SOCK_DONE_BIT or sk.sk_shutdown & RCV_SHUTDOWN
+                    or sk.sk_state == TCP_CLOSE)
         if avail == 0 or (avail < target and not done):
             if avail and flags & MSG_WAITALL and acc is not None and not flags & MSG_PEEK:
                 acc.extend(_copy_out(sk, min(avail, want), False))

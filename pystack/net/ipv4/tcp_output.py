@@ -44,6 +44,7 @@ from .tcp_tso import (DEFER_RWND_LIMITED, sk_can_gso, tcp_current_mss, tcp_cwnd_
                       tcp_sync_mss, tcp_tso_segs, tcp_tso_should_defer, tso_fragment)
 
 _pack_tcp = TCP_HDR.pack_into
+_pack_tcp_ts = struct.Struct(TCP_HDR.format + "III").pack_into  # header + NOP,NOP,timestamp
 TCPOLEN_TSTAMP_ALIGNED = 12
 TCP_MAX_WINDOW = 65535
 JIFFY = 0.001  # HZ=1000
@@ -251,8 +252,16 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
     is a TSO skb of several segments (cut by GSO, in tcp_offload, where the device cannot).
     The checksum is left CHECKSUM_PARTIAL, as Linux's TCP always leaves it."""
     net = sk.sk_net
-    opts = syn_options if syn_options is not None else _established_options(sk)
-    hlen = 20 + len(opts)
+    # Nearly every segment carries the timestamp option alone: header and option are then
+    # written in one pack (the same bytes _established_options would give).
+    ts_only = (syn_options is None and sk.tstamp_ok
+               and not (sk.sack_ok and (sk.duplicate_sack or sk.selective_acks)))
+    if ts_only:
+        opts = b""
+        hlen = 20 + TCPOLEN_TSTAMP_ALIGNED
+    else:
+        opts = syn_options if syn_options is not None else _established_options(sk)
+        hlen = 20 + len(opts)
     plen = len(payload)
     out = alloc_skb(hlen + plen, headroom=MAX_TCP_HEADER - 60 + 64)
     off = out.put(hlen + plen)
@@ -260,9 +269,14 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
     if window is None:
         window = tcp_select_window(sk) if not flags & TCPHDR_SYN else min(sk.rcv_wnd, 0xFFFF)
     ack_seq = sk.rcv_nxt if flags & TCPHDR_ACK else 0
-    _pack_tcp(buf, off, sk.inet_sport, sk.inet_dport, seq & MASK, ack_seq, (hlen // 4) << 4,
-              flags, window, 0, 0)
-    buf[off + 20:off + hlen] = opts
+    if ts_only:
+        _pack_tcp_ts(buf, off, sk.inet_sport, sk.inet_dport, seq & MASK, ack_seq, 0x80, flags,
+                     window, 0, 0, _TS_HEAD, (int(kclock.now() * 1000) + sk.tsoffset) & MASK,
+                     sk.ts_recent)
+    else:
+        _pack_tcp(buf, off, sk.inet_sport, sk.inet_dport, seq & MASK, ack_seq,
+                  (hlen // 4) << 4, flags, window, 0, 0)
+        buf[off + 20:off + hlen] = opts
     if plen:
         buf[off + hlen:off + hlen + plen] = payload
     segs = 1
