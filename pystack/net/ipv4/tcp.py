@@ -463,7 +463,7 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
             raise KernelError(err)
         if sk.sk_shutdown & SEND_SHUTDOWN:
             raise KernelError(errno.EPIPE)
-        tcp_slow_start_after_idle_check(sk)
+        # (The restart after idle is tcp_write_xmit's: every write reaches it.)
         mss_now, size_goal = tcp_tso.tcp_send_mss(sk)
         view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
         total = len(view)
