@@ -62,18 +62,18 @@ def flags_str(flags: int) -> str:
 
 
 class TcpOptions:
-    """What the options of one segment said (tcp_parse_options' `struct tcp_options_received`)."""
+    """What the options of one segment said (tcp_parse_options' `struct tcp_options_received`).
 
-    __slots__ = ("mss", "wscale", "sack_ok", "saw_tstamp", "rcv_tsval", "rcv_tsecr", "sacks")
+    One is made per received segment, so the defaults are class attributes: a segment's
+    instance holds only what its options set (the timestamp, for nearly all)."""
 
-    def __init__(self) -> None:
-        self.mss = 0
-        self.wscale = -1  # -1: no window scale option
-        self.sack_ok = False
-        self.saw_tstamp = False
-        self.rcv_tsval = 0
-        self.rcv_tsecr = 0
-        self.sacks: list[tuple[int, int]] = []
+    mss = 0
+    wscale = -1  # -1: no window scale option
+    sack_ok = False
+    saw_tstamp = False
+    rcv_tsval = 0
+    rcv_tsecr = 0
+    sacks: "list[tuple[int, int]] | tuple[()]" = ()  # the SACK blocks, in the order sent
 
 
 def parse_options(buf: bytes | bytearray | memoryview, start: int, end: int,
@@ -118,6 +118,8 @@ def parse_options(buf: bytes | bytearray | memoryview, start: int, end: int,
             opts.rcv_tsecr = int.from_bytes(buf[i + 6:i + 10], "big")
         elif kind == TCPOPT_SACK and size >= TCPOLEN_SACK_BASE + TCPOLEN_SACK_PERBLOCK \
                 and (size - TCPOLEN_SACK_BASE) % TCPOLEN_SACK_PERBLOCK == 0 and not syn:
+            if not opts.sacks:
+                opts.sacks = []
             for j in range(i + 2, i + size, 8):
                 opts.sacks.append((int.from_bytes(buf[j:j + 4], "big"),
                                    int.from_bytes(buf[j + 4:j + 8], "big")))
