@@ -74,6 +74,7 @@ class TcpOptions:
     rcv_tsval = 0
     rcv_tsecr = 0
     sacks: "list[tuple[int, int]] | tuple[()]" = ()  # the SACK blocks, in the order sent
+    FIELDS = ("mss", "wscale", "sack_ok", "saw_tstamp", "rcv_tsval", "rcv_tsecr", "sacks")
 
 
 def parse_options(buf: bytes | bytearray | memoryview, start: int, end: int,
