@@ -84,7 +84,7 @@ class TimerBase:
         heap = self._heap
         earliest = heap[0][0] if heap else math.inf
         heapq.heappush(heap, (expires, seq, timer))
-        if len(heap) > 64 and len(heap) > 4 * self._live:
+        if len(heap) > 64 and len(heap) > 2 * self._live:
             self._compact()
         if expires < earliest and self.on_earlier is not None:
             self.on_earlier(expires)

@@ -410,6 +410,11 @@ def tcp_destroy(sk: TcpSock) -> None:
     orphan and give back its port (inet_put_port), even one bound explicitly."""
     tcp_purge_queues(sk)
     tcp_timer.tcp_clear_xmit_timers(sk)
+    # A cancelled timer's entry stays in the timer heap until it is popped or compacted
+    # away (kernel/timer.py); it must not keep the freed socket alive meanwhile.
+    for timer in (sk.retransmit_timer, sk.delack_timer, sk.keepalive_timer):
+        if timer is not None:
+            timer.data = None
     if sk.inet_num:
         sk.sk_net.ipv4.tcp.hashinfo.bind_remove(sk.inet_num, sk)
 

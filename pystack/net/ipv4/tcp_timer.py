@@ -219,8 +219,8 @@ def tcp_write_timeout(sk: TcpSock) -> bool:
 # -- handlers ------------------------------------------------------------------------------------
 
 def tcp_write_timer(timer: Timer) -> None:
-    sk: TcpSock = timer.data
-    if sk.sk_state in (TCP_CLOSE, TCP_LISTEN) or not sk.icsk_pending:
+    sk: TcpSock = timer.data  # None: the socket was destroyed (tcp_destroy)
+    if sk is None or sk.sk_state in (TCP_CLOSE, TCP_LISTEN) or not sk.icsk_pending:
         return
     what = sk.icsk_pending
     sk.icsk_pending = 0
@@ -315,7 +315,8 @@ def tcp_clamp_probe0_to_user_timeout(sk: TcpSock, when: float) -> float:
 
 def tcp_delack_timer(timer: Timer) -> None:
     sk: TcpSock = timer.data
-    if sk.sk_state in (TCP_CLOSE, TCP_LISTEN) or not sk.icsk_ack_pending & ICSK_ACK_TIMER:
+    if sk is None or sk.sk_state in (TCP_CLOSE, TCP_LISTEN) or not \
+            sk.icsk_ack_pending & ICSK_ACK_TIMER:
         return
     sk.icsk_ack_pending &= ~ICSK_ACK_TIMER
     if sk.icsk_ack_pending & ICSK_ACK_SCHED:
@@ -332,6 +333,8 @@ def tcp_delack_timer(timer: Timer) -> None:
 def tcp_keepalive_timer(timer: Timer) -> None:
     """Keep-alive probes for idle connections; the FIN_WAIT2 timeout of orphans."""
     sk: TcpSock = timer.data
+    if sk is None:
+        return  # the socket was destroyed (tcp_destroy)
     state = sk.sk_state
     if state in (TCP_LISTEN, TCP_CLOSE):
         return
