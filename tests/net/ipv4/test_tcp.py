@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import random
 import socket
 import struct
+import weakref
 
 import pytest
 import trio
@@ -940,3 +942,30 @@ async def test_tcp_defer_accept_waits_for_data():
         with trio.fail_after(5):
             conn, _ = await ls.accept()
             assert await conn.recv(10) == b"now"
+
+
+async def test_a_closed_connection_frees_its_sockets():
+    # Both ends closed: the client's socket became a TIME_WAIT mini-socket, the server's was
+    # destroyed after LAST_ACK. Neither full socket may stay reachable, not through the
+    # cancelled timers' entries left in the timer heap either: their keep-alive timers (2 h
+    # away, behind the TIME_WAIT timer's 60 s) once held each socket until the heap was
+    # next rebuilt.
+    async with two_hosts() as (net, a, b, link):
+        ls = tcp(a)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        await ls.bind(("127.0.0.1", 9100))
+        ls.listen(1)
+        c = tcp(a)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        await c.connect(("127.0.0.1", 9100))
+        s, _ = await ls.accept()
+        await c.send(b"x")
+        assert await s.recv(1) == b"x"
+        refs = [weakref.ref(sk_of(c)), weakref.ref(sk_of(s))]
+        s.close()
+        assert await c.recv(1) == b""
+        c.close()
+        await trio.sleep(1)  # the last ACK is in; TIME_WAIT lasts 60 s
+        gc.collect()
+        assert [r() for r in refs] == [None, None]
+        ls.close()
