@@ -24,6 +24,7 @@ port, in port order.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import ipaddress
 import math
@@ -36,7 +37,7 @@ from .net.core.dev import IFF_LOOPBACK
 from .host import Host
 from .tap import add_tap
 from .dropin.trio import install as install_trio_face
-from .kernel.ktime import bind_clock, unbind_clock
+from .kernel.ktime import bind_clock, kclock, unbind_clock
 from .kernel.sched import seed_trio_scheduler
 from .net.core.net_namespace import derive_rng
 from .net.ipv4.devinet import inet_insert_ifa
@@ -98,7 +99,7 @@ class Port:
         if netem.idle:
             self._deliver(frame, trace, origin)  # a plain wire: at once, in the sender's context
             return
-        now = trio.current_time() if netem.needs_clock else 0.0
+        now = kclock.now() if netem.needs_clock else 0.0
         copies, reason = netem.enqueue(frame, now)
         if reason is not None:
             self.lost_frames += 1
@@ -231,14 +232,14 @@ class Switch:
         self.ports.append(port)
         port.node = self
         port.host = None
-        port.receive = lambda frame, trace=None, port=port: self._receive(port, frame, trace)
-        port.receive_burst = lambda burst, port=port: self._receive_burst(port, burst)
+        port.receive = functools.partial(self._receive, port)  # (frame, trace)
+        port.receive_burst = functools.partial(self._receive_burst, port)
 
-    def _receive(self, in_port: Port, frame: bytearray, trace: Any) -> None:
+    def _receive(self, in_port: Port, frame: bytearray, trace: Any = None) -> None:
         origin = self.network._wire_origin  # the host that sent it onto the wire
         if len(frame) < ETH_HLEN:
             return
-        now = trio.current_time()
+        now = kclock.now()
         src = bytes(frame[6:12])
         if not src[0] & 1:
             self.fdb[src] = (in_port, now)
@@ -264,7 +265,7 @@ class Switch:
         """A burst, as `_receive` would treat each of its frames (they share their addresses):
         forwarded whole to a known port; flooded frame by frame."""
         origin = self.network._wire_origin
-        now = trio.current_time()
+        now = kclock.now()
         src = burst.src
         if not src[0] & 1:
             self.fdb[src] = (in_port, now)

@@ -137,26 +137,45 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
     first_ackt: float | None = None
     acked = 0
     q = sk.rtx_queue
+    sack_ok = sk.sack_ok
+    # RACK advances once per TSO skb in Linux (one skb, one send time); here the segments of
+    # one skb come one by one, so a run of them sent at one time advances RACK once, with
+    # the last (tcp_rack_advance keeps the latest sent; its state is the same).
+    rack_when = -1.0
+    rack_end = 0
     while q:
         skb = q[0]
         cb = skb.cb
-        if after(cb.end_seq, ack):
+        if ((ack - cb.end_seq) & 0xFFFFFFFF) >= 0x80000000:  # after(end_seq, ack)
             break
         q.popleft()
         acked += 1
         sacked = cb.sacked
-        if sacked & TCPCB_SACKED_RETRANS:
-            sk.retrans_out -= 1
-        if sacked & TCPCB_EVER_RETRANS:
-            flag |= FLAG_RETRANS_DATA_ACKED
-        elif not sacked & TCPCB_SACKED_ACKED and first_ackt is None:
-            first_ackt = cb.when
-        if sacked & TCPCB_SACKED_ACKED:
-            sk.sacked_out -= 1
-        elif sk.sack_ok:
-            tcp_rack_advance(sk, sacked, cb.end_seq, cb.when, now)
-        if sacked & TCPCB_LOST:
-            sk.lost_out -= 1
+        if sacked:
+            if sacked & TCPCB_SACKED_RETRANS:
+                sk.retrans_out -= 1
+            if sacked & TCPCB_EVER_RETRANS:
+                flag |= FLAG_RETRANS_DATA_ACKED
+            elif not sacked & TCPCB_SACKED_ACKED and first_ackt is None:
+                first_ackt = cb.when
+            if sacked & TCPCB_SACKED_ACKED:
+                sk.sacked_out -= 1
+            elif sack_ok:
+                if rack_when >= 0.0:
+                    tcp_rack_advance(sk, 0, rack_end, rack_when, now)
+                    rack_when = -1.0
+                tcp_rack_advance(sk, sacked, cb.end_seq, cb.when, now)
+            if sacked & TCPCB_LOST:
+                sk.lost_out -= 1
+        else:
+            if first_ackt is None:
+                first_ackt = cb.when
+            if sack_ok:
+                when = cb.when
+                if rack_when >= 0.0 and when != rack_when:
+                    tcp_rack_advance(sk, 0, rack_end, rack_when, now)
+                rack_when = when
+                rack_end = cb.end_seq
         sk.packets_out -= 1
         if cb.tcp_flags & TCPHDR_SYN:
             flag |= FLAG_SYN_ACKED
@@ -164,7 +183,10 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
             flag |= FLAG_DATA_ACKED
         sk.sk_wmem_queued -= skb.truesize
         sk.delivered += 1
-        consume_skb(skb)
+        if skb.destructor is not None:
+            consume_skb(skb)
+    if rack_when >= 0.0:
+        tcp_rack_advance(sk, 0, rack_end, rack_when, now)
     # Karn's rule: no sample when the ACK covers retransmitted data.
     seq_rtt = (now - first_ackt if first_ackt is not None and not flag & FLAG_RETRANS_DATA_ACKED
                else None)

@@ -473,27 +473,37 @@ def tcp_event_new_data_sent(sk: TcpSock, skb: SkBuff, mss: int = 0) -> None:
         sk.rtx_queue.append(skb)
         sk.packets_out += 1
     else:
+        # Every segment but the last: full-sized, without FIN and PSH, charged its length;
+        # the last keeps the flags, EOR and the rest of the truesize.
         flags = cb.tcp_flags
-        truesize = skb.truesize
+        mid_flags = flags & ~(TCPHDR_FIN | TCPHDR_PSH)
         rtx = sk.rtx_queue
-        for off in range(0, length, mss):
-            n = min(mss, length - off)
-            last = off + n == length
-            part = SkBuff(skb.buf, skb.data + off, skb.data + off + n,
-                          truesize if last else n)
-            truesize -= n
+        buf = skb.buf
+        data = skb.data
+        seq0 = cb.seq
+        when = cb.when
+        first_tx = cb.first_tx
+        end = (length - 1) // mss * mss  # where the last segment starts
+        for off in range(0, end, mss):
+            part = SkBuff(buf, data + off, data + off + mss, mss)
             part.sk = sk
-            seq = (cb.seq + off) & MASK
-            pcb = part.cb = TcpSkbCb(seq, cb.end_seq if last else (seq + n) & MASK,
-                                     flags if last else flags & ~(TCPHDR_FIN | TCPHDR_PSH))
-            pcb.when = cb.when
-            pcb.first_tx = cb.first_tx
-            pcb.eor = cb.eor and last
+            seq = (seq0 + off) & MASK
+            pcb = part.cb = TcpSkbCb(seq, (seq + mss) & MASK, mid_flags)
+            pcb.when = when
+            pcb.first_tx = first_tx
             pcb.gso_unit = unit
-            if skb.trace is not None and off == 0:
-                part.trace = skb.trace
             rtx.append(part)
-            sk.packets_out += 1
+        part = SkBuff(buf, data + end, data + length, skb.truesize - end)
+        part.sk = sk
+        pcb = part.cb = TcpSkbCb((seq0 + end) & MASK, cb.end_seq, flags)
+        pcb.when = when
+        pcb.first_tx = first_tx
+        pcb.eor = cb.eor
+        pcb.gso_unit = unit
+        rtx.append(part)
+        if skb.trace is not None:
+            rtx[len(rtx) - 1 - end // mss].trace = skb.trace  # the first segment's
+        sk.packets_out += end // mss + 1
     if not prior:
         sk.retrans_stamp = 0.0
 

@@ -28,7 +28,8 @@ def _tcp_state(sock) -> tuple:
 
 
 async def _scenario(*, flows: int, size: int, rx_ring: int | None, reader_pause: float,
-                    both_ways: bool, delay: float = 0.0, switch: bool | str = True) -> dict:
+                    both_ways: bool, delay: float = 0.0, switch: bool | str = True,
+                    mtu: int = 1500) -> dict:
     net = pystack.Network(seed=4)
     a, b = net.add_host("a"), net.add_host("b")
     if switch == "router":  # a .1 — .2 r .1 — .2 b: r forwards GRO's packets (GSO again)
@@ -40,8 +41,8 @@ async def _scenario(*, flows: int, size: int, rx_ring: int | None, reader_pause:
         b.add_route("default", via="10.0.2.1")
     elif switch:
         sw = net.add_switch("sw0")
-        net.add_link(a, sw, subnet="10.0.0.0/24")
-        link = net.add_link(b, sw, subnet="10.0.0.0/24", rx_ring=rx_ring)
+        net.add_link(a, sw, subnet="10.0.0.0/24", mtu=mtu)
+        link = net.add_link(b, sw, subnet="10.0.0.0/24", rx_ring=rx_ring, mtu=mtu)
     else:
         sw = None
         link = net.add_link(b, a, subnet="10.0.0.0/24", rx_ring=rx_ring)  # b = .1, a = .2
@@ -117,6 +118,8 @@ SCENARIOS = {
                           both_ways=False),
     "two hosts on one wire": dict(flows=2, size=1_000_000, rx_ring=None, reader_pause=0.0,
                                   both_ways=True, switch=False),
+    "jumbo frames (larger than the 2 KiB rx buffers)": dict(
+        flows=1, size=2_000_000, rx_ring=None, reader_pause=0.0, both_ways=False, mtu=9000),
     "through a router": dict(flows=2, size=1_000_000, rx_ring=None, reader_pause=0.0,
                              both_ways=True, switch="router"),
     "a delayed wire after the switch": dict(flows=2, size=1_000_000, rx_ring=None,

@@ -220,3 +220,38 @@ async def test_frames_corrupted_on_the_wire_are_caught_and_counted() -> None:
         with trio.fail_after(300):
             await recv_until_eof(conn, got)
         assert got == data
+
+
+async def test_a_verified_segment_is_not_verified_again(monkeypatch, tmp_path) -> None:
+    # With a capture on, the taps complete every checksum, so frames cross the wire
+    # complete and the receiver checks them in software, in GRO; a lone segment leaves GRO
+    # CHECKSUM_UNNECESSARY, and tcp_v4_rcv must not sum it again.
+    from pystack.net.ipv4 import tcp_offload
+    gro, tcp = [], []
+
+    def counting(real, into):
+        def csum(*args):
+            into.append(args[-1])
+            return real(*args)
+        return csum
+    monkeypatch.setattr(tcp_offload, "csum_ipv4_payload",
+                        counting(tcp_offload.csum_ipv4_payload, gro))
+    monkeypatch.setattr(tcp_ipv4, "csum_ipv4_payload", counting(tcp_ipv4.csum_ipv4_payload, tcp))
+    net = pystack.Network(seed=5)
+    a, b = net.add_host("a"), net.add_host("b")
+    net.add_link(a, b, subnet="10.0.0.0/24")
+    async with net:
+        cap = net.capture(str(tmp_path / "eth.pcapng"))
+        srv = b.socket(socket.AF_INET, socket.SOCK_STREAM)
+        await srv.bind(("0.0.0.0", 80))
+        srv.listen(1)
+        cli = a.socket(socket.AF_INET, socket.SOCK_STREAM)
+        cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await cli.connect(("10.0.0.2", 80))
+        conn, _ = await srv.accept()
+        for i in range(10):  # ten lone segments, each PSH: GRO flushes each by itself
+            await cli.send(bytes([i]) * 1000)
+            assert await conn.recv(2000) == bytes([i]) * 1000
+        cap.close()
+    assert len([n for n in gro if n > 1000]) == 10  # each data segment summed once, in GRO
+    assert [n for n in tcp if n > 1000] == []  # and not again in tcp_v4_rcv
