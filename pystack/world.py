@@ -322,7 +322,7 @@ class Network:
         install_trio_face()
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
-        self._clock_before = bind_clock()
+        bind_clock()
         self._nursery.start_soon(self._wire_task, name="wire")
         for host in self.hosts.values():
             host._start(self._nursery)
@@ -335,7 +335,7 @@ class Network:
             return await self._nursery_cm.__aexit__(*exc)
         finally:
             self._nursery = None
-            unbind_clock(self._clock_before)
+            unbind_clock()
             for cap in self._captures:
                 cap.close()
 

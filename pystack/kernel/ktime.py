@@ -30,6 +30,8 @@ __all__ = ["ktime_get", "kclock", "bind_clock", "unbind_clock"]
 class _Clock(threading.local):
     # Outside a bound run: trio's own reader (raises outside a trio run, as before).
     now: Callable[[], float] = staticmethod(trio.current_time)
+    clock: "trio.abc.Clock | None" = None  # the clock `now` reads, while bound
+    users = 0  # how many running Networks of this thread bound it
 
 
 # Hot paths call `kclock.now()` themselves: one Python frame less than `ktime_get()`.
@@ -48,13 +50,22 @@ def _reader(clock: trio.abc.Clock) -> Callable[[], float]:
     return clock.current_time
 
 
-def bind_clock() -> Callable[[], float]:
-    """Read the current trio run's clock cheaply from now on, in this thread. Returns the
-    reader that was bound before, for `unbind_clock`."""
-    previous = kclock.now
-    kclock.now = _reader(trio.lowlevel.current_clock())
-    return previous
+def bind_clock() -> None:
+    """Read the current trio run's clock cheaply from now on, in this thread, until the
+    matching `unbind_clock`. Networks of one run may enter and exit in any order: the
+    reader stays bound while one of them runs. A binding left by a run that ended without
+    unbinding (it crashed) is replaced by the next run's."""
+    clock = trio.lowlevel.current_clock()
+    if kclock.clock is not clock:
+        kclock.now = _reader(clock)
+        kclock.clock = clock
+        kclock.users = 0
+    kclock.users += 1
 
 
-def unbind_clock(previous: Callable[[], float]) -> None:
-    kclock.now = previous
+def unbind_clock() -> None:
+    kclock.users -= 1
+    if kclock.users <= 0:
+        kclock.users = 0
+        kclock.clock = None
+        kclock.now = trio.current_time
