@@ -13,7 +13,6 @@ import hashlib
 import random
 from typing import TYPE_CHECKING, Any
 
-
 from ...kernel.ktime import ktime_get
 from ..ipv4.proc import Mib
 from ..ipv4.sysctl import Sysctls

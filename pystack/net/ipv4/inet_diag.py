@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from ...kernel.ktime import ktime_get
 from .tcp_states import TCP_NEW_SYN_RECV, TCP_TIME_WAIT
 from .tcp_timer import ICSK_TIME_LOSS_PROBE, ICSK_TIME_PROBE0, ICSK_TIME_RETRANS

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-
 from ...kernel.ktime import ktime_get
 from .tcp import tcp_segment_addrs
 from .tcp_minisocks import RequestSock

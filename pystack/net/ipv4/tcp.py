@@ -19,9 +19,8 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-
-from ...kernel.ktime import kclock
 from ...kernel.errors import KernelError
+from ...kernel.ktime import kclock
 from ..core.drop_reason import consume_skb
 from ..core.skbuff import SKB_TRUESIZE, SkBuff
 from ..core.sock import (RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_DEAD, SOCK_DONE,

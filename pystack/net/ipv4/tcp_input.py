@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 
-
 from ...kernel.ktime import kclock
 from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN
 from ..core import drop_reason as dr

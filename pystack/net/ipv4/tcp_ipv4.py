@@ -16,9 +16,8 @@ import operator
 import struct
 from typing import TYPE_CHECKING, Any
 
-
-from ...kernel.ktime import kclock
 from ...kernel.errors import KernelError
+from ...kernel.ktime import kclock
 from ...lib.checksum import csum_ipv4_payload
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_TIME_EXCEEDED
 from ...uapi.ip import IP_ADDRS, IPPROTO_TCP

@@ -13,7 +13,6 @@ for 60 s after a connection closed, re-ACKing a retransmitted FIN and holding th
 
 from __future__ import annotations
 
-
 from ...kernel.ktime import kclock
 from ...kernel.timer import Timer
 from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN

@@ -15,7 +15,6 @@ marks the head lost. Not built yet: undo and F-RTO.
 
 from __future__ import annotations
 
-
 from ...kernel.ktime import kclock
 from .tcp import (TCP_CA_Disorder, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery,
                   TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,

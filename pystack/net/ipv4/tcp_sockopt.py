@@ -10,7 +10,6 @@ import errno
 import struct
 from typing import Any
 
-
 from ...kernel.ktime import kclock
 from ...kernel.errors import KernelError
 from ..core.sock import SOCK_KEEPOPEN, _int_val, lock_sock, release_sock

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 
-
 from ...kernel.ktime import kclock
 from ...kernel.timer import Timer
 from ..core.sock import SOCK_DEAD, SOCK_KEEPOPEN

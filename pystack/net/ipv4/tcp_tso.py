@@ -11,7 +11,6 @@ tcp_sendmsg asks `tcp_send_mss` how big to make each skb.
 
 from __future__ import annotations
 
-
 from ...kernel.ktime import kclock
 from ...uapi.tcp import TCPHDR_FIN, TCPHDR_PSH, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK
 from ..core.skbuff import SKB_TRUESIZE, SkBuff
