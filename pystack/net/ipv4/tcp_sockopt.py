@@ -10,8 +10,8 @@ import errno
 import struct
 from typing import Any
 
-from ...kernel.ktime import kclock
 from ...kernel.errors import KernelError
+from ...kernel.ktime import kclock
 from ..core.sock import SOCK_KEEPOPEN, _int_val, lock_sock, release_sock
 from .tcp import (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, TCP_CONGESTION, TCP_CORK,
                   TCP_DEFER_ACCEPT, TCP_INFO, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL,
