@@ -208,16 +208,17 @@ def udp_rcv(skb: "SkBuff") -> None:
         skb.trace.hop(net, "udp_rcv")
     buf = skb.buf
     off = skb.data
-    if skb.tail - off < UDP_HLEN:
+    length = skb.tail - off
+    if length < UDP_HLEN:
         mib["InErrors"] += 1
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
     sport, dport, ulen, check = _unpack_udp(buf, off)
-    if ulen > skb.tail - off or ulen < UDP_HLEN:
+    if ulen > length or ulen < UDP_HLEN:
         mib["InErrors"] += 1
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
-    if ulen < skb.tail - off:  # skb_trim, inline
+    if ulen < length:  # skb_trim, inline
         skb.tail = off + ulen
     saddr, daddr = _unpack_addrs(buf, skb.network_header + 12)
     if check and not dev.flags & IFF_LOOPBACK:
