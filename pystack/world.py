@@ -31,11 +31,12 @@ from typing import Any, Callable
 
 import trio
 
-from .drivers.net.nic import EthernetNic
+from .drivers.net.nic import EthernetNic, GsoBurst, wire_copy
 from .net.core.dev import IFF_LOOPBACK
 from .host import Host
 from .tap import add_tap
 from .dropin.trio import install as install_trio_face
+from .kernel.ktime import bind_clock, unbind_clock
 from .kernel.sched import seed_trio_scheduler
 from .net.core.net_namespace import derive_rng
 from .net.ipv4.devinet import inet_insert_ifa
@@ -67,6 +68,8 @@ class Port:
         self.node: Host | Switch | None = None  # who owns this end (set when attached)
         self.host: Host | None = None  # the node, when it is a host
         self.receive: Callable[..., None] | None = None  # set by the owner
+        # ... and for a GsoBurst (drivers/net/nic.py), if the owner takes one whole
+        self.receive_burst: Callable[[GsoBurst], None] | None = None
         self.profile = Netem(derive_rng(network.seed, "link", name))
         self.tx_frames = 0
         self.lost_frames = 0   # lost by netem's loss model, a down link, or its queue limit
@@ -109,6 +112,23 @@ class Port:
                 self._deliver(copy, tr, origin)
             else:
                 self.network._schedule(when, self, copy, tr, origin)
+
+    def transmit_burst(self, burst: GsoBurst, origin: Host | None = None) -> None:
+        """A burst of frames leaves this port: passed on whole when nothing on the way acts
+        on single frames (no netem, hold or partition, a receiver that takes bursts);
+        otherwise its frames go one by one."""
+        if origin is None:
+            origin = self.host
+        receive_burst = self.peer.receive_burst
+        link = self.link
+        if (receive_burst is None or not self.profile.idle or not link.up
+                or link.held is not None or self.network._cuts):
+            for frame in burst.frames():
+                self.transmit(frame, None, origin)
+            return
+        self.tx_frames += burst.segs
+        self.network._wire_origin = origin
+        receive_burst(burst)
 
     def _lost_to_crash(self, frame: bytearray, trace: Any = None) -> None:
         self.crashed_frames += 1
@@ -212,6 +232,7 @@ class Switch:
         port.node = self
         port.host = None
         port.receive = lambda frame, trace=None, port=port: self._receive(port, frame, trace)
+        port.receive_burst = lambda burst, port=port: self._receive_burst(port, burst)
 
     def _receive(self, in_port: Port, frame: bytearray, trace: Any) -> None:
         origin = self.network._wire_origin  # the host that sent it onto the wire
@@ -236,8 +257,31 @@ class Switch:
         others = [p for p in self.ports if p is not in_port]
         for i, port in enumerate(others):
             # Every port gets its own copy of the frame, the last one the original.
-            port.transmit(frame if i == len(others) - 1 else bytearray(frame),
+            port.transmit(frame if i == len(others) - 1 else wire_copy(frame),
                           trace if i == len(others) - 1 else None, origin)
+
+    def _receive_burst(self, in_port: Port, burst: GsoBurst) -> None:
+        """A burst, as `_receive` would treat each of its frames (they share their addresses):
+        forwarded whole to a known port; flooded frame by frame."""
+        origin = self.network._wire_origin
+        now = trio.current_time()
+        src = burst.src
+        if not src[0] & 1:
+            self.fdb[src] = (in_port, now)
+        dst = burst.dst
+        if not dst[0] & 1:
+            entry = self.fdb.get(dst)
+            if entry is not None and now - entry[1] <= SWITCH_AGEING_TIME:
+                out = entry[0]
+                if out is in_port:
+                    self.filtered += burst.segs
+                    return
+                self.forwarded += burst.segs
+                out.transmit_burst(burst, origin)
+                return
+        for frame in burst.frames():
+            self.network._wire_origin = origin
+            self._receive(in_port, frame, None)
 
     def mac_table(self) -> list[tuple[str, str, float]]:
         from .uapi.ethernet import mac_str
@@ -277,6 +321,7 @@ class Network:
         install_trio_face()
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
+        self._clock_before = bind_clock()
         self._nursery.start_soon(self._wire_task, name="wire")
         for host in self.hosts.values():
             host._start(self._nursery)
@@ -289,6 +334,7 @@ class Network:
             return await self._nursery_cm.__aexit__(*exc)
         finally:
             self._nursery = None
+            unbind_clock(self._clock_before)
             for cap in self._captures:
                 cap.close()
 
@@ -459,8 +505,10 @@ class Network:
         for port in self._ports_of(host):
             nic = port.nic
             nic.wire_tx = None
+            nic.wire_tx_burst = None
             nic.carrier = False
             port.receive = port._lost_to_crash
+            port.receive_burst = None
 
     def restart(self, host: Host | str) -> Host:
         """Boot a crashed `host` again: a fresh kernel (no sockets, no processes, empty
@@ -497,10 +545,12 @@ class Network:
 
     def _plug(self, nic: EthernetNic, port: Port) -> None:
         nic.wire_tx = port.transmit
+        nic.wire_tx_burst = port.transmit_burst
         nic.carrier = True
         port.node = port.host = nic.nd_net.host
         port.nic = nic
         port.receive = nic.dma_rx
+        port.receive_burst = nic.dma_rx_burst
 
     # -- seeing inside --------------------------------------------------------------------------
     def trace(self, callback: Callable[[TraceEvent], None],

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .ktime import kclock
 from .softirq import (NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, NR_SOFTIRQS, TIMER_SOFTIRQ,
                       __do_softirq)
 from .timer import TimerBase
@@ -88,7 +89,7 @@ def _no_handler(cpu: Cpu) -> None:
 
 
 def run_timer_softirq(cpu: Cpu) -> None:
-    cpu.timers.run_timers(trio.current_time())
+    cpu.timers.run_timers(kclock.now())
 
 
 async def run_ksoftirqd(cpu: Cpu) -> None:
@@ -97,7 +98,7 @@ async def run_ksoftirqd(cpu: Cpu) -> None:
     timers = cpu.timers
     lot = cpu._lot
     while True:
-        now = trio.current_time()
+        now = kclock.now()
         if timers.next_expiry() <= now:
             cpu.softirq_pending |= 1 << TIMER_SOFTIRQ
         if cpu.softirq_pending and not cpu.softirq_count and not cpu.hardirq_count:

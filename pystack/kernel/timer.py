@@ -22,19 +22,32 @@ __all__ = ["Timer", "TimerBase"]
 
 
 class Timer:
-    """`struct timer_list`: `function(timer)` runs at `expires` (seconds of trio's clock)."""
+    """`struct timer_list`: `function(timer)` runs at `expires` (seconds of trio's clock).
+
+    A timer made with its `base` (the CPU it belongs to, as timer_setup binds one) can be
+    armed and disarmed by itself, `mod` and `delete`, as Linux's mod_timer(timer, expires)
+    and del_timer(timer) take only the timer."""
 
     __slots__ = ("function", "data", "expires", "_seq", "_base")
 
-    def __init__(self, function: Callable[["Timer"], Any], data: Any = None):
+    def __init__(self, function: Callable[["Timer"], Any], data: Any = None,
+                 base: "TimerBase | None" = None):
         self.function = function
         self.data = data
         self.expires = math.inf
         self._seq: int | None = None  # None: not pending
-        self._base: TimerBase | None = None
+        self._base = base
 
     def pending(self) -> bool:
         return self._seq is not None
+
+    def mod(self, expires: float) -> bool:
+        """mod_timer on the timer's own base. Returns whether it was pending before."""
+        return self._base.mod_timer(self, expires)  # type: ignore[union-attr]
+
+    def delete(self) -> bool:
+        """del_timer. Returns whether it was pending."""
+        return self._seq is not None and self._base.del_timer(self)  # type: ignore[union-attr]
 
     def __repr__(self) -> str:
         name = getattr(self.function, "__name__", repr(self.function))

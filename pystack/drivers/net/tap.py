@@ -23,7 +23,7 @@ import os
 import struct
 from typing import Any
 
-from .nic import EthernetNic
+from .nic import EthernetNic, wire_bytes
 
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
@@ -70,7 +70,7 @@ class TapNic(EthernetNic):
 
     def _tap_write(self, frame: bytearray, trace: Any = None) -> None:
         try:
-            os.write(self.tap_fd, frame)
+            os.write(self.tap_fd, wire_bytes(frame))  # a real kernel reads every byte
         except BlockingIOError:
             self.stats.tx_dropped += 1  # the TAP queue is full: the frame is lost, as on a wire
         except OSError as e:

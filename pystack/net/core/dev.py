@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ...kernel.softirq import NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, __do_softirq, raise_softirq
 from . import drop_reason as dr
 from .drop_reason import consume_skb, kfree_skb
+from .skbuff import CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, skb_checksum_help
 
 if TYPE_CHECKING:
     from ...kernel.sched import Cpu
@@ -73,6 +74,9 @@ class NetDeviceStats:
 class NetDevice:
     """`struct net_device`. Drivers subclass it and provide `ndo_start_xmit`."""
 
+    # A driver that can send a GSO packet's segments in one call (or None, declining).
+    xmit_gso_segments: Callable[["SkBuff"], int | None] | None = None
+
     def __init__(self, net: "Net", name: str, *, mtu: int, flags: int, addr: bytes,
                  broadcast: bytes, hard_header_len: int, tx_queue_len: int, irq_cpu: "Cpu"):
         self.nd_net = net
@@ -99,6 +103,10 @@ class NetDevice:
         self.tso = True
         self.gso = True
         self.gro = True
+        # NETIF_F_HW_CSUM: the device completes CHECKSUM_PARTIAL checksums itself (lo, whose
+        # data never leaves the machine; the emulated NIC "in hardware"). Without it
+        # dev_queue_xmit completes them in software first (validate_xmit_skb).
+        self.hw_csum = False
         self.gso_max_size = 65536
         self.gso_max_segs = 65535
 
@@ -211,9 +219,20 @@ def net_rx_action(cpu: "Cpu") -> None:
 
 def netif_receive_skb(skb: "SkBuff") -> None:
     """__netif_receive_skb_core: taps, then the protocol handler."""
-    for tap in skb.dev.ptype_all:
-        tap(skb, skb.dev, TAP_RX)
+    if skb.dev.ptype_all:
+        _deliver_to_taps(skb, skb.dev, TAP_RX)
     _netif_receive_skb(skb)
+
+
+def _deliver_to_taps(skb: "SkBuff", dev: NetDevice, direction: str) -> None:
+    """The packet taps (captures) of `dev` see `skb`. A CHECKSUM_PARTIAL skb gets its checksum
+    completed first, so a capture shows the bytes a wire would carry (Linux's tcpdump would
+    show the partial sum, "incorrect cksum"); the stack computed it, so it stays trusted."""
+    if skb.ip_summed == CHECKSUM_PARTIAL:
+        skb_checksum_help(skb)
+        skb.ip_summed = CHECKSUM_UNNECESSARY
+    for tap in dev.ptype_all:
+        tap(skb, dev, direction)
 
 
 def _netif_receive_skb(skb: "SkBuff") -> None:
@@ -240,8 +259,8 @@ def napi_gro_receive(napi: Napi, skb: "SkBuff") -> None:
     dev = skb.dev
     # Taps see each frame as it came off the wire (a capture shows segments, not what GRO
     # made of them: Linux's tcpdump would show the merged packet, with a stale checksum).
-    for tap in dev.ptype_all:
-        tap(skb, dev, TAP_RX)
+    if dev.ptype_all:
+        _deliver_to_taps(skb, dev, TAP_RX)
     if dev.gro:
         off = offload_base.get(skb.protocol)
         if off is not None and off[1](napi, skb, _netif_receive_skb):
@@ -315,12 +334,21 @@ def dev_queue_xmit(skb: "SkBuff") -> int:
             return NET_XMIT_DROP
         if skb.gso_size and not dev.tso:
             # validate_xmit_skb → skb_gso_segment: a device that cannot segment gets the
-            # segments (cut here, before the qdisc and the taps, so captures show them).
+            # segments (cut here, before the qdisc and the taps, so captures show them) —
+            # unless its driver can take them as one burst with the same effect (the
+            # emulated NIC, when nothing watches: see drivers/net/nic.py).
+            if dev.xmit_gso_segments is not None:
+                rc = dev.xmit_gso_segments(skb)
+                if rc is not None:
+                    consume_skb(skb)
+                    return rc
             rc = NET_XMIT_SUCCESS
             for seg in offload_base[skb.protocol][0](skb):
                 rc = _dev_queue_one(seg, dev, cpu) or rc
             consume_skb(skb)
             return rc
+        if skb.ip_summed == CHECKSUM_PARTIAL and not dev.hw_csum:
+            skb_checksum_help(skb)  # validate_xmit_skb: the device cannot complete it
         q = dev.qdisc
         if q is None:  # noqueue (lo): straight to the driver
             return dev_hard_start_xmit(skb, dev)
@@ -341,8 +369,8 @@ def _dev_queue_one(skb: "SkBuff", dev: NetDevice, cpu: "Cpu") -> int:
 
 
 def dev_hard_start_xmit(skb: "SkBuff", dev: NetDevice) -> int:
-    for tap in dev.ptype_all:
-        tap(skb, dev, TAP_TX)
+    if dev.ptype_all:
+        _deliver_to_taps(skb, dev, TAP_TX)  # dev_queue_xmit_nit
     net = dev.nd_net
     if skb.trace is not None:
         skb.trace.hop(net, "dev_hard_start_xmit")

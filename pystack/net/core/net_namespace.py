@@ -13,8 +13,8 @@ import hashlib
 import random
 from typing import TYPE_CHECKING, Any
 
-import trio
 
+from ...kernel.ktime import ktime_get
 from ..ipv4.proc import Mib
 from ..ipv4.sysctl import Sysctls
 
@@ -60,4 +60,4 @@ class Net:
         return self.dev_base.get(name)
 
     def now(self) -> float:
-        return trio.current_time()
+        return ktime_get()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["SkBuff", "alloc_skb", "skb_from_frame", "SKB_TRUESIZE",
+__all__ = ["SkBuff", "alloc_skb", "skb_from_frame", "skb_checksum_help", "SKB_TRUESIZE",
            "PACKET_HOST", "PACKET_BROADCAST", "PACKET_MULTICAST", "PACKET_OTHERHOST",
            "PACKET_OUTGOING", "PACKET_LOOPBACK", "CHECKSUM_NONE", "CHECKSUM_UNNECESSARY",
            "CHECKSUM_COMPLETE", "CHECKSUM_PARTIAL", "MAX_HEADER"]
@@ -29,7 +29,13 @@ PACKET_OTHERHOST = 3
 PACKET_OUTGOING = 4
 PACKET_LOOPBACK = 5
 
-# skb->ip_summed
+# skb->ip_summed. On output, CHECKSUM_PARTIAL: the protocol wrote only the pseudo-header's
+# sum into its checksum field (at csum_start + csum_offset); whoever puts the bytes where they
+# can be seen (a device without checksum offload, a capture tap, fragmentation) completes it
+# with skb_checksum_help, and a device with offload (lo, the emulated NIC) does it "in
+# hardware". CHECKSUM_NONE and CHECKSUM_UNNECESSARY mean the same on output: the checksum is
+# complete. On input, CHECKSUM_UNNECESSARY (or PARTIAL: the data never left this machine, or
+# an offloading NIC carried it) means no one needs to verify it (include/linux/skbuff.h).
 CHECKSUM_NONE = 0
 CHECKSUM_UNNECESSARY = 1
 CHECKSUM_COMPLETE = 2
@@ -53,7 +59,7 @@ class SkBuff:
         "dev", "sk", "protocol", "pkt_type", "ip_summed", "csum", "priority", "mark",
         "mac_header", "network_header", "transport_header",
         "cb", "truesize", "destructor", "dst", "tstamp", "cloned", "trace", "hash",
-        "gso_size", "gso_segs",
+        "gso_size", "gso_segs", "csum_start", "csum_offset",
     )
 
     def __init__(self, buf: bytearray, data: int, tail: int, truesize: int):
@@ -68,6 +74,8 @@ class SkBuff:
         self.pkt_type = PACKET_HOST
         self.ip_summed = CHECKSUM_NONE
         self.csum = 0
+        self.csum_start = 0  # CHECKSUM_PARTIAL: where the sum starts (a buffer offset)
+        self.csum_offset = 0  # ... and where, from there, the checksum field is
         self.priority = 0
         self.mark = 0
         self.mac_header = -1
@@ -202,6 +210,26 @@ def alloc_skb(size: int, headroom: int = MAX_HEADER) -> SkBuff:
     """alloc_skb + skb_reserve: room for `size` bytes of data after `headroom`."""
     total = headroom + size
     return SkBuff(bytearray(total), headroom, headroom, total + _SKB_OVERHEAD)  # SKB_TRUESIZE
+
+
+def skb_checksum_help(skb: SkBuff) -> None:
+    """Complete a CHECKSUM_PARTIAL skb's checksum in software (net/core/dev.c): the one's
+    complement sum from csum_start to the end, whose checksum field already holds the
+    pseudo-header's sum, folded and complemented into that field. Afterwards the skb is
+    CHECKSUM_NONE, as in Linux. (It lives here rather than in dev.py because the GSO code and
+    the NIC's "hardware" use the same sum.)"""
+    buf = skb.buf
+    start = skb.csum_start
+    n = skb.tail - start
+    value = int.from_bytes(buf[start:skb.tail], "big")
+    if n & 1:
+        value <<= 8
+    rem = value % 0xFFFF
+    c = 0xFFFF - rem if rem else 0
+    at = start + skb.csum_offset
+    buf[at] = c >> 8
+    buf[at + 1] = c & 0xFF
+    skb.ip_summed = CHECKSUM_NONE
 
 
 def skb_from_frame(frame: bytearray, truesize: int) -> SkBuff:

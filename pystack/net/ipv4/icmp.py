@@ -28,7 +28,7 @@ from ...uapi.ip import IP_HDR, IP_OFFSET, IPPROTO_ICMP, ipv4_is_lbcast, ipv4_is_
 from ..core import drop_reason as dr
 from ..core.dev import IFF_LOOPBACK
 from ..core.drop_reason import consume_skb, kfree_skb
-from ..core.skbuff import PACKET_HOST, alloc_skb
+from ..core.skbuff import CHECKSUM_PARTIAL, PACKET_HOST, alloc_skb, skb_checksum_help
 from .fib import RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST
 from .protocol import inet_err_handlers
 from .ip_output import ip_build_header, ip_local_out
@@ -205,6 +205,9 @@ def icmp_send(skb_in: "SkBuff", type_: int, code: int, info: int) -> None:
     if not icmpv4_xrlim_allow(net, rt, type_, code, saddr):
         return
     end = skb_in.tail if skb_in.tail > off else len(buf)
+    if skb_in.ip_summed == CHECKSUM_PARTIAL:
+        skb_checksum_help(skb_in)  # the quote shows the segment as a wire would carry it
+        buf = skb_in.buf
     quote = bytes(buf[off:min(end, off + ICMP_ERR_QUOTE)])
     if type_ == ICMP_DEST_UNREACH and code == ICMP_FRAG_NEEDED:
         rest = struct.pack("!HH", 0, info & 0xFFFF)

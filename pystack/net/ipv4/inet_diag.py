@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
 
+from ...kernel.ktime import ktime_get
 from .tcp_states import TCP_NEW_SYN_RECV, TCP_TIME_WAIT
 from .tcp_timer import ICSK_TIME_LOSS_PROBE, ICSK_TIME_PROBE0, ICSK_TIME_RETRANS
 
@@ -20,7 +20,7 @@ __all__ = ["inet_diag_timer", "format_ms_timer"]
 
 
 def _left(timer: Any) -> float:
-    return max(timer.expires - trio.current_time(), 0.0)
+    return max(timer.expires - ktime_get(), 0.0)
 
 
 def inet_diag_timer(sk: Any) -> tuple[str, float, int]:

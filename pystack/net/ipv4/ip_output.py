@@ -23,7 +23,7 @@ from ..core.dev import IFF_LOOPBACK, NET_XMIT_DROP, dev_queue_xmit, offload_base
 from ..core.drop_reason import consume_skb, kfree_skb
 from ..core.neighbour import neigh_output
 from ..core.netfilter import NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, nf_hook
-from ..core.skbuff import alloc_skb
+from ..core.skbuff import CHECKSUM_PARTIAL, alloc_skb, skb_checksum_help
 from ..ethernet.eth import eth_header
 from .fib import RTN_BROADCAST, RTN_MULTICAST
 
@@ -194,6 +194,8 @@ def ip_fragment(skb: "SkBuff", mtu: int) -> int:
 
 def ip_do_fragment(net: "Net", skb: "SkBuff", mtu: int) -> int:
     """The slow path: copy the header and a slice of the payload into each fragment."""
+    if skb.ip_summed == CHECKSUM_PARTIAL:
+        skb_checksum_help(skb)  # each fragment carries a piece of the finished segment
     buf = skb.buf
     off = skb.network_header
     ihl = (buf[off] & 15) * 4

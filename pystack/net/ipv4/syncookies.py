@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-import trio
 
+from ...kernel.ktime import ktime_get
 from .tcp import tcp_segment_addrs
 from .tcp_minisocks import RequestSock
 
@@ -48,7 +48,7 @@ def _key(net) -> bytes:
 
 
 def tcp_cookie_time() -> int:
-    return int(trio.current_time() // 60)
+    return int(ktime_get() // 60)
 
 
 def cookie_v4_init_sequence(net, saddr: int, daddr: int, sport: int, dport: int, sseq: int,

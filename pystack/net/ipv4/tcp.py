@@ -19,8 +19,8 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-import trio
 
+from ...kernel.ktime import kclock
 from ...kernel.errors import KernelError
 from ..core.drop_reason import consume_skb
 from ..core.skbuff import SKB_TRUESIZE, SkBuff
@@ -136,7 +136,7 @@ def before(a: int, b: int) -> bool:
 
 
 def after(a: int, b: int) -> bool:
-    return before(b, a)
+    return ((b - a) & 0xFFFFFFFF) >= 0x80000000
 
 
 class TcpSock(InetSock):
@@ -156,6 +156,7 @@ class TcpSock(InetSock):
         "window_clamp", "iss", "irs", "urg_data",
         # segment sizes and options
         "mss_cache", "advmss", "user_mss", "mss_clamp", "tstamp_ok", "sack_ok", "wscale_ok",
+        "sndbuf_nr_segs", "sndbuf_mss", "sndbuf_set",  # tcp_sndbuf_expand's last sizes
         "snd_wscale", "rcv_wscale", "ts_recent", "ts_recent_stamp", "tsoffset", "nonagle",
         "dsack", "duplicate_sack", "selective_acks", "rx_opt_saw_tstamp", "rcv_tsecr",
         # RTT, congestion
@@ -219,6 +220,7 @@ class TcpSock(InetSock):
         self.advmss = TCP_MSS_DEFAULT
         self.user_mss = 0
         self.mss_clamp = 0xFFFF
+        self.sndbuf_nr_segs = self.sndbuf_mss = self.sndbuf_set = 0
         self.tstamp_ok = bool(s.tcp_timestamps)
         self.sack_ok = bool(s.tcp_sack)
         self.wscale_ok = bool(s.tcp_window_scaling)
@@ -298,7 +300,7 @@ class TcpSock(InetSock):
         self.sk_rcvbuf = s.tcp_rmem[1]
 
     def now(self) -> float:
-        return trio.current_time()
+        return kclock.now()
 
     def is_cwnd_limited(self) -> bool:
         """tcp_is_cwnd_limited: only grow cwnd when it is what limits sending."""
@@ -331,7 +333,7 @@ TCP_CHRONO_UNSPEC, TCP_CHRONO_BUSY, TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_L
 
 
 def tcp_chrono_set(sk: TcpSock, new: int) -> None:
-    now = trio.current_time()
+    now = kclock.now()
     old = sk.chrono_type
     if old > TCP_CHRONO_UNSPEC:
         sk.chrono_stat[old - 1] += now - sk.chrono_start
@@ -358,7 +360,7 @@ def tcp_chrono_stats(sk: TcpSock) -> tuple[int, int, int]:
     the sum of all three."""
     stats = list(sk.chrono_stat)
     if sk.chrono_type:
-        stats[sk.chrono_type - 1] += trio.current_time() - sk.chrono_start
+        stats[sk.chrono_type - 1] += kclock.now() - sk.chrono_start
     us = [int(round(x * 1e6)) for x in stats]
     return sum(us), us[1], us[2]
 
@@ -382,8 +384,7 @@ def tcp_set_state(sk: TcpSock, state: int) -> None:
     if old == TCP_CLOSE_WAIT and state != TCP_ESTABLISHED:
         mib["CurrEstab"] -= 1
     if state == TCP_CLOSE:
-        from .tcp_ipv4 import tcp_unhash
-        tcp_unhash(sk)
+        tcp_ipv4.tcp_unhash(sk)
     sk.sk_state = state
     if net.tracer.active:
         from .tcp_states import TCP_STATE_SYMBOLS
@@ -393,11 +394,10 @@ def tcp_set_state(sk: TcpSock, state: int) -> None:
 
 def tcp_done(sk: TcpSock) -> None:
     """The connection is over: timers off, state CLOSE, wake everyone."""
-    from .tcp_timer import tcp_clear_xmit_timers
     if sk.sk_state in (TCP_SYN_SENT, TCP_SYN_RECV):
         sk.sk_net.mib.tcp["AttemptFails"] += 1
     tcp_set_state(sk, TCP_CLOSE)
-    tcp_clear_xmit_timers(sk)
+    tcp_timer.tcp_clear_xmit_timers(sk)
     sk.sk_shutdown = SHUTDOWN_MASK
     if not sk.sock_flag(SOCK_DEAD):
         sk.sk_state_change(sk)
@@ -409,8 +409,7 @@ def tcp_destroy(sk: TcpSock) -> None:
     """inet_csk_destroy_sock + tcp_v4_destroy_sock: free every queued buffer of a closed
     orphan and give back its port (inet_put_port), even one bound explicitly."""
     tcp_purge_queues(sk)
-    from .tcp_timer import tcp_clear_xmit_timers
-    tcp_clear_xmit_timers(sk)
+    tcp_timer.tcp_clear_xmit_timers(sk)
     if sk.inet_num:
         sk.sk_net.ipv4.tcp.hashinfo.bind_remove(sk.inet_num, sk)
 
@@ -446,9 +445,6 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
     As tcp_sendmsg_locked: the bytes go into skbs of up to `size_goal` (many segments when
     the route can do TSO/GSO); a full skb at the head of the queue is sent at once
     (tcp_push_one), and PSH marks the end of what this call wrote (tcp_push)."""
-    from .tcp_output import (__tcp_push_pending_frames, forced_push, tcp_mark_push, tcp_push,
-                             tcp_push_one)
-    from .tcp_tso import tcp_send_mss
     MSG_OOB, MSG_MORE, MSG_EOR = 0x1, 0x8000, 0x80
     lock_sock(sk)
     try:
@@ -468,7 +464,7 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
         if sk.sk_shutdown & SEND_SHUTDOWN:
             raise KernelError(errno.EPIPE)
         tcp_slow_start_after_idle_check(sk)
-        mss_now, size_goal = tcp_send_mss(sk)
+        mss_now, size_goal = tcp_tso.tcp_send_mss(sk)
         view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
         total = len(view)
         copied = 0
@@ -494,20 +490,20 @@ def tcp_sendmsg(sk: TcpSock, data: Any, flags: int) -> int:
                 break
             if skb.tail - skb.data < size_goal:
                 continue
-            if forced_push(sk):
-                tcp_mark_push(sk, skb)
-                __tcp_push_pending_frames(sk, mss_now, TCP_NAGLE_PUSH)
+            if tcp_output.forced_push(sk):
+                tcp_output.tcp_mark_push(sk, skb)
+                tcp_output.__tcp_push_pending_frames(sk, mss_now, TCP_NAGLE_PUSH)
             elif skb is q[0]:
-                tcp_push_one(sk, mss_now)
+                tcp_output.tcp_push_one(sk, mss_now)
         if not copied:
             if total == 0:
                 return 0
             raise KernelError(errno.EAGAIN)
         if copied < total:
             # Out of send buffer (wait_for_space): push what we have, without MSG_MORE.
-            tcp_push(sk, flags & ~MSG_MORE, mss_now, TCP_NAGLE_PUSH)
+            tcp_output.tcp_push(sk, flags & ~MSG_MORE, mss_now, TCP_NAGLE_PUSH)
         else:
-            tcp_push(sk, flags, mss_now, sk.nonagle)
+            tcp_output.tcp_push(sk, flags, mss_now, sk.nonagle)
         if sk.sk_net.tracer.active:
             sk.sk_net.tracer.emit(sk.sk_net, "TCP_SENDMSG", len=copied)
         return copied
@@ -520,7 +516,7 @@ def tcp_slow_start_after_idle_check(sk: TcpSock) -> None:
     window no longer reflects the path: restart from the initial window (tcp_cwnd_restart)."""
     if not sk.sk_net.sysctl.tcp_slow_start_after_idle or sk.packets_out:
         return
-    delta = trio.current_time() - sk.lsndtime
+    delta = kclock.now() - sk.lsndtime
     rto = sk.icsk_rto
     if delta <= rto:
         return
@@ -533,7 +529,7 @@ def tcp_slow_start_after_idle_check(sk: TcpSock) -> None:
         cwnd >>= 1
         delta -= rto
     sk.snd_cwnd = max(cwnd, restart_cwnd)
-    sk.snd_cwnd_stamp = trio.current_time()
+    sk.snd_cwnd_stamp = kclock.now()
 
 
 def tcp_stream_alloc_skb(sk: TcpSock) -> SkBuff:
@@ -584,9 +580,8 @@ def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
                 or sk.sk_state == TCP_CLOSE)
         if avail == 0 or (avail < target and not done):
             if avail and flags & MSG_WAITALL and acc is not None and not flags & MSG_PEEK:
-                from .tcp_output import tcp_cleanup_rbuf
                 acc.extend(_copy_out(sk, min(avail, want), False))
-                tcp_cleanup_rbuf(sk, avail)
+                tcp_output.tcp_cleanup_rbuf(sk, avail)
             if size == 0:
                 return b"", None, 0, 0
             if avail == 0:
@@ -610,9 +605,8 @@ def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None
             acc.extend(data)
             data = bytes(acc)
         if not flags & MSG_PEEK:
-            from .tcp_output import tcp_cleanup_rbuf
             tcp_rcv_space_adjust(sk)
-            tcp_cleanup_rbuf(sk, n)
+            tcp_output.tcp_cleanup_rbuf(sk, n)
         return data, None, 0, len(data)
     finally:
         release_sock(sk)
@@ -622,7 +616,7 @@ def tcp_rcv_space_adjust(sk: TcpSock) -> None:
     """Receive-buffer auto-tuning (tcp_moderate_rcvbuf): once per RTT, size the receive
     buffer for twice what the reader consumed in that RTT, plus room for growth, up to
     tcp_rmem[2]; the window clamp follows."""
-    now = trio.current_time()
+    now = kclock.now()
     rtt = (sk.srtt_us >> 3) / 1e6
     if not sk.srtt_us or now - sk.rcvq_time < rtt:
         return
@@ -634,9 +628,8 @@ def tcp_rcv_space_adjust(sk: TcpSock) -> None:
             rcvwin += (rcvwin * (copied - space) // space) << 1
             rcvbuf = min(rcvwin * 2, sk.sk_net.sysctl.tcp_rmem[2])  # tcp_space_from_win
             if rcvbuf > sk.sk_rcvbuf:
-                from .tcp_output import tcp_win_from_space
                 sk.sk_rcvbuf = rcvbuf
-                sk.window_clamp = max(sk.window_clamp, tcp_win_from_space(rcvbuf))
+                sk.window_clamp = max(sk.window_clamp, tcp_output.tcp_win_from_space(rcvbuf))
         sk.rcv_space = copied
     sk.rcvq_seq = sk.copied_seq
     sk.rcvq_time = now
@@ -653,10 +646,22 @@ def tcp_inq(sk: TcpSock) -> int:
 def _copy_out(sk: TcpSock, n: int, peek: bool) -> bytes:
     """Up to `n` bytes from the receive queue, copied once (views of the queued buffers,
     joined into the bytes returned)."""
-    pieces: list[memoryview] = []
-    got = 0
     q = sk.sk_receive_queue
     seq = sk.copied_seq
+    if q:
+        # The common read: all of it from the first queued skb.
+        skb = q[0]
+        start = skb.data + ((seq - skb.cb.seq) & 0xFFFFFFFF)
+        if start + n <= skb.tail:
+            data = bytes(memoryview(skb.buf)[start:start + n])
+            if not peek:
+                sk.copied_seq = (seq + n) & 0xFFFFFFFF
+                if start + n == skb.tail:
+                    q.popleft()
+                    consume_skb(skb)
+            return data
+    pieces: list[memoryview] = []
+    got = 0
     i = 0
     while got < n and i < len(q):
         skb = q[i]
@@ -738,27 +743,23 @@ def tcp_close_state(sk: TcpSock) -> bool:
 
 
 def tcp_shutdown(sk: TcpSock, how: int) -> None:
-    from .tcp_output import tcp_send_fin
     if not how & SEND_SHUTDOWN:
         return
     if sk.sk_state in (TCP_ESTABLISHED, TCP_SYN_SENT, TCP_SYN_RECV, TCP_CLOSE_WAIT):
         if tcp_close_state(sk):
-            tcp_send_fin(sk)
+            tcp_output.tcp_send_fin(sk)
 
 
 def tcp_close(sk: TcpSock, timeout: int) -> None:
     """close(2): FIN (or RST when data would be lost), then the socket lives on as an orphan
     until the connection has finished closing."""
-    from .tcp_output import tcp_send_active_reset, tcp_send_fin
-    from .tcp_ipv4 import inet_csk_listen_stop
-    from .tcp_timer import tcp_reset_keepalive_timer
     lock_sock(sk)
     try:
         sk.sk_shutdown = SHUTDOWN_MASK
         net = sk.sk_net
         if sk.sk_state == TCP_LISTEN:
             tcp_set_state(sk, TCP_CLOSE)
-            inet_csk_listen_stop(sk)
+            tcp_ipv4.inet_csk_listen_stop(sk)
             sk.sock_set_flag(SOCK_DEAD)
             return
         unread = tcp_inq(sk)
@@ -772,16 +773,16 @@ def tcp_close(sk: TcpSock, timeout: int) -> None:
             # RFC 2525 2.17: unread data is lost, so the peer must know: reset.
             net.mib.tcpext_inc("TCPAbortOnClose")
             tcp_set_state(sk, TCP_CLOSE)
-            tcp_send_active_reset(sk)
+            tcp_output.tcp_send_active_reset(sk)
             tcp_done(sk)
         elif sk.sock_flag(SOCK_LINGER) and not sk.sk_lingertime:
             sk.sk_prot.disconnect(sk)
             net.mib.tcpext_inc("TCPAbortOnData")
             tcp_done(sk)
         elif tcp_close_state(sk):
-            tcp_send_fin(sk)
+            tcp_output.tcp_send_fin(sk)
         if sk.sk_state == TCP_FIN_WAIT2:
-            tcp_reset_keepalive_timer(sk, tcp_fin_time(sk))
+            tcp_timer.tcp_reset_keepalive_timer(sk, tcp_fin_time(sk))
         if sk.sk_state == TCP_CLOSE:
             tcp_destroy(sk)
     finally:
@@ -794,19 +795,22 @@ def tcp_fin_time(sk: TcpSock) -> float:
 
 def tcp_disconnect(sk: TcpSock) -> None:
     """Abort the connection (connect(AF_UNSPEC), SO_LINGER 0, listen_stop of children)."""
-    from .tcp_output import tcp_send_active_reset
-    from .tcp_timer import tcp_clear_xmit_timers
     old = sk.sk_state
     if old != TCP_CLOSE:
         tcp_set_state(sk, TCP_CLOSE)
     if old in (TCP_ESTABLISHED, TCP_CLOSE_WAIT, TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_SYN_RECV,
                TCP_CLOSING, TCP_LAST_ACK):
-        tcp_send_active_reset(sk)
+        tcp_output.tcp_send_active_reset(sk)
     elif old == TCP_SYN_SENT:
         sk.sk_err = errno.ECONNRESET
-    tcp_clear_xmit_timers(sk)
+    tcp_timer.tcp_clear_xmit_timers(sk)
     tcp_purge_queues(sk)
     sk.inet_dport = 0
     sk.sk_shutdown = 0
     sk.sock_set_flag(SOCK_DONE, False)
     sk.sk_error_report(sk)
+
+
+# These modules import this one: bound at the end, used as modules, so that either import
+# order works and no call pays for an import statement.
+from . import tcp_ipv4, tcp_output, tcp_timer, tcp_tso  # noqa: E402

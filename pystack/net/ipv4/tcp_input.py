@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import errno
 
-import trio
 
-from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
+from ...kernel.ktime import kclock
+from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST, TCPHDR_SYN
 from ..core import drop_reason as dr
 from ..core.drop_reason import consume_skb, kfree_skb
 from ..core.skbuff import SkBuff
@@ -32,9 +32,10 @@ from .tcp_recovery import (FLAG_ACKED, FLAG_DATA_ACKED, FLAG_DATA_SACKED, FLAG_R
                            FLAG_SLOWPATH, FLAG_SND_UNA_ADVANCED, FLAG_SYN_ACKED,
                            FLAG_WIN_UPDATE, tcp_cwnd_reduction, tcp_fastretrans_alert,
                            tcp_rack_advance, tcp_remove_reno_sacks, tcp_sacktag_write_queue)
+from .tcp_minisocks import tcp_time_wait
 from .tcp_output import (__tcp_select_window, tcp_data_snd_check, tcp_receive_window,
                          tcp_retransmit_skb, tcp_send_ack, tcp_send_delayed_ack,
-                         tcp_sndbuf_expand, tcp_space, tcp_syn_options, tcp_time_stamp,
+                         tcp_sndbuf_expand, tcp_syn_options, tcp_time_stamp,
                          tcp_transmit_skb, tcp_win_from_space, tcp_xmit_retransmit_queue)
 from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED,
                          TCP_FIN_WAIT1, TCP_FIN_WAIT2, TCP_LAST_ACK, TCP_LISTEN, TCP_SYN_RECV,
@@ -57,11 +58,14 @@ def _mib(sk: TcpSock, name: str) -> None:
 
 # -- RTT ------------------------------------------------------------------------------------------
 
+_RTO_MIN_US = int(TCP_RTO_MIN * 1e6)
+
+
 def tcp_rtt_estimator(sk: TcpSock, mrtt_us: int) -> None:
     """RFC 6298 with Linux's refinements (rttvar never below the RTO floor)."""
     m = mrtt_us
     srtt = sk.srtt_us
-    rto_min_us = int(TCP_RTO_MIN * 1e6)
+    rto_min_us = _RTO_MIN_US
     if srtt:
         m -= srtt >> 3
         srtt += m
@@ -105,7 +109,8 @@ def tcp_ack_update_rtt(sk: TcpSock, seq_rtt: float | None, opts) -> None:
     if seq_rtt is None or seq_rtt < 0:
         return
     tcp_rtt_estimator(sk, int(seq_rtt * 1e6))
-    tcp_set_rto(sk)
+    rto = ((sk.srtt_us >> 3) + sk.rttvar_us) / 1e6  # tcp_set_rto
+    sk.icsk_rto = rto if rto < TCP_RTO_MAX else TCP_RTO_MAX
     sk.icsk_backoff = 0
 
 
@@ -127,7 +132,7 @@ def tcp_ack_update_window(sk: TcpSock, ack: int, ack_seq: int, window: int, syn:
 
 def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
     """Free what the ACK covers; return (flags, RTT sample or None, packets acked)."""
-    now = trio.current_time()
+    now = kclock.now()
     flag = 0
     first_ackt: float | None = None
     acked = 0
@@ -149,7 +154,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
         if sacked & TCPCB_SACKED_ACKED:
             sk.sacked_out -= 1
         elif sk.sack_ok:
-            tcp_rack_advance(sk, sacked, cb.end_seq, cb.when)
+            tcp_rack_advance(sk, sacked, cb.end_seq, cb.when, now)
         if sacked & TCPCB_LOST:
             sk.lost_out -= 1
         sk.packets_out -= 1
@@ -210,7 +215,7 @@ def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
     # Something worked: forget soft errors and unanswered probes (keepalive, zero window).
     sk.sk_err_soft = 0
     sk.icsk_probes_out = 0
-    sk.rcv_tstamp = trio.current_time()
+    sk.rcv_tstamp = kclock.now()
     if not prior_packets:
         tcp_ack_probe(sk)
         return 1
@@ -272,7 +277,7 @@ def tcp_ack_probe(sk: TcpSock) -> None:
 
 def tcp_send_challenge_ack(sk: TcpSock) -> None:
     """RFC 5961 §3.2/4.2/5.2: answer a suspicious segment with an ACK, rate-limited."""
-    now = trio.current_time()
+    now = kclock.now()
     if sk.last_oow_ack_time >= 0 and now - sk.last_oow_ack_time < TCP_OOW_RATE:
         _mib(sk, "TCPACKSkippedChallenge")
         return
@@ -289,7 +294,7 @@ def tcp_send_dupack(sk: TcpSock, skb: SkBuff) -> None:
         if sk.sack_ok and sk.sk_net.sysctl.tcp_dsack:
             end = cb.end_seq if not after(cb.end_seq, sk.rcv_nxt) else sk.rcv_nxt
             sk.duplicate_sack = (cb.seq, end)
-    now = trio.current_time()
+    now = kclock.now()
     if sk.last_oow_ack_time >= 0 and now - sk.last_oow_ack_time < TCP_OOW_RATE \
             and not before(cb.seq, sk.rcv_nxt):
         return
@@ -328,7 +333,7 @@ def tcp_measure_rcv_mss(sk: TcpSock, skb: SkBuff) -> None:
 
 
 def tcp_event_data_recv(sk: TcpSock, skb: SkBuff) -> None:
-    now = trio.current_time()
+    now = kclock.now()
     tcp_measure_rcv_mss(sk, skb)
     sk.icsk_ack_pending |= ICSK_ACK_SCHED
     if not sk.icsk_ack_ato:
@@ -350,7 +355,9 @@ def tcp_event_data_recv(sk: TcpSock, skb: SkBuff) -> None:
 
 
 def tcp_grow_window(sk: TcpSock, skb: SkBuff) -> None:
-    if sk.rcv_ssthresh < sk.window_clamp and sk.rcv_ssthresh < tcp_space(sk):
+    space = sk.sk_rcvbuf - sk.sk_rmem_alloc
+    if sk.rcv_ssthresh < sk.window_clamp and sk.rcv_ssthresh < (  # tcp_space
+            space - (space >> 1) if space > 0 else 0):
         length = skb.tail - skb.data
         if tcp_win_from_space(skb.truesize) <= length:
             incr = 2 * sk.advmss
@@ -512,7 +519,6 @@ def tcp_fin(sk: TcpSock) -> None:
         tcp_set_state(sk, TCP_CLOSING)
     elif state == TCP_FIN_WAIT2:
         tcp_send_ack(sk)
-        from .tcp_minisocks import tcp_time_wait
         tcp_time_wait(sk, TCP_TIME_WAIT, 0.0)
     for skb in sk.out_of_order_queue:
         consume_skb(skb)
@@ -548,7 +554,7 @@ def tcp_paws_discard(sk: TcpSock, opts) -> bool:
         return False
     if ((sk.ts_recent - opts.rcv_tsval) & MASK) < 0x80000000 and sk.ts_recent != \
             opts.rcv_tsval:
-        if trio.current_time() - sk.ts_recent_stamp <= TCP_PAWS_24DAYS:
+        if kclock.now() - sk.ts_recent_stamp <= TCP_PAWS_24DAYS:
             return True
     return False
 
@@ -600,7 +606,7 @@ def tcp_replace_ts_recent(sk: TcpSock, skb: SkBuff) -> None:
         if ((sk.ts_recent - opts.rcv_tsval) & MASK) >= 0x80000000 or sk.ts_recent == \
                 opts.rcv_tsval or sk.ts_recent_stamp < 0:
             sk.ts_recent = opts.rcv_tsval
-            sk.ts_recent_stamp = trio.current_time()
+            sk.ts_recent_stamp = kclock.now()
 
 
 def tcp_reset(sk: TcpSock) -> None:
@@ -621,15 +627,25 @@ def tcp_reset(sk: TcpSock) -> None:
 # -- the state machine --------------------------------------------------------------------------
 
 def tcp_rcv_established(sk: TcpSock, skb: SkBuff) -> None:
-    """Linux has a header-prediction fast path here; pystack takes the full path every time,
-    which computes the same result."""
+    """An established connection's segment. Header prediction (Van Jacobson's, Linux's fast
+    path): the next segment in sequence, flags ACK (PSH aside), no SACK blocks, and, when
+    timestamps are on, one not older than ts_recent. For such a segment every check of
+    tcp_validate_incoming (PAWS, the window, RST, SYN) passes by construction, so it goes
+    straight to ACK and data processing; every other segment takes the full path."""
     net = sk.sk_net
+    cb = skb.cb
     if net.tracer.active:
-        cb = skb.cb
         net.tracer.emit(net, "tcp:tcp_probe", sport=sk.inet_sport, dport=sk.inet_dport,
                         data_len=(cb.end_seq - cb.seq) & MASK, snd_nxt=sk.snd_nxt,
                         snd_una=sk.snd_una, snd_cwnd=sk.snd_cwnd, ssthresh=sk.snd_ssthresh,
                         snd_wnd=sk.snd_wnd, srtt=sk.srtt_us >> 3, rcv_wnd=sk.rcv_wnd)
+    opts = cb.opts
+    if ((cb.tcp_flags & ~TCPHDR_PSH) == TCPHDR_ACK and cb.seq == sk.rcv_nxt
+            and not opts.sacks
+            and (opts.saw_tstamp and ((opts.rcv_tsval - sk.ts_recent) & MASK) < 0x80000000
+                 if sk.tstamp_ok else not opts.saw_tstamp)):
+        tcp_rcv_ack_and_data(sk, skb, TCP_ESTABLISHED)
+        return
     tcp_rcv_state_process(sk, skb)
 
 
@@ -645,13 +661,13 @@ def tcp_init_transfer(sk: TcpSock) -> None:
     sk.snd_cwnd = TCP_INIT_CWND if sk.total_retrans <= 1 and not sk.icsk_retransmits else 1
     if sk.total_retrans > 1:
         sk.snd_cwnd = 1  # RFC 6298 5.7: the SYN was lost, start from one segment
-    sk.snd_cwnd_stamp = trio.current_time()
+    sk.snd_cwnd_stamp = kclock.now()
     tcp_sndbuf_expand(sk)
     tcp_update_pacing_rate(sk)
     # tcp_init_buffer_space: the first measure of what the reader consumes per RTT.
     sk.rcv_space = min(sk.rcv_ssthresh, sk.rcv_wnd, TCP_INIT_CWND * sk.advmss) or sk.advmss
     sk.rcvq_seq = sk.copied_seq
-    sk.rcvq_time = trio.current_time()
+    sk.rcvq_time = kclock.now()
     sk.icsk_retransmits = 0
     if sk.sock_flag(SOCK_KEEPOPEN):
         s = sk.sk_net.sysctl
@@ -678,7 +694,7 @@ def tcp_take_syn(sk: TcpSock, cb, opts) -> None:
         sk.sack_ok = False
     if opts.saw_tstamp and sk.tstamp_ok:
         sk.ts_recent = opts.rcv_tsval
-        sk.ts_recent_stamp = trio.current_time()
+        sk.ts_recent_stamp = kclock.now()
     else:
         sk.tstamp_ok = False
     sk.mss_clamp = min(opts.mss or TCP_MSS_DEFAULT, sk.user_mss or 0xFFFF)
@@ -706,7 +722,7 @@ def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SkBuff) -> bool:
         tcp_take_syn(sk, cb, opts)
         rt = sk.sk_dst_cache
         tcp_sync_mss(sk, rt.dst_mtu() if rt is not None else 1500)
-        sk.rcv_tstamp = trio.current_time()
+        sk.rcv_tstamp = kclock.now()
         sk.icsk_ack_lrcvtime = sk.rcv_tstamp  # tcp_finish_connect
         tcp_ack(sk, skb, FLAG_SLOWPATH)
         inet_csk_clear_xmit_timer(sk)
@@ -739,7 +755,6 @@ def _carries_new_data(sk: TcpSock, cb: TcpSkbCb) -> bool:
 
 def tcp_rcv_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     """Every state but LISTEN (handled by tcp_ipv4). True means: answer with a RST."""
-    from .tcp_minisocks import tcp_time_wait
     cb = skb.cb
     flags = cb.tcp_flags
     state = sk.sk_state
@@ -756,6 +771,13 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     if not flags & TCPHDR_ACK:
         kfree_skb(skb, "TCP_FLAGS")
         return False
+    return tcp_rcv_ack_and_data(sk, skb, state)
+
+
+def tcp_rcv_ack_and_data(sk: TcpSock, skb: SkBuff, state: int) -> bool:
+    """A validated segment with ACK: its ACK, the state changes it makes, its text (RFC 9293
+    §3.10.7.4 from the fifth check on). True means: answer with a RST."""
+    cb = skb.cb
     ret = tcp_ack(sk, skb, FLAG_SLOWPATH)
     acceptable = ret > 0
     if not acceptable and (ret < 0 or state == TCP_SYN_RECV):

@@ -12,11 +12,12 @@ from __future__ import annotations
 import errno
 import functools
 import hashlib
+import operator
 import struct
 from typing import TYPE_CHECKING, Any
 
-import trio
 
+from ...kernel.ktime import kclock
 from ...kernel.errors import KernelError
 from ...lib.checksum import csum_ipv4_payload
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_TIME_EXCEEDED
@@ -26,21 +27,22 @@ from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 from ..core import drop_reason as dr
 from ..core.dev import IFF_LOOPBACK
 from ..core.drop_reason import consume_skb, kfree_skb
-from ..core.skbuff import CHECKSUM_UNNECESSARY, PACKET_HOST, SkBuff, alloc_skb
-from ..core.sock import (SOCK_BINDPORT_LOCK, SOCK_KEEPOPEN, sk_add_backlog,
+from ..core.skbuff import (CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, PACKET_HOST, SkBuff,
+                           alloc_skb)
+from ..core.sock import (SOCK_BINDPORT_LOCK, SOCK_DEAD, SOCK_KEEPOPEN, sk_add_backlog,
                          sock_owned_by_user)
 from .fib import RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST
-from .inet_hashtables import inet_hash_connect
+from .inet_hashtables import inet_bind_conflict, inet_hash_connect
 from .ip_output import ip_build_header, ip_local_out
 from .route import RouteError, ip_route_output, ip_route_output_sk, ip_rt_update_pmtu
 from .syncookies import cookie_init_timestamp, cookie_v4_check, cookie_v4_init_sequence
 from .tcp import (TCP_TIMEOUT_INIT, TcpSkbCb, TcpSock, after, before, tcp_done,
                   tcp_segment_addrs, tcp_set_state)
-from .tcp_input import tcp_rcv_established, tcp_rcv_state_process
+from .tcp_input import tcp_rcv_established, tcp_rcv_state_process, tcp_rtt_estimator, tcp_set_rto
 from .tcp_minisocks import (TCP_TW_ACK, TCP_TW_SYN, RequestSock, TimeWaitSock,
                             reqsk_queue_drop, tcp_check_req, tcp_timewait_state_process)
 from .tcp_output import (ipv4_default_advmss, tcp_connect, tcp_full_space, tcp_make_synack,
-                         tcp_select_initial_window, tcp_sync_mss)
+                         tcp_retransmit_skb, tcp_select_initial_window, tcp_sync_mss)
 from .tcp_states import (TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, TCP_NEW_SYN_RECV,
                          TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT)
 from .udp import ICMP_ERR_CONVERT
@@ -78,7 +80,10 @@ def tcp_v4_rcv(skb: SkBuff) -> None:
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
     saddr, daddr = _unpack_addrs(buf, skb.network_header + 12)
-    if not dev.flags & IFF_LOOPBACK and skb.ip_summed != CHECKSUM_UNNECESSARY:
+    # skb_csum_unnecessary: verified by the NIC (or GRO), or CHECKSUM_PARTIAL (never on a wire)
+    ip_summed = skb.ip_summed
+    if ip_summed != CHECKSUM_UNNECESSARY and ip_summed != CHECKSUM_PARTIAL and \
+            not dev.flags & IFF_LOOPBACK:
         if csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, off, length) != 0:
             mib["InCsumErrors"] += 1
             mib["InErrs"] += 1
@@ -167,23 +172,25 @@ def tcp_v4_do_rcv(sk: TcpSock, skb: SkBuff) -> None:
 # -- initial sequence numbers and timestamp offsets ---------------------------------------------
 
 @functools.lru_cache(maxsize=256)
-def _tcp_secret(seed: int, host_name: str) -> bytes:
+def _tcp_secret(seed: int, host_name: str) -> "hashlib._Hash":
     """The host's secret for ISNs and timestamp offsets (net_secret in Linux), from the
-    network's seed: made once per host, not once per connection."""
-    return hashlib.sha256(b"tcp-secret-%d-%s" % (seed, host_name.encode())).digest()
+    network's seed, as a keyed BLAKE2s ready to be copied: made once per host, not once
+    per connection."""
+    key = hashlib.sha256(b"tcp-secret-%d-%s" % (seed, host_name.encode())).digest()
+    return hashlib.blake2s(key=key, digest_size=4)
 
 
 def _keyed(net: "Net", *fields: int) -> int:
-    key = _tcp_secret(net.seed, net.host.name)
-    data = b",".join(b"%d" % f for f in fields)
-    return int.from_bytes(hashlib.blake2s(data, key=key, digest_size=4).digest(), "big")
+    h = _tcp_secret(net.seed, net.host.name).copy()
+    h.update(b",".join(map(b"%d".__mod__, fields)))
+    return int.from_bytes(h.digest(), "big")
 
 
 def secure_tcp_seq(net: "Net", saddr: int, daddr: int, sport: int, dport: int) -> int:
     """RFC 6528, as Linux: a keyed hash of the 4-tuple plus a clock ticking every 64 ns,
     so a new connection on a 4-tuple starts above the old one's sequence numbers."""
     return (_keyed(net, 1, saddr, daddr, sport, dport)
-            + (int(trio.current_time() * 1e9) >> 6)) & MASK
+            + (int(kclock.now() * 1e9) >> 6)) & MASK
 
 
 def secure_tcp_ts_off(net: "Net", saddr: int, daddr: int) -> int:
@@ -243,20 +250,20 @@ def _ts_opts(tsval: int, tsecr: int) -> bytes:
 def _tw_send_ack(net: "Net", tw: TimeWaitSock) -> None:
     opts = b""
     if tw.tstamp_ok:
-        opts = _ts_opts((int(trio.current_time() * 1000) + tw.tsoffset) & MASK, tw.ts_recent)
+        opts = _ts_opts((int(kclock.now() * 1000) + tw.tsoffset) & MASK, tw.ts_recent)
     _send_raw(net, tw.inet_saddr, tw.inet_daddr, tw.inet_sport, tw.inet_dport, tw.snd_nxt,
               tw.rcv_nxt, TCPHDR_ACK, tw.rcv_wnd, opts, tw.ttl_, tw.tos)
 
 
 def tcp_v4_send_synack(listener: TcpSock, req: RequestSock) -> None:
-    tsval = (int(trio.current_time() * 1000) + req.tsoffset) & MASK
+    tsval = (int(kclock.now() * 1000) + req.tsoffset) & MASK
     if req.cookie and req.tstamp_ok:
         tsval = cookie_init_timestamp(req, tsval)
     opts = tcp_make_synack(listener, req, tsval)
     _send_raw(listener.sk_net, req.laddr, req.raddr, req.lport, req.rport, req.snt_isn,
               req.rcv_isn + 1, TCPHDR_SYN | TCPHDR_ACK, min(req.rcv_wnd, 0xFFFF), opts,
               listener.ttl(), listener.tos)
-    req.snt_synack = trio.current_time()
+    req.snt_synack = kclock.now()
 
 
 # -- passive open -------------------------------------------------------------------------------
@@ -332,7 +339,7 @@ def tcp_conn_request(listener: TcpSock, skb: SkBuff) -> None:
         return
     listener.icsk_syn_queue[key] = req
     tcp.hashinfo.ehash[req.key] = req
-    net.host.cpus[0].timers.mod_timer(req.timer, trio.current_time() + TCP_TIMEOUT_INIT)
+    net.host.cpus[0].timers.mod_timer(req.timer, kclock.now() + TCP_TIMEOUT_INIT)
     tcp_v4_send_synack(listener, req)
     consume_skb(skb)
 
@@ -358,6 +365,15 @@ def _cookie_child(listener: TcpSock, req: RequestSock, skb: SkBuff) -> None:
     listener.sk_data_ready(listener)
 
 
+# What a child socket takes from its listener (sk_clone_lock's copy, the part that matters).
+_INHERITED = ("sk_rcvbuf", "sk_sndbuf", "sk_userlocks", "sk_reuse", "sk_reuseport",
+              "sk_flags", "sk_lingertime", "sk_priority", "sk_mark", "sk_bound_dev_if",
+              "sk_uid", "nonagle", "user_mss", "keepalive_time", "keepalive_intvl",
+              "keepalive_probes", "linger2", "icsk_user_timeout", "icsk_syn_retries",
+              "icsk_ca_ops", "uc_ttl", "tos", "pmtudisc", "notsent_lowat", "window_clamp")
+_inherited = operator.attrgetter(*_INHERITED)
+
+
 def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> TcpSock | None:
     """The handshake completed: the full socket for the connection, queued for accept()."""
     if sk_acceptq_is_full(listener):
@@ -365,12 +381,8 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
     net = listener.sk_net
     tcp = net.ipv4.tcp
     child = tcp.prot.sk_alloc(net, listener.sk_family, listener.sk_type, listener.sk_protocol)
-    for name in ("sk_rcvbuf", "sk_sndbuf", "sk_userlocks", "sk_reuse", "sk_reuseport",
-                 "sk_flags", "sk_lingertime", "sk_priority", "sk_mark", "sk_bound_dev_if",
-                 "sk_uid", "nonagle", "user_mss", "keepalive_time", "keepalive_intvl",
-                 "keepalive_probes", "linger2", "icsk_user_timeout", "icsk_syn_retries",
-                 "icsk_ca_ops", "uc_ttl", "tos", "pmtudisc", "notsent_lowat", "window_clamp"):
-        setattr(child, name, getattr(listener, name))
+    for name, value in zip(_INHERITED, _inherited(listener)):
+        setattr(child, name, value)
     child.inet_saddr = child.inet_rcv_saddr = req.laddr
     child.inet_num = child.inet_sport = req.lport
     child.inet_daddr = req.raddr
@@ -389,7 +401,7 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
     child.sack_ok = req.sack_ok
     child.tstamp_ok = req.tstamp_ok
     child.ts_recent = req.ts_recent
-    child.ts_recent_stamp = trio.current_time() if req.tstamp_ok else -1.0
+    child.ts_recent_stamp = kclock.now() if req.tstamp_ok else -1.0
     child.tsoffset = req.tsoffset
     child.mss_clamp = req.peer_mss
     child.advmss = req.mss
@@ -401,11 +413,10 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
     child.sk_dst_cache = rt
     tcp_sync_mss(child, rt.dst_mtu())
     if req.snt_synack is not None and not req.num_retrans:
-        from .tcp_input import tcp_rtt_estimator, tcp_set_rto
-        tcp_rtt_estimator(child, int((trio.current_time() - req.snt_synack) * 1e6))
+        tcp_rtt_estimator(child, int((kclock.now() - req.snt_synack) * 1e6))
         tcp_set_rto(child)
     child.total_retrans = req.num_retrans
-    child.icsk_ack_lrcvtime = trio.current_time()  # tcp_create_openreq_child
+    child.icsk_ack_lrcvtime = kclock.now()  # tcp_create_openreq_child
     child.lsndtime = child.icsk_ack_lrcvtime
     child.sk_state = TCP_SYN_RECV
     # The request's place in the tables goes to the child.
@@ -426,7 +437,6 @@ def inet_csk_listen_start(sk: TcpSock) -> None:
             tcp_set_state(sk, TCP_CLOSE)
             raise KernelError(errno.EADDRINUSE)
     else:
-        from .inet_hashtables import inet_bind_conflict
         owners = net.ipv4.tcp.hashinfo.bhash.get(sk.inet_num, {})
         if inet_bind_conflict(sk, owners):
             sk.sk_state = TCP_CLOSE
@@ -442,7 +452,6 @@ def inet_csk_listen_stop(sk: TcpSock) -> None:
     while sk.icsk_accept_queue:
         child = sk.icsk_accept_queue.popleft()
         child.parent = None
-        from ..core.sock import SOCK_DEAD
         child.sock_set_flag(SOCK_DEAD)
         child.sk_prot.disconnect(child)
         tcp_done(child)
@@ -539,7 +548,6 @@ def tcp_v4_err(skb: SkBuff, type_: int, code: int, info: int) -> None:
 
 def tcp_v4_mtu_reduced(sk: TcpSock, mtu: int) -> None:
     """Path MTU learned from fragmentation-needed: shrink the MSS and resend what is lost."""
-    from .tcp_output import tcp_retransmit_skb
     rt = sk.sk_dst_cache
     if rt is None or mtu >= rt.dst_mtu() or mtu < 68:
         return

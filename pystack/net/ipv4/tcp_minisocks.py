@@ -13,8 +13,8 @@ for 60 s after a connection closed, re-ACKing a retransmitted FIN and holding th
 
 from __future__ import annotations
 
-import trio
 
+from ...kernel.ktime import kclock
 from ...kernel.timer import Timer
 from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 from ..core import drop_reason as dr
@@ -83,7 +83,6 @@ def reqsk_queue_drop(req: RequestSock) -> None:
 
 def reqsk_timer_handler(timer: Timer) -> None:
     """Retransmit the SYN-ACK with backoff, up to tcp_synack_retries, then give up."""
-    from .tcp_ipv4 import tcp_v4_send_synack
     req: RequestSock = timer.data
     listener = req.listener
     net = listener.sk_net
@@ -108,22 +107,21 @@ def reqsk_timer_handler(timer: Timer) -> None:
     if resend:
         net.mib.tcp["RetransSegs"] += 1
         net.mib.tcpext_inc("TCPSynRetrans")
-        tcp_v4_send_synack(listener, req)
+        tcp_ipv4.tcp_v4_send_synack(listener, req)
     timeout = min(1.0 * (1 << req.num_retrans), TCP_RTO_MAX)
-    net.host.cpus[0].timers.mod_timer(req.timer, trio.current_time() + timeout)
+    net.host.cpus[0].timers.mod_timer(req.timer, kclock.now() + timeout)
 
 
 def tcp_check_req(req: RequestSock, skb: SkBuff) -> TcpSock | None | bool:
     """A segment for a request sock. Returns the new child socket, None (consumed), or True
     (the caller must answer with a RST)."""
-    from .tcp_ipv4 import tcp_v4_send_synack, tcp_v4_syn_recv_sock
     cb = skb.cb
     flags = cb.tcp_flags
     listener = req.listener
     net = listener.sk_net
     if cb.seq == req.rcv_isn and flags & TCPHDR_SYN and not flags & TCPHDR_RST:
         # A retransmitted SYN: the SYN-ACK was lost; send it again.
-        tcp_v4_send_synack(listener, req)
+        tcp_ipv4.tcp_v4_send_synack(listener, req)
         consume_skb(skb)
         return None
     if flags & TCPHDR_ACK and cb.ack_seq != (req.snt_isn + 1) & MASK:
@@ -148,7 +146,7 @@ def tcp_check_req(req: RequestSock, skb: SkBuff) -> TcpSock | None | bool:
         net.mib.tcpext_inc("TCPDeferAcceptDrop")
         consume_skb(skb)
         return None
-    child = tcp_v4_syn_recv_sock(listener, req, skb)
+    child = tcp_ipv4.tcp_v4_syn_recv_sock(listener, req, skb)
     if child is None:
         if net.sysctl.tcp_abort_on_overflow:
             reqsk_queue_drop(req)
@@ -210,7 +208,7 @@ class TimeWaitSock:
         self.sk_state = TCP_CLOSE
 
     def schedule(self, timeo: float) -> None:
-        self.net.host.cpus[0].timers.mod_timer(self.timer, trio.current_time() + timeo)
+        self.net.host.cpus[0].timers.mod_timer(self.timer, kclock.now() + timeo)
 
 
 def _tw_timer_handler(timer: Timer) -> None:
@@ -266,3 +264,8 @@ def tcp_timewait_state_process(tw: TimeWaitSock, skb: SkBuff) -> int:
 __all__ = ["RequestSock", "TimeWaitSock", "tcp_check_req", "tcp_time_wait",
            "tcp_timewait_state_process", "TCP_SYN_RECV", "TCPHDR_FIN", "tcp_set_state",
            "dr"]
+
+
+# These modules import this one: bound at the end, used as modules, so that either import
+# order works and no call pays for an import statement.
+from . import tcp_ipv4  # noqa: E402

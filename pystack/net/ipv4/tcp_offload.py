@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING
 from ...lib.checksum import csum_ipv4_payload, ip_fast_csum_at
 from ...uapi.ip import IPPROTO_TCP
 from ...uapi.tcp import TCPHDR_CWR, TCPHDR_FIN, TCPHDR_PSH
-from ..core.skbuff import CHECKSUM_UNNECESSARY, SKB_TRUESIZE, SkBuff
+from ..core.skbuff import (CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, SKB_TRUESIZE,
+                           SkBuff)
 
 if TYPE_CHECKING:
     from ..core.dev import Napi
 
-__all__ = ["skb_gso_segment", "tcp_gro_receive", "napi_gro_flush", "GRO_MAX_SIZE"]
+__all__ = ["skb_gso_segment", "tcp_gro_receive", "tcp_gro_key", "tcp_gro_receive_run",
+           "napi_gro_flush", "GRO_MAX_SIZE"]
 
 GRO_MAX_SIZE = 65536
 _IP_MF_OFFSET = 0x3FFF
@@ -57,6 +59,10 @@ def skb_gso_segment(skb: SkBuff) -> list[SkBuff]:
     saddr, daddr = _unpack_addrs(buf, nh + 12)
     segs = []
     per_truesize = SKB_TRUESIZE(0)
+    # A device with checksum offload gets CHECKSUM_PARTIAL segments (the pseudo-header's
+    # sum in place, as tcp_gso_segment leaves them); otherwise each is finished here.
+    dev = skb.dev
+    offload = dev is not None and dev.hw_csum
     for off in range(0, total, mss):
         n = min(mss, total - off)
         last = off + n >= total
@@ -82,11 +88,18 @@ def skb_gso_segment(skb: SkBuff) -> list[SkBuff]:
         if off:
             f &= ~TCPHDR_CWR
         out[tho + 13] = f
-        out[tho + 16] = out[tho + 17] = 0
-        c = csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, out, tho, thlen + n)
+        if offload:
+            c = (saddr + daddr + thlen + n + IPPROTO_TCP) % 0xFFFF
+        else:
+            out[tho + 16] = out[tho + 17] = 0
+            c = csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, out, tho, thlen + n)
         out[tho + 16] = c >> 8
         out[tho + 17] = c & 0xFF
         seg = SkBuff(out, 0, len(out), per_truesize + n)
+        if offload:
+            seg.ip_summed = CHECKSUM_PARTIAL
+            seg.csum_start = tho
+            seg.csum_offset = 16
         seg.network_header = l3
         seg.transport_header = tho
         seg.mac_header = 0 if l3 else -1
@@ -100,6 +113,82 @@ def skb_gso_segment(skb: SkBuff) -> list[SkBuff]:
             seg.trace = skb.trace
         segs.append(seg)
     return segs
+
+
+def tcp_gro_key(buf: bytearray, nh: int) -> tuple:
+    """The flow a segment (IPv4 header at `nh`, no options) is held under in a GRO batch."""
+    saddr, daddr = _unpack_addrs(buf, nh + 12)
+    return (saddr, daddr, bytes(buf[nh + 20:nh + 24]))
+
+
+def tcp_gro_receive_run(napi: "Napi", skb: SkBuff, count: int, last: bool, deliver) -> None:
+    """What tcp_gro_receive makes of `count` consecutive segments of one GSO packet arriving
+    in one poll with nothing of their flow held (an unwatched NIC's burst, see
+    drivers/net/nic.py): `skb` is the run as one buffer (`gso_run_frame`), received on its
+    device. The run is held as one flow of `count` segments, as GRO would hold it, unless it
+    ends the packet (`last`): the last segment's PSH then flushes it at once."""
+    buf = skb.buf
+    nh = skb.data
+    th = nh + 20
+    thlen = (buf[th + 12] >> 4) * 4
+    mss = ((buf[nh + 2] << 8) | buf[nh + 3]) - 20 - thlen  # the first segment's payload
+    flags = buf[th + 13]
+    match = buf[th + 8:th + thlen]
+    match[5] = flags & ~TCPHDR_PSH
+    match[8] = match[9] = match[10] = match[11] = 0
+    seq = int.from_bytes(buf[th + 4:th + 8], "big")
+    skb.tail = skb.end = len(buf)
+    flow = _GroFlow(skb, (seq + skb.tail - th - thlen) & 0xFFFFFFFF, mss,
+                    tcp_gro_key(buf, nh), match)
+    flow.count = count
+    if last:
+        buf[th + 13] = flags | TCPHDR_PSH  # as merging the packet's last segment sets it
+        _flush(flow, deliver)
+    else:
+        napi.gro_list[flow.key] = flow
+
+
+def gso_run_frame(skb: SkBuff, first: int, count: int, last: bool) -> bytearray:
+    """Segment `first` of the GSO packet `skb`, as skb_gso_segment cuts it for a device
+    with checksum offload (link header and all), with the payloads of the next count - 1
+    segments appended; `last` when the run ends the packet (its PSH and FIN are the run's)."""
+    buf = skb.buf
+    nh = skb.network_header
+    ihl = (buf[nh] & 15) * 4
+    th = nh + ihl
+    thlen = (buf[th + 12] >> 4) * 4
+    hdr = th + thlen
+    mss = skb.gso_size
+    start = hdr + first * mss
+    end = min(start + count * mss, skb.tail)
+    out = bytearray(buf[skb.data:hdr])
+    out += memoryview(buf)[start:end]
+    ipo = nh - skb.data
+    tho = ipo + ihl
+    n = min(mss, end - start)
+    tot = ihl + thlen + n
+    ip_id = (((buf[nh + 4] << 8) | buf[nh + 5]) + first) & 0xFFFF
+    out[ipo + 2] = tot >> 8
+    out[ipo + 3] = tot & 0xFF
+    out[ipo + 4] = ip_id >> 8
+    out[ipo + 5] = ip_id & 0xFF
+    out[ipo + 10] = out[ipo + 11] = 0
+    c = ip_fast_csum_at(out, ipo, ihl)
+    out[ipo + 10] = c >> 8
+    out[ipo + 11] = c & 0xFF
+    s = (int.from_bytes(buf[th + 4:th + 8], "big") + first * mss) & 0xFFFFFFFF
+    out[tho + 4:tho + 8] = s.to_bytes(4, "big")
+    f = buf[th + 13]
+    if not (last and count == 1):
+        f &= ~(TCPHDR_FIN | TCPHDR_PSH)
+    if first:
+        f &= ~TCPHDR_CWR
+    out[tho + 13] = f
+    saddr, daddr = _unpack_addrs(buf, nh + 12)
+    c = (saddr + daddr + thlen + n + IPPROTO_TCP) % 0xFFFF
+    out[tho + 16] = c >> 8
+    out[tho + 17] = c & 0xFF
+    return out
 
 
 class _GroFlow:
@@ -139,13 +228,18 @@ def tcp_gro_receive(napi: "Napi", skb: SkBuff, deliver) -> bool:
     held = flows.get(key)
     flags = buf[th + 13]
     datalen = tot - 20 - thlen
-    # Only plain data segments (ACK, maybe PSH) merge; anything else goes up on its own.
-    if flags & ~(TCPHDR_PSH | 0x10) or not datalen or \
-            csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, th, tot - 20) != 0:
+    # Only plain data segments (ACK, maybe PSH) merge; anything else goes up on its own. A
+    # CHECKSUM_PARTIAL segment came from an offloading NIC untouched (or from this host):
+    # its checksum is not verified again; any other is, here.
+    if flags & ~(TCPHDR_PSH | 0x10) or not datalen or (
+            skb.ip_summed == CHECKSUM_NONE and
+            csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, buf, th, tot - 20) != 0):
         if held is not None:
             del flows[key]
             _flush(held, deliver)
         return False
+    if skb.ip_summed == CHECKSUM_NONE:
+        skb.ip_summed = CHECKSUM_UNNECESSARY  # verified just now
     seq = int.from_bytes(buf[th + 4:th + 8], "big")
     # ACK, data offset, flags but PSH, window, and every option (timestamps) must match;
     # the checksum and urgent pointer (bytes 16-19) are masked out.
@@ -194,7 +288,17 @@ def _flush(flow: _GroFlow, deliver) -> None:
         buf[nh + 11] = c & 0xFF
         skb.gso_size = flow.mss
         skb.gso_segs = flow.count
-    skb.ip_summed = CHECKSUM_UNNECESSARY
+        # tcp4_gro_complete: the merged packet is CHECKSUM_PARTIAL, its field the
+        # pseudo-header's sum over the merged length, so that anything that later needs the
+        # bytes (a device without offload, forwarding's GSO) finds a checksum it can finish.
+        saddr, daddr = _unpack_addrs(buf, nh + 12)
+        th = nh + 20
+        pseudo = (saddr + daddr + tot - 20 + IPPROTO_TCP) % 0xFFFF
+        buf[th + 16] = pseudo >> 8
+        buf[th + 17] = pseudo & 0xFF
+        skb.ip_summed = CHECKSUM_PARTIAL
+        skb.csum_start = th
+        skb.csum_offset = 16
     deliver(skb)
 
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 import errno
 import struct
 
-import trio
-
-from ...lib.checksum import csum_ipv4_payload
+from ...kernel.ktime import kclock
 from ...uapi.ip import IPPROTO_TCP
 from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST,
                          TCPHDR_SYN, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK, TCPOPT_NOP,
@@ -39,8 +37,8 @@ from .tcp_states import TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_SYN_SENT
 from .tcp_timer import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, ICSK_ACK_TIMER,
                         ICSK_TIME_LOSS_PROBE, ICSK_TIME_PROBE0, ICSK_TIME_RETRANS, _probe0_when,
                         inet_csk_clear_delack, inet_csk_reset_delack, inet_csk_reset_xmit_timer,
-                        tcp_check_probe_timer, tcp_clamp_probe0_to_user_timeout, tcp_rearm_rto,
-                        tcp_schedule_loss_probe)
+                        tcp_check_probe_timer, tcp_clamp_probe0_to_user_timeout,
+                        tcp_loss_probe_timeout, tcp_rearm_rto)
 from .tcp_tso import (DEFER_RWND_LIMITED, sk_can_gso, tcp_current_mss, tcp_cwnd_test,
                       tcp_mss_split_point, tcp_nagle_check, tcp_skb_pcount, tcp_snd_wnd_test,
                       tcp_sync_mss, tcp_tso_segs, tcp_tso_should_defer, tso_fragment)
@@ -54,7 +52,7 @@ MASK = 0xFFFFFFFF
 
 def tcp_time_stamp(sk: TcpSock) -> int:
     """The TS clock: milliseconds, plus the connection's random offset."""
-    return (int(trio.current_time() * 1000) + sk.tsoffset) & MASK
+    return (int(kclock.now() * 1000) + sk.tsoffset) & MASK
 
 
 # -- sizes ------------------------------------------------------------------------------------
@@ -96,9 +94,13 @@ def tcp_select_initial_window(sk: TcpSock, space: int, mss: int, wscale_ok: bool
 
 def __tcp_select_window(sk: TcpSock) -> int:
     mss = sk.icsk_ack_rcv_mss
-    free_space = tcp_space(sk)
-    allowed_space = tcp_full_space(sk)
-    full_space = min(sk.window_clamp, allowed_space)
+    rcvbuf = sk.sk_rcvbuf
+    space = rcvbuf - sk.sk_rmem_alloc
+    free_space = space - (space >> 1) if space > 0 else 0  # tcp_space
+    allowed_space = rcvbuf - (rcvbuf >> 1) if rcvbuf > 0 else 0  # tcp_full_space
+    full_space = sk.window_clamp
+    if allowed_space < full_space:
+        full_space = allowed_space
     if mss > full_space:
         mss = full_space
         if mss <= 0:
@@ -129,7 +131,9 @@ def tcp_receive_window(sk: TcpSock) -> int:
 
 def tcp_select_window(sk: TcpSock) -> int:
     """The window for the next segment's header, never shrinking what was offered."""
-    cur_win = tcp_receive_window(sk)
+    cur_win = (sk.rcv_wup + sk.rcv_wnd - sk.rcv_nxt) & MASK  # tcp_receive_window
+    if cur_win >= 0x80000000:
+        cur_win = 0
     new_win = __tcp_select_window(sk)
     if new_win < cur_win:
         unit = 1 << sk.rcv_wscale
@@ -150,13 +154,16 @@ def tcp_sndbuf_expand(sk: TcpSock) -> None:
     """Size the send buffer for the congestion window (what gives Linux its 87040 bytes)."""
     if sk.sk_userlocks & 1:  # SOCK_SNDBUF_LOCK
         return
-    per_mss = max(sk.mss_clamp if sk.mss_clamp < 0xFFFF else 0, sk.mss_cache) + MAX_TCP_HEADER \
-        + 320
-    per_mss = (1 << (per_mss - 1).bit_length()) + 256
     nr_segs = max(10, sk.snd_cwnd, sk.reordering + 1)
+    mss = max(sk.mss_clamp if sk.mss_clamp < 0xFFFF else 0, sk.mss_cache)
+    if nr_segs == sk.sndbuf_nr_segs and mss == sk.sndbuf_mss and sk.sk_sndbuf >= sk.sndbuf_set:
+        return  # the same sizes as last time, and the buffer has not shrunk since
+    per_mss = mss + MAX_TCP_HEADER + 320
+    per_mss = (1 << (per_mss - 1).bit_length()) + 256
     sndmem = 2 * nr_segs * per_mss
     if sk.sk_sndbuf < sndmem:
         sk.sk_sndbuf = min(sndmem, sk.sk_net.sysctl.tcp_wmem[2])
+    sk.sndbuf_nr_segs, sk.sndbuf_mss, sk.sndbuf_set = nr_segs, mss, sk.sk_sndbuf
 
 
 # -- options --------------------------------------------------------------------------------------
@@ -177,20 +184,29 @@ def _syn_options(sk: TcpSock, mss: int, tsval: int, tsecr: int, synack: bool,
     return bytes(out)
 
 
+_TS_ALIGNED = struct.Struct("!III").pack
+_TS_HEAD = 0x0101080A  # NOP, NOP, kind 8, length 10
+
+
 def _established_options(sk: TcpSock) -> bytes:
+    if not (sk.sack_ok and (sk.duplicate_sack or sk.selective_acks)):
+        # Nearly every segment: the timestamp alone, or nothing.
+        if sk.tstamp_ok:
+            return _TS_ALIGNED(_TS_HEAD, (int(kclock.now() * 1000) + sk.tsoffset) & MASK,
+                               sk.ts_recent)
+        return b""
     out = bytearray()
     if sk.tstamp_ok:
-        out += struct.pack("!BBBBII", 1, 1, 8, 10, tcp_time_stamp(sk), sk.ts_recent)
-    if sk.sack_ok and (sk.duplicate_sack or sk.selective_acks):
-        blocks = ([sk.duplicate_sack] if sk.duplicate_sack else []) + sk.selective_acks
-        room = (40 - len(out) - 4) // 8
-        blocks = blocks[:room]
-        out += bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_SACK,
-                      TCPOLEN_SACK_BASE + len(blocks) * TCPOLEN_SACK_PERBLOCK))
-        for start, end in blocks:
-            out += struct.pack("!II", start, end)
-        if sk.duplicate_sack:
-            sk.duplicate_sack = None  # a D-SACK is reported once
+        out += _TS_ALIGNED(_TS_HEAD, tcp_time_stamp(sk), sk.ts_recent)
+    blocks = ([sk.duplicate_sack] if sk.duplicate_sack else []) + sk.selective_acks
+    room = (40 - len(out) - 4) // 8
+    blocks = blocks[:room]
+    out += bytes((TCPOPT_NOP, TCPOPT_NOP, TCPOPT_SACK,
+                  TCPOLEN_SACK_BASE + len(blocks) * TCPOLEN_SACK_PERBLOCK))
+    for start, end in blocks:
+        out += struct.pack("!II", start, end)
+    if sk.duplicate_sack:
+        sk.duplicate_sack = None  # a D-SACK is reported once
     return bytes(out)
 
 
@@ -232,8 +248,8 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
                      window: int | None = None, gso_size: int = 0) -> int:
     """Build one segment (header, options, payload) and hand it to IP. `syn_options`, when
     given, are the options to write (a SYN's). With `gso_size` smaller than the payload it
-    is a TSO skb of several segments: its checksum is left to the segmentation (GSO, in
-    tcp_offload), which writes one per segment."""
+    is a TSO skb of several segments (cut by GSO, in tcp_offload, where the device cannot).
+    The checksum is left CHECKSUM_PARTIAL, as Linux's TCP always leaves it."""
     net = sk.sk_net
     opts = syn_options if syn_options is not None else _established_options(sk)
     hlen = 20 + len(opts)
@@ -254,12 +270,14 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
         segs = -(-plen // gso_size)
         out.gso_size = gso_size
         out.gso_segs = segs
-        out.ip_summed = CHECKSUM_PARTIAL
-    else:
-        check = csum_ipv4_payload(sk.inet_saddr, sk.inet_daddr, IPPROTO_TCP, buf, off,
-                                  hlen + plen)
-        buf[off + 16] = check >> 8
-        buf[off + 17] = check & 0xFF
+    # __tcp_v4_send_check: only the pseudo-header's sum goes in; the device (or
+    # skb_checksum_help, or GSO) completes the checksum (see skbuff.py, CHECKSUM_PARTIAL).
+    pseudo = (sk.inet_saddr + sk.inet_daddr + hlen + plen + IPPROTO_TCP) % 0xFFFF
+    buf[off + 16] = pseudo >> 8
+    buf[off + 17] = pseudo & 0xFF
+    out.ip_summed = CHECKSUM_PARTIAL
+    out.csum_start = off
+    out.csum_offset = 16
     out.transport_header = off
     out.sk = sk
     if skb is not None and skb.trace is not None:
@@ -271,7 +289,7 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
         out.trace.hop(net, "tcp_transmit_skb")
     if flags & TCPHDR_ACK:
         tcp_event_ack_sent(sk, segs)
-    now = trio.current_time()
+    now = kclock.now()
     sk.tcp_wstamp = now
     if plen:
         sk.data_segs_out += segs
@@ -306,7 +324,7 @@ def _send_data_skb(sk: TcpSock, skb: SkBuff, mss: int = 0,
     (`skb` first) sent again as one TSO skb."""
     cb = skb.cb
     flags = cb.tcp_flags
-    now = trio.current_time()
+    now = kclock.now()
     if flags & TCPHDR_SYN:
         cb.when = now
         if cb.first_tx is None:
@@ -413,12 +431,15 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
             # tcp_cwnd_validate: all sent, not held by cwnd, and a writer waits for room:
             # the send buffer is what limits this connection.
             tcp_chrono_start(sk, TCP_CHRONO_SNDBUF_LIMITED)
-        if sk.icsk_pending == ICSK_TIME_LOSS_PROBE:
+        # Re-arm the RTO, then schedule a tail loss probe in its place (one probe per
+        # tail-loss episode): when the probe will be scheduled, the timer is armed once.
+        tlp = tcp_loss_probe_timeout(sk, False) if push_one != 2 else None
+        if tlp is not None:
+            inet_csk_reset_xmit_timer(sk, ICSK_TIME_LOSS_PROBE, tlp)
+        elif sk.icsk_pending == ICSK_TIME_LOSS_PROBE:
             tcp_rearm_rto(sk)
         else:
             tcp_rearm_rto(sk, only_if_idle=True)
-        if push_one != 2:
-            tcp_schedule_loss_probe(sk, False)  # one probe per tail-loss episode
     return not sk.packets_out and bool(q)
 
 
@@ -539,7 +560,7 @@ def tcp_send_delayed_ack(sk: TcpSock) -> None:
             max_ato = min(max_ato, max((sk.srtt_us >> 3) / 1e6, TCP_ATO_MIN))
         ato = min(ato, max_ato)
     ato = min(ato, TCP_DELACK_MAX)
-    now = trio.current_time()
+    now = kclock.now()
     # A timer set for `jiffies + 0` fires at the next tick: with HZ=1000 a millisecond on
     # (time in which a FIN or data from the application may take the ACK along).
     timeout = now + max(ato, JIFFY)
@@ -599,7 +620,7 @@ def tcp_connect(sk: TcpSock) -> None:
     sk.rcv_wup = 0
     sk.copied_seq = 0
     sk.snd_wnd = 0
-    sk.lsndtime = trio.current_time()
+    sk.lsndtime = kclock.now()
     skb = SkBuff(bytearray(0), 0, 0, SKB_TRUESIZE(MAX_TCP_HEADER))
     skb.sk = sk
     skb.cb = TcpSkbCb(sk.iss, (sk.iss + 1) & MASK, TCPHDR_SYN)
@@ -623,7 +644,7 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff, count_out: bool = True, segs: i
     if before(cb.end_seq, sk.snd_una) or cb.end_seq == sk.snd_una:
         return -1
     if not sk.retrans_stamp:
-        sk.retrans_stamp = trio.current_time()  # the first (attempted) retransmission
+        sk.retrans_stamp = kclock.now()  # the first (attempted) retransmission
     if before(cb.seq, sk.snd_una):
         # Partly acked: send only what is still outstanding.
         trim = (sk.snd_una - cb.seq) & MASK

@@ -15,8 +15,8 @@ marks the head lost. Not built yet: undo and F-RTO.
 
 from __future__ import annotations
 
-import trio
 
+from ...kernel.ktime import kclock
 from .tcp import (TCP_CA_Disorder, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery,
                   TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
                   TcpSock, after, before)
@@ -115,14 +115,18 @@ def _sent_after(t1: float, t2: float, seq1: int, seq2: int) -> bool:
     return t1 > t2 or (t1 == t2 and after(seq1, seq2))
 
 
-def tcp_rack_advance(sk: TcpSock, sacked: int, end_seq: int, xmit_time: float) -> None:
-    """A segment was delivered (ACKed or SACKed): remember it if it was sent the latest."""
-    rtt_us = int((trio.current_time() - xmit_time) * 1e6)
+def tcp_rack_advance(sk: TcpSock, sacked: int, end_seq: int, xmit_time: float,
+                     now: float | None = None) -> None:
+    """A segment was delivered (ACKed or SACKed): remember it if it was sent the latest.
+    `now`, when the caller has read the clock already."""
+    rtt_us = int(((kclock.now() if now is None else now) - xmit_time) * 1e6)
     if sacked & TCPCB_EVER_RETRANS and sk.min_rtt_us and rtt_us < sk.min_rtt_us:
         return  # too quick for the retransmission: the original arrived (ambiguous)
     sk.rack_advanced = True
     sk.rack_rtt_us = rtt_us
-    if _sent_after(xmit_time, sk.rack_mstamp, end_seq, sk.rack_end_seq):
+    rack_mstamp = sk.rack_mstamp
+    if xmit_time > rack_mstamp or (xmit_time == rack_mstamp  # _sent_after, inline
+                                   and after(end_seq, sk.rack_end_seq)):
         sk.rack_mstamp = xmit_time
         sk.rack_end_seq = end_seq
 
@@ -142,7 +146,7 @@ def tcp_rack_detect_loss(sk: TcpSock) -> int:
     """Mark lost every segment sent before the RACK segment whose RTT plus the reordering
     window has passed; return how long (µs) until the next one would be (0: none)."""
     reo_wnd = tcp_rack_reo_wnd(sk)
-    now = trio.current_time()
+    now = kclock.now()
     timeout = 0
     for skb in sk.rtx_queue:
         cb = skb.cb

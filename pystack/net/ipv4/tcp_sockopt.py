@@ -10,8 +10,8 @@ import errno
 import struct
 from typing import Any
 
-import trio
 
+from ...kernel.ktime import kclock
 from ...kernel.errors import KernelError
 from ..core.sock import SOCK_KEEPOPEN, _int_val, lock_sock, release_sock
 from .tcp import (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, TCP_CONGESTION, TCP_CORK,
@@ -93,7 +93,7 @@ def tcp_setsockopt(sk: TcpSock, optname: int, optval: Any) -> None:
             sk.keepalive_time = val
             if sk.sock_flag(SOCK_KEEPOPEN) and sk.sk_state not in (TCP_CLOSE, TCP_LISTEN):
                 # tcp_sock_set_keepidle_locked: the running timer follows the new idle time.
-                idle = trio.current_time() - max(sk.rcv_tstamp, sk.icsk_ack_lrcvtime)
+                idle = kclock.now() - max(sk.rcv_tstamp, sk.icsk_ack_lrcvtime)
                 tcp_reset_keepalive_timer(sk, max(val - idle, 0.0))
         elif optname == TCP_KEEPINTVL:
             if val < 1 or val > MAX_TCP_KEEPINTVL:
@@ -178,7 +178,7 @@ def tcp_getsockopt(sk: TcpSock, optname: int) -> Any:
 
 def tcp_get_info(sk: TcpSock) -> dict[str, int]:
     """struct tcp_info as a dict of its tcpi_* fields (times in microseconds)."""
-    now = trio.current_time()
+    now = kclock.now()
     busy, rwnd, sndbuf = tcp_chrono_stats(sk)
     options = 0
     if sk.tstamp_ok:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import errno
 
-import trio
 
+from ...kernel.ktime import kclock
 from ...kernel.timer import Timer
 from ..core.sock import SOCK_DEAD, SOCK_KEEPOPEN
 from .tcp import (TCP_ATO_MIN, TCP_CA_Loss, TCP_CA_Open, TCP_RTO_MAX, TCP_RTO_MIN,
@@ -44,40 +44,43 @@ def _base(sk: TcpSock):
 
 
 def inet_csk_reset_xmit_timer(sk: TcpSock, what: int, when: float) -> None:
-    if sk.retransmit_timer is None:
-        sk.retransmit_timer = Timer(tcp_write_timer, sk)
+    timer = sk.retransmit_timer
+    if timer is None:
+        timer = sk.retransmit_timer = Timer(tcp_write_timer, sk, _base(sk))
     sk.icsk_pending = what
-    _base(sk).mod_timer(sk.retransmit_timer, trio.current_time() + min(when, TCP_RTO_MAX))
+    timer.mod(kclock.now() + (when if when < TCP_RTO_MAX else TCP_RTO_MAX))
 
 
 def inet_csk_clear_xmit_timer(sk: TcpSock) -> None:
     sk.icsk_pending = 0
     if sk.retransmit_timer is not None:
-        _base(sk).del_timer(sk.retransmit_timer)
+        sk.retransmit_timer.delete()
 
 
 def inet_csk_reset_delack(sk: TcpSock, at: float) -> None:
-    if sk.delack_timer is None:
-        sk.delack_timer = Timer(tcp_delack_timer, sk)
+    timer = sk.delack_timer
+    if timer is None:
+        timer = sk.delack_timer = Timer(tcp_delack_timer, sk, _base(sk))
     sk.icsk_ack_pending |= ICSK_ACK_SCHED | ICSK_ACK_TIMER
-    _base(sk).mod_timer(sk.delack_timer, at)
+    timer.mod(at)
 
 
 def inet_csk_clear_delack(sk: TcpSock) -> None:
     sk.icsk_ack_pending = 0
     if sk.delack_timer is not None:
-        _base(sk).del_timer(sk.delack_timer)
+        sk.delack_timer.delete()
 
 
 def tcp_reset_keepalive_timer(sk: TcpSock, delta: float) -> None:
-    if sk.keepalive_timer is None:
-        sk.keepalive_timer = Timer(tcp_keepalive_timer, sk)
-    _base(sk).mod_timer(sk.keepalive_timer, trio.current_time() + delta)
+    timer = sk.keepalive_timer
+    if timer is None:
+        timer = sk.keepalive_timer = Timer(tcp_keepalive_timer, sk, _base(sk))
+    timer.mod(kclock.now() + delta)
 
 
 def tcp_delete_keepalive_timer(sk: TcpSock) -> None:
     if sk.keepalive_timer is not None:
-        _base(sk).del_timer(sk.keepalive_timer)
+        sk.keepalive_timer.delete()
 
 
 def tcp_clear_xmit_timers(sk: TcpSock) -> None:
@@ -90,7 +93,7 @@ def tcp_rto_delta(sk: TcpSock) -> float:
     """How far in the future the RTO of the oldest outstanding segment lies."""
     if not sk.rtx_queue:
         return sk.icsk_rto
-    return sk.rtx_queue[0].cb.when + sk.icsk_rto - trio.current_time()
+    return sk.rtx_queue[0].cb.when + sk.icsk_rto - kclock.now()
 
 
 def tcp_rearm_rto(sk: TcpSock, only_if_idle: bool = False) -> None:
@@ -110,11 +113,20 @@ def tcp_rearm_rto(sk: TcpSock, only_if_idle: bool = False) -> None:
 def tcp_schedule_loss_probe(sk: TcpSock, advancing_rto: bool) -> bool:
     """RFC 8985 §7 (TLP): probe the tail after about two RTTs, before the RTO would fire,
     for SACK connections in the Open state that are cwnd- or application-limited."""
-    if (sk.sk_net.sysctl.tcp_early_retrans not in (3, 4) or not sk.packets_out
-            or not sk.sack_ok or sk.icsk_ca_state != TCP_CA_Open):
+    timeout = tcp_loss_probe_timeout(sk, advancing_rto)
+    if timeout is None:
         return False
+    inet_csk_reset_xmit_timer(sk, ICSK_TIME_LOSS_PROBE, timeout)
+    return True
+
+
+def tcp_loss_probe_timeout(sk: TcpSock, advancing_rto: bool) -> float | None:
+    """When tcp_schedule_loss_probe would fire the probe (None: it would not schedule one)."""
+    if (not sk.packets_out or not sk.sack_ok or sk.icsk_ca_state != TCP_CA_Open
+            or sk.sk_net.sysctl.tcp_early_retrans not in (3, 4)):
+        return None
     if sk.snd_cwnd > sk.packets_in_flight() and sk.write_queue:
-        return False
+        return None
     if sk.srtt_us:
         timeout = (sk.srtt_us >> 2) / 1e6  # 2 * SRTT
         timeout += TCP_RTO_MIN if sk.packets_out == 1 else TCP_TIMEOUT_MIN
@@ -123,8 +135,7 @@ def tcp_schedule_loss_probe(sk: TcpSock, advancing_rto: bool) -> bool:
     rto_delta = sk.icsk_rto if advancing_rto else tcp_rto_delta(sk)
     if rto_delta > 0:
         timeout = min(timeout, rto_delta)
-    inet_csk_reset_xmit_timer(sk, ICSK_TIME_LOSS_PROBE, timeout)
-    return True
+    return timeout
 
 
 def tcp_set_xmit_timer(sk: TcpSock) -> None:
@@ -134,17 +145,15 @@ def tcp_set_xmit_timer(sk: TcpSock) -> None:
 
 def tcp_send_loss_probe(sk: TcpSock) -> None:
     """The probe: new data if the window allows, else the last segment sent again."""
-    from .tcp_output import tcp_retransmit_skb, tcp_write_xmit
-    from .tcp_tso import tcp_current_mss, tcp_snd_wnd_test
-    mss = tcp_current_mss(sk)
+    mss = tcp_tso.tcp_current_mss(sk)
     sent = False
-    if sk.write_queue and tcp_snd_wnd_test(sk, sk.write_queue[0].cb.end_seq):
+    if sk.write_queue and tcp_tso.tcp_snd_wnd_test(sk, sk.write_queue[0].cb.end_seq):
         before_out = sk.packets_out
-        tcp_write_xmit(sk, mss, 1, push_one=2)  # TCP_NAGLE_OFF; past cwnd
+        tcp_output.tcp_write_xmit(sk, mss, 1, push_one=2)  # TCP_NAGLE_OFF; past cwnd
         sent = sk.packets_out > before_out
     elif sk.rtx_queue:
         skb = sk.rtx_queue[-1]
-        sent = tcp_retransmit_skb(sk, skb, count_out=False) == 0
+        sent = tcp_output.tcp_retransmit_skb(sk, skb, count_out=False) == 0
     if sent:
         sk.sk_net.mib.tcpext_inc("TCPLossProbes")
         sk.icsk_pending = 0  # the RTO restarts from now
@@ -173,8 +182,8 @@ def tcp_model_timeout(boundary: int, rto_base: float) -> float:
 def retransmits_timed_out(sk: TcpSock, boundary: int, rto_base: float) -> bool:
     if not sk.icsk_retransmits:
         return False
-    start = sk.retrans_stamp or trio.current_time()
-    return trio.current_time() - start >= tcp_model_timeout(boundary, rto_base) - 1e-9
+    start = sk.retrans_stamp or kclock.now()
+    return kclock.now() - start >= tcp_model_timeout(boundary, rto_base) - 1e-9
 
 
 def tcp_write_err(sk: TcpSock) -> None:
@@ -187,7 +196,7 @@ def tcp_write_err(sk: TcpSock) -> None:
 def tcp_write_timeout(sk: TcpSock) -> bool:
     """True (and the connection is closed with ETIMEDOUT) if retransmission must stop."""
     s = sk.sk_net.sysctl
-    now = trio.current_time()
+    now = kclock.now()
     if sk.sk_state in (TCP_SYN_SENT, TCP_SYN_RECV):
         retry_until = sk.icsk_syn_retries or s.tcp_syn_retries
         expired = sk.icsk_retransmits >= retry_until
@@ -222,8 +231,7 @@ def tcp_write_timer(timer: Timer) -> None:
     elif what == ICSK_TIME_PROBE0:
         tcp_probe_timer(sk)
     elif what == ICSK_TIME_REO_TIMEOUT:
-        from .tcp_recovery import tcp_rack_reo_timeout
-        tcp_rack_reo_timeout(sk)
+        tcp_recovery.tcp_rack_reo_timeout(sk)
 
 
 def tcp_enter_loss(sk: TcpSock) -> None:
@@ -254,7 +262,6 @@ def tcp_enter_loss(sk: TcpSock) -> None:
 
 
 def tcp_retransmit_timer(sk: TcpSock) -> None:
-    from .tcp_output import tcp_retransmit_skb
     net = sk.sk_net
     if not sk.packets_out or not sk.rtx_queue:
         return
@@ -266,12 +273,12 @@ def tcp_retransmit_timer(sk: TcpSock) -> None:
         tcp_enter_loss(sk)
     sk.icsk_retransmits += 1
     head = sk.rtx_queue[0]
-    tcp_retransmit_skb(sk, head)
+    tcp_output.tcp_retransmit_skb(sk, head)
     sk.icsk_backoff += 1
     sk.icsk_rto = min(sk.icsk_rto * 2, TCP_RTO_MAX)
     rto = sk.icsk_rto
     if sk.icsk_user_timeout and sk.retrans_stamp:
-        left = sk.icsk_user_timeout / 1000.0 - (trio.current_time() - sk.retrans_stamp)
+        left = sk.icsk_user_timeout / 1000.0 - (kclock.now() - sk.retrans_stamp)
         rto = max(min(rto, left), 0.001)
     inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, rto)
 
@@ -279,12 +286,11 @@ def tcp_retransmit_timer(sk: TcpSock) -> None:
 def tcp_probe_timer(sk: TcpSock) -> None:
     """The persist timer: probe a closed window. TCP_USER_TIMEOUT bounds how long the window
     may stay shut (icsk_probes_tstamp), even while the peer answers every probe."""
-    from .tcp_output import tcp_send_probe0
     if sk.packets_out or not sk.write_queue:
         sk.icsk_probes_out = 0
         sk.icsk_probes_tstamp = -1.0
         return
-    now = trio.current_time()
+    now = kclock.now()
     if sk.icsk_probes_tstamp < 0:
         sk.icsk_probes_tstamp = now
     elif sk.icsk_user_timeout and now - sk.icsk_probes_tstamp >= sk.icsk_user_timeout / 1000.0:
@@ -296,19 +302,18 @@ def tcp_probe_timer(sk: TcpSock) -> None:
     if sk.icsk_probes_out >= max_probes:
         tcp_write_err(sk)
         return
-    tcp_send_probe0(sk)
+    tcp_output.tcp_send_probe0(sk)
 
 
 def tcp_clamp_probe0_to_user_timeout(sk: TcpSock, when: float) -> float:
     """A probe timer never runs past what TCP_USER_TIMEOUT leaves."""
     if not sk.icsk_user_timeout or sk.icsk_probes_tstamp < 0:
         return when
-    remaining = sk.icsk_user_timeout / 1000.0 - (trio.current_time() - sk.icsk_probes_tstamp)
+    remaining = sk.icsk_user_timeout / 1000.0 - (kclock.now() - sk.icsk_probes_tstamp)
     return min(max(remaining, TCP_TIMEOUT_MIN), when)
 
 
 def tcp_delack_timer(timer: Timer) -> None:
-    from .tcp_output import tcp_send_ack
     sk: TcpSock = timer.data
     if sk.sk_state in (TCP_CLOSE, TCP_LISTEN) or not sk.icsk_ack_pending & ICSK_ACK_TIMER:
         return
@@ -321,12 +326,11 @@ def tcp_delack_timer(timer: Timer) -> None:
             sk.icsk_ack_pingpong = 0
             sk.icsk_ack_ato = TCP_ATO_MIN
         sk.sk_net.mib.tcpext_inc("DelayedACKs")
-        tcp_send_ack(sk)
+        tcp_output.tcp_send_ack(sk)
 
 
 def tcp_keepalive_timer(timer: Timer) -> None:
     """Keep-alive probes for idle connections; the FIN_WAIT2 timeout of orphans."""
-    from .tcp_output import tcp_send_active_reset, tcp_write_wakeup
     sk: TcpSock = timer.data
     state = sk.sk_state
     if state in (TCP_LISTEN, TCP_CLOSE):
@@ -344,16 +348,16 @@ def tcp_keepalive_timer(timer: Timer) -> None:
     if sk.packets_out or sk.write_queue:
         tcp_reset_keepalive_timer(sk, ktime)
         return
-    now = trio.current_time()
+    now = kclock.now()
     idle = now - max(sk.rcv_tstamp, sk.icsk_ack_lrcvtime)
     if idle >= ktime - 1e-9:
         if (sk.icsk_user_timeout and idle >= sk.icsk_user_timeout / 1000.0
                 and sk.icsk_probes_out > 0) or (
                 not sk.icsk_user_timeout and sk.icsk_probes_out >= kprobes):
-            tcp_send_active_reset(sk)
+            tcp_output.tcp_send_active_reset(sk)
             tcp_write_err(sk)
             return
-        tcp_write_wakeup(sk)
+        tcp_output.tcp_write_wakeup(sk)
         sk.icsk_probes_out += 1
         tcp_reset_keepalive_timer(sk, kintvl)
         return
@@ -362,3 +366,8 @@ def tcp_keepalive_timer(timer: Timer) -> None:
 
 __all__ = ["tcp_rearm_rto", "inet_csk_reset_xmit_timer", "tcp_clear_xmit_timers",
            "TCP_TIMEOUT_INIT", "TCP_CA_Open"]
+
+
+# These modules import this one: bound at the end, used as modules, so that either import
+# order works and no call pays for an import statement.
+from . import tcp_output, tcp_recovery, tcp_tso  # noqa: E402

@@ -11,8 +11,8 @@ tcp_sendmsg asks `tcp_send_mss` how big to make each skb.
 
 from __future__ import annotations
 
-import trio
 
+from ...kernel.ktime import kclock
 from ...uapi.tcp import TCPHDR_FIN, TCPHDR_PSH, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK
 from ..core.skbuff import SKB_TRUESIZE, SkBuff
 from .tcp import TCP_MSS_DEFAULT, TCP_NAGLE_CORK, TcpSkbCb, TcpSock, after
@@ -47,7 +47,16 @@ def tcp_current_mss(sk: TcpSock) -> int:
     rt = sk.sk_dst_cache
     if rt is not None:
         pmtu = rt.dst_mtu()
-        if tcp_mtu_to_mss(sk, pmtu) != mss:
+        # tcp_mtu_to_mss(sk, pmtu), inline: it runs for every write.
+        now = pmtu - 40
+        clamp = sk.mss_clamp
+        if now > clamp:
+            now = clamp
+        if now < 48:
+            now = 48
+        if sk.tstamp_ok:
+            now -= TCPOLEN_TSTAMP_ALIGNED
+        if (now if now > 8 else 8) != mss:
             mss = tcp_sync_mss(sk, pmtu)
     if sk.selective_acks or sk.duplicate_sack:
         # SACK blocks take room in every segment while they are being sent.
@@ -73,20 +82,25 @@ def tcp_bound_to_half_wnd(sk: TcpSock, pktsize: int) -> int:
 
 
 def _gso_limits(sk: TcpSock) -> tuple[int, int]:
+    """The route's device's gso_max_size and gso_max_segs (Linux's defaults unrouted)."""
     rt = sk.sk_dst_cache
-    dev = rt.dev if rt is not None else None
-    return (getattr(dev, "gso_max_size", 65536), getattr(dev, "gso_max_segs", 65535))
+    if rt is None:
+        return 65536, 65535
+    dev = rt.dev
+    return dev.gso_max_size, dev.gso_max_segs
 
 
 def tcp_send_mss(sk: TcpSock) -> tuple[int, int]:
-    """(mss_now, size_goal): the segment size, and how big tcp_sendmsg makes each skb."""
+    """(mss_now, size_goal): the segment size, and how big tcp_sendmsg makes each skb
+    (sk_can_gso always holds for TCP)."""
     mss_now = tcp_current_mss(sk)
-    if not sk_can_gso(sk):
-        return mss_now, mss_now
     max_size, max_segs = _gso_limits(sk)
     new_size_goal = tcp_bound_to_half_wnd(sk, max_size)
-    gso_segs = min(new_size_goal // mss_now, max_segs)
-    return mss_now, max(gso_segs * mss_now, mss_now)
+    gso_segs = new_size_goal // mss_now
+    if gso_segs > max_segs:
+        gso_segs = max_segs
+    size_goal = gso_segs * mss_now
+    return mss_now, size_goal if size_goal > mss_now else mss_now
 
 
 def tcp_update_pacing_rate(sk: TcpSock) -> None:
@@ -155,7 +169,7 @@ def tcp_tso_should_defer(sk: TcpSock, skb: SkBuff, max_segs: int) -> int:
     window is free, or the next ACK would come too late."""
     if sk.icsk_ca_state >= 3:  # TCP_CA_Recovery
         return 0
-    now = trio.current_time()
+    now = kclock.now()
     if now - sk.tcp_wstamp > 0.001:
         return 0
     in_flight = sk.packets_in_flight()

@@ -40,6 +40,8 @@ import random
 from statistics import NormalDist
 from typing import Any
 
+from ...drivers.net.nic import wire_bytes, wire_copy
+
 __all__ = ["Netem", "CRandom"]
 
 _NORMAL = NormalDist()
@@ -203,10 +205,13 @@ class Netem:
             return out, "lost"
         if count > 1:
             self.duplicated += 1
-            clone, _reason = self.enqueue(bytearray(frame), now, duplicate=False)
+            clone, _reason = self.enqueue(wire_copy(frame), now, duplicate=False)
             out.extend(clone)
         if self.corrupt and self._crandom("corrupt", self.corrupt_correlation) < self.corrupt:
             self.corrupted += 1
+            # The sending NIC wrote its checksum before the frame met the fault: the
+            # receiver's check must see the flipped bit (see drivers/net/nic.py, WireFrame).
+            wire_bytes(frame)
             frame[self.rng.randrange(len(frame))] ^= 1 << self.rng.randrange(8)
         if self.qlen >= self.limit:
             self.drops += 1
