@@ -28,6 +28,7 @@ fails (pystack not written yet, a missing feature) is reported as ``n/a (reason)
 
 Files: ``harness`` (timing, repetitions, medians, the table), ``anchors`` (the anchor side),
 ``figures`` (the pystack side and the list of figures), ``profile`` (one figure under
-cProfile: ``python -m benchmarks.profile NAME``). ``NOTES.md`` records where the figures stand,
+cProfile: ``python -m benchmarks.profile NAME``), ``steady`` (the small-message loops alone:
+CPU time, calls or bytecodes per operation, ``python -m benchmarks.steady udp --bytecodes``). ``NOTES.md`` records where the figures stand,
 how to measure a change on a shared machine, and what stands in the way of each target.
 """

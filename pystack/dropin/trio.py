@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 AF_INET = _stdsocket.AF_INET
 
+# The two directions of EmulatedSocket._call: one task at a time in each (BusyResourceError).
+_READING, _WRITING = 0, 1
+_DIRECTIONS = ("reading from", "writing to")
+
 
 def resolve_host(task: "Task", host: Any, *, for_bind: bool) -> int:
     """An AF_INET host part → an address, as the socket module's address parsing does."""
@@ -144,7 +148,7 @@ class EmulatedSocket(trio.socket.SocketType):
         self._type = type_
         self._proto = proto
         self._closed = False
-        self._busy: set[str] = set()  # "reading from" / "writing to", while a call waits
+        self._busy = [False, False]  # [_READING], [_WRITING]: a call in that direction runs
         self._did_shutdown_SHUT_WR = False
         self._dest_key: Any = None  # sendto's last address, and what it parsed to
         self._dest: tuple[int, int, int] | None = None
@@ -228,7 +232,7 @@ class EmulatedSocket(trio.socket.SocketType):
             if sk is not None and sk.sk_wq is not None and sk.sk_wq:
                 sk.sk_wq.unpark_all()
 
-    async def _call(self, direction: str, syscall: Any, *args: Any) -> Any:
+    async def _call(self, direction: int, syscall: Any, *args: Any) -> Any:
         """`syscall(task, fd, *args)`, a system call that may wait, with trio's rules: a
         checkpoint for cancellation first, one task at a time per direction
         (BusyResourceError), ClosedResourceError if another task closes the socket, and one
@@ -238,9 +242,10 @@ class EmulatedSocket(trio.socket.SocketType):
         if self._closed:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
         busy = self._busy
-        if direction in busy:
-            raise trio.BusyResourceError(f"another task is already {direction} this socket")
-        busy.add(direction)
+        if busy[direction]:
+            raise trio.BusyResourceError(
+                f"another task is already {_DIRECTIONS[direction]} this socket")
+        busy[direction] = True
         slept = _wait.sleeps
         try:
             result = await syscall(self._task, self._fd, *args)
@@ -249,7 +254,7 @@ class EmulatedSocket(trio.socket.SocketType):
                 raise trio.ClosedResourceError("another task closed this socket") from None
             raise
         finally:
-            busy.discard(direction)
+            busy[direction] = False
         if _checkpoints and _wait.sleeps == slept:
             # It did not wait: give the scheduler its turn now, as trio's own sockets do
             # (_try_sync); a call that slept was a schedule point already.
@@ -309,15 +314,15 @@ class EmulatedSocket(trio.socket.SocketType):
 
     async def connect(self, address: Any) -> None:
         addr, port = parse_inet_address(self._task, address, what="connect")
-        await self._call("writing to", sys.sys_connect, self._family, addr, port)
+        await self._call(_WRITING, sys.sys_connect, self._family, addr, port)
 
     async def accept(self) -> tuple["EmulatedSocket", Any]:
-        fd, addr = await self._call("reading from", sys.sys_accept4)
+        fd, addr = await self._call(_READING, sys.sys_accept4)
         sock = EmulatedSocket(self._task, fd, self._family, self._type, self._proto)
         return sock, _addr_tuple(addr)
 
     async def send(self, data: Any, flags: int = 0) -> int:
-        n = await self._call("writing to", sys.sys_sendto, memoryview(data), flags, None)
+        n = await self._call(_WRITING, sys.sys_sendto, memoryview(data), flags, None)
         return n
 
     async def sendto(self, data: Any, *args: Any) -> int:
@@ -331,7 +336,7 @@ class EmulatedSocket(trio.socket.SocketType):
             dest = self._dest
         else:
             dest = self._parse_dest(address)
-        return await self._call("writing to", sys.sys_sendto, memoryview(data), flags, dest)
+        return await self._call(_WRITING, sys.sys_sendto, memoryview(data), flags, dest)
 
     def _parse_dest(self, address: Any) -> tuple[int, int, int]:
         """sendto's destination as the syscall takes it. A program usually sends to the same
@@ -357,7 +362,7 @@ class EmulatedSocket(trio.socket.SocketType):
         bufsize = _check_size(bufsize, "recv")
         if bufsize == 0:
             return await self._recv_nothing(b"")
-        data, _addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, bufsize, flags)
+        data, _addr, _mf, _n = await self._call(_READING, sys.sys_recvfrom, bufsize, flags)
         return data
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
@@ -368,7 +373,7 @@ class EmulatedSocket(trio.socket.SocketType):
         size = nbytes or len(view)
         if size == 0:
             return await self._recv_nothing(0)
-        data, _addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, size, flags)
+        data, _addr, _mf, n = await self._call(_READING, sys.sys_recvfrom, size, flags)
         view[:len(data)] = data
         return n if flags & MSG_TRUNC else len(data)
 
@@ -383,7 +388,7 @@ class EmulatedSocket(trio.socket.SocketType):
 
     async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         bufsize = _check_size(bufsize, "recvfrom")
-        data, addr, _mf, _n = await self._call("reading from", sys.sys_recvfrom, bufsize, flags)
+        data, addr, _mf, _n = await self._call(_READING, sys.sys_recvfrom, bufsize, flags)
         if addr != self._src_key:  # a datagram socket hears from the same peer again and again
             self._src_key, self._src = addr, _addr_tuple(addr)
         return data, self._src
@@ -395,7 +400,7 @@ class EmulatedSocket(trio.socket.SocketType):
         if nbytes > len(view):
             raise ValueError("nbytes is greater than the length of the buffer")
         size = nbytes or len(view)
-        data, addr, _mf, n = await self._call("reading from", sys.sys_recvfrom, size, flags)
+        data, addr, _mf, n = await self._call(_READING, sys.sys_recvfrom, size, flags)
         view[:len(data)] = data
         return (n if flags & MSG_TRUNC else len(data)), _addr_tuple(addr)
 
@@ -406,7 +411,7 @@ class EmulatedSocket(trio.socket.SocketType):
         if ancbufsize < 0:
             raise ValueError("invalid ancillary data buffer length")
         data, addr, msg_flags, _n, control = await self._call(
-            "reading from", sys.sys_recvmsg, bufsize, flags)
+            _READING, sys.sys_recvmsg, bufsize, flags)
         ancdata, truncated = put_cmsgs(control, ancbufsize)
         if truncated:
             msg_flags |= _stdsocket.MSG_CTRUNC

@@ -97,7 +97,7 @@ class WireFrame(bytearray):
         if (len(self) - start) & 1:
             value <<= 8
         rem = value % 0xFFFF
-        c = 0xFFFF - rem if rem else 0
+        c = 0xFFFF - rem if rem else 0xFFFF  # as skb_checksum_help: never 0 (UDP's "none")
         at = start + self.csum_offset
         self[at] = c >> 8
         self[at + 1] = c & 0xFF

@@ -225,7 +225,7 @@ def skb_checksum_help(skb: SkBuff) -> None:
     if n & 1:
         value <<= 8
     rem = value % 0xFFFF
-    c = 0xFFFF - rem if rem else 0
+    c = 0xFFFF - rem if rem else 0xFFFF  # csum_fold(csum) ?: CSUM_MANGLED_0 (0 is UDP's "none")
     at = start + skb.csum_offset
     buf[at] = c >> 8
     buf[at + 1] = c & 0xFF

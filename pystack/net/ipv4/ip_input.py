@@ -10,6 +10,7 @@ a version other than 4, an IHL under 5, a bad checksum, or a total length beyond
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING
 
 from ...lib.checksum import ip_fast_csum_at
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 _unpack_ip = IP_HDR.unpack_from
 _unpack_addrs = IP_ADDRS.unpack_from
+_unpack_vihl_tos_len = struct.Struct("!BBH").unpack_from  # the header's first word
 
 def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
     """ip_rcv + ip_rcv_core: validate the header, then PRE_ROUTING."""
@@ -51,13 +53,9 @@ def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
         return
     buf = skb.buf
     off = skb.data
-    vihl = buf[off]
+    vihl, _tos, tot_len = _unpack_vihl_tos_len(buf, off)
     ihl = (vihl & 15) * 4
-    if vihl >> 4 != 4 or ihl < 20:
-        mib["InHdrErrors"] += 1
-        kfree_skb(skb, dr.IP_INHDR)
-        return
-    if length < ihl:
+    if vihl >> 4 != 4 or ihl < 20 or length < ihl:
         mib["InHdrErrors"] += 1
         kfree_skb(skb, dr.IP_INHDR)
         return
@@ -66,7 +64,6 @@ def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
         mib["InHdrErrors"] += 1
         kfree_skb(skb, dr.IP_CSUM)
         return
-    tot_len = (buf[off + 2] << 8) | buf[off + 3]
     if length < tot_len:
         net.mib.ipext["InTruncatedPkts"] += 1
         kfree_skb(skb, dr.PKT_TOO_SMALL)

@@ -28,9 +28,9 @@ from ...uapi.icmp import (ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_PORT_UNREACH
 from ...uapi.ip import IP_ADDRS, IP_HDR, IPPROTO_UDP
 from ...uapi.udp import UDP_HDR, UDP_HLEN
 from ..core import drop_reason as dr
-from ..core.dev import IFF_LOOPBACK, NET_XMIT_CN, NET_XMIT_SUCCESS
+from ..core.dev import NET_XMIT_CN, NET_XMIT_SUCCESS
 from ..core.drop_reason import consume_skb, kfree_skb
-from ..core.skbuff import alloc_skb
+from ..core.skbuff import CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, alloc_skb
 from ..core.sock import (RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_BINDPORT_LOCK,
                          SOCK_BROADCAST, Sock, skb_set_owner_r, skb_set_owner_w, sock_error,
                          sock_writeable)
@@ -208,19 +208,24 @@ def udp_rcv(skb: "SkBuff") -> None:
         skb.trace.hop(net, "udp_rcv")
     buf = skb.buf
     off = skb.data
-    if skb.tail - off < UDP_HLEN:
+    length = skb.tail - off
+    if length < UDP_HLEN:
         mib["InErrors"] += 1
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
     sport, dport, ulen, check = _unpack_udp(buf, off)
-    if ulen > skb.tail - off or ulen < UDP_HLEN:
+    if ulen > length or ulen < UDP_HLEN:
         mib["InErrors"] += 1
         kfree_skb(skb, dr.PKT_TOO_SMALL)
         return
-    if ulen < skb.tail - off:  # skb_trim, inline
+    if ulen < length:  # skb_trim, inline
         skb.tail = off + ulen
     saddr, daddr = _unpack_addrs(buf, skb.network_header + 12)
-    if check and not dev.flags & IFF_LOOPBACK:
+    # udp4_csum_init: a checksum the hardware verified, or one never computed because the
+    # datagram did not leave this machine or an offloading NIC carried it (CHECKSUM_PARTIAL),
+    # needs no check (skb_csum_unnecessary).
+    ip_summed = skb.ip_summed
+    if check and ip_summed != CHECKSUM_UNNECESSARY and ip_summed != CHECKSUM_PARTIAL:
         if csum_ipv4_payload(saddr, daddr, IPPROTO_UDP, buf, off, ulen) != 0:
             mib["InCsumErrors"] += 1
             mib["InErrors"] += 1
@@ -363,10 +368,21 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
     skb.tail = off + ulen
     buf = skb.buf
     buf[off + UDP_HLEN:off + ulen] = data
-    _pack_udp(buf, off, sk.inet_sport, dport, ulen, 0)
-    check = csum_ipv4_payload(saddr, daddr, IPPROTO_UDP, buf, off, ulen) or 0xFFFF
-    buf[off + 6] = check >> 8
-    buf[off + 7] = check & 0xFF
+    mtu = rt.dst_mtu() if rt.pmtu else (rt.mtu or rt.dev.mtu)
+    if rt.dev.hw_csum and ulen + 20 <= mtu:
+        # __ip_append_data leaves the checksum to a device with NETIF_F_HW_CSUM when the
+        # datagram goes out whole (CHECKSUM_PARTIAL); udp4_hwcsum writes the pseudo-header's
+        # sum, which the device (or skb_checksum_help, for a capture) completes.
+        _pack_udp(buf, off, sk.inet_sport, dport, ulen,
+                  (saddr + daddr + ulen + IPPROTO_UDP) % 0xFFFF)
+        skb.ip_summed = CHECKSUM_PARTIAL
+        skb.csum_start = off
+        skb.csum_offset = 6
+    else:
+        _pack_udp(buf, off, sk.inet_sport, dport, ulen, 0)
+        check = csum_ipv4_payload(saddr, daddr, IPPROTO_UDP, buf, off, ulen) or 0xFFFF
+        buf[off + 6] = check >> 8
+        buf[off + 7] = check & 0xFF
     skb.transport_header = off
     if net.follow_next is not None:
         skb.trace = net.follow_next
@@ -375,7 +391,6 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
     skb.dst = rt
     skb.priority = sk.sk_priority
     skb.mark = sk.sk_mark
-    mtu = rt.dst_mtu() if rt.pmtu else (rt.mtu or rt.dev.mtu)
     pmtu = sk.pmtudisc
     df = pmtu in (IP_PMTUDISC_DO, IP_PMTUDISC_PROBE) or (
         pmtu == IP_PMTUDISC_WANT and ulen + 20 <= mtu and not rt.mtu_locked)

@@ -942,6 +942,79 @@ async def test_ip_tos_is_seen_on_the_wire(tmp_path):
     _assert_checksums_correct(frame)
 
 
+# -- checksum offload ----------------------------------------------------------------------------
+
+def _payload_whose_checksum_is_zero(saddr: str, daddr: str, sport: int, dport: int) -> bytes:
+    """Two bytes after which the datagram's one's complement sum is 0xffff: its checksum
+    computes to 0, which UDP must send as 0xffff (0 means "no checksum", RFC 768)."""
+    s, d = (int.from_bytes(socket.inet_aton(a), "big") for a in (saddr, daddr))
+    ulen = 8 + 2
+    total = s + d + 17 + ulen + sport + dport + ulen  # pseudo-header, then the UDP header
+    word = (-total) % 0xFFFF or 0xFFFF
+    return word.to_bytes(2, "big")
+
+
+async def test_udp_over_loopback_leaves_the_checksum_to_the_device(tmp_path):
+    # __ip_append_data: a datagram that goes out whole through a device with NETIF_F_HW_CSUM
+    # (lo) is CHECKSUM_PARTIAL, its field holding only the pseudo-header's sum; the receiver
+    # trusts it, and a capture completes it (skb_checksum_help), never as 0 (CSUM_MANGLED_0).
+    from pystack.net.core.skbuff import CHECKSUM_PARTIAL
+    from nethelpers import sk_of
+    zero = _payload_whose_checksum_is_zero("127.0.0.1", "127.0.0.1", 5000, 7)
+    path = tmp_path / "lo.pcapng"
+    async with lan(1) as (net, a):
+        server = udp(a)
+        await server.bind(("127.0.0.1", 7))
+        client = udp(a)
+        await client.bind(("127.0.0.1", 5000))
+        await client.sendto(b"partial", ("127.0.0.1", 7))
+        assert [skb.ip_summed for skb in sk_of(server).sk_receive_queue] == [CHECKSUM_PARTIAL]
+        assert await recvfrom(server) == (b"partial", ("127.0.0.1", 5000))
+        cap = net.capture(str(path))
+        for data in (b"hello", zero):
+            await client.sendto(data, ("127.0.0.1", 7))
+            assert (await recvfrom(server))[0] == data
+        cap.close()
+        assert a.stats()["Udp"]["InCsumErrors"] == 0
+    frames = _udp_frames(path, "a:lo")
+    assert [bytes(f[UDP].payload) for f in frames] == [b"hello", zero]
+    for f in frames:
+        _assert_checksums_correct(f)
+    assert frames[1][UDP].chksum == 0xFFFF
+
+
+async def test_udp_between_hosts_rides_the_nics_checksum_offload(tmp_path):
+    # The emulated NICs offload the checksum (see drivers/net/nic.py): the datagram arrives
+    # CHECKSUM_PARTIAL and is trusted; both captures show the checksum a wire would carry.
+    from pystack.net.core.skbuff import CHECKSUM_PARTIAL
+    from nethelpers import sk_of
+    zero = _payload_whose_checksum_is_zero("10.0.0.1", "10.0.0.2", 5000, 7)
+    path = tmp_path / "eth.pcapng"
+    async with lan(2) as (net, a, b):
+        server = udp(b)
+        await server.bind(("", 7))
+        client = udp(a)
+        await client.bind(("", 5000))
+        await client.sendto(b"offloaded", ("10.0.0.2", 7))
+        with trio.fail_after(10):
+            while not server.is_readable():
+                await trio.sleep(0.001)
+        assert [skb.ip_summed for skb in sk_of(server).sk_receive_queue] == [CHECKSUM_PARTIAL]
+        assert (await recvfrom(server))[0] == b"offloaded"
+        cap = net.capture(str(path))
+        for data in (b"hello", zero):
+            await client.sendto(data, ("10.0.0.2", 7))
+            assert (await recvfrom(server))[0] == data
+        cap.close()
+        assert b.stats()["Udp"]["InCsumErrors"] == 0
+    for iface in ("a:eth0", "b:eth0"):  # (b's frames as received: padded to 60 bytes)
+        frames = _udp_frames(path, iface)
+        assert [bytes(f[UDP].payload)[:f[UDP].len - 8] for f in frames] == [b"hello", zero]
+        for f in frames:
+            _assert_checksums_correct(f)
+        assert frames[1][UDP].chksum == 0xFFFF
+
+
 # -- sockets view --------------------------------------------------------------------------------
 
 async def test_host_sockets_lists_udp_sockets_like_ss():
