@@ -195,7 +195,14 @@ def secure_tcp_seq(net: "Net", saddr: int, daddr: int, sport: int, dport: int) -
 def secure_tcp_ts_off(net: "Net", saddr: int, daddr: int) -> int:
     """The timestamp offset for an address pair (the same for every connection between
     them, so their timestamps keep increasing across connections)."""
-    return _keyed(net, 2, saddr, daddr)
+    return _ts_off(net.seed, net.host.name, saddr, daddr)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ts_off(seed: int, host_name: str, saddr: int, daddr: int) -> int:
+    h = _tcp_secret(seed, host_name).copy()
+    h.update(b"2,%d,%d" % (saddr, daddr))  # the bytes _keyed(net, 2, saddr, daddr) hashes
+    return int.from_bytes(h.digest(), "big")
 
 
 # -- segments without a full socket -------------------------------------------------------------

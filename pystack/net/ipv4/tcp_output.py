@@ -169,8 +169,14 @@ def tcp_sndbuf_expand(sk: TcpSock) -> None:
 
 # -- options --------------------------------------------------------------------------------------
 
+# MSS, SACK-permitted with the timestamp, NOP + window scale: what nearly every SYN carries.
+_SYN_FULL = struct.Struct("!BBHBBBBIIBBBB").pack
+
+
 def _syn_options(sk: TcpSock, mss: int, tsval: int, tsecr: int, synack: bool,
                  sack: bool, ts: bool, wscale: int) -> bytes:
+    if ts and sack and wscale >= 0:
+        return _SYN_FULL(2, 4, mss, 4, 2, 8, 10, tsval, tsecr, 1, 3, 3, wscale)
     out = bytearray(struct.pack("!BBH", 2, 4, mss))
     if ts:
         if sack:
