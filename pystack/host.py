@@ -18,6 +18,7 @@ import attrs
 import trio
 
 from .drivers.net.loopback import LoopbackDevice
+from .dropin.trio import EmulatedSocket
 from .fs.file import FdTable
 from .kernel.sched import Cpu, Task, current, run_ksoftirqd
 from .kernel.softirq import NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, local_bh_disable, local_bh_enable
@@ -46,7 +47,6 @@ from .views import (CachedRoute, NeighbourEntry, NeighbourList, RouteList, Socke
                     SocketList, Stats, Traceroute, TracerouteHop, TracerouteProbe)
 
 if TYPE_CHECKING:
-    from .dropin.trio import EmulatedSocket
     from .world import Network
 
 IRQ_BASE = 24  # the first interrupt line handed to a NIC, as on a PC's IO-APIC
@@ -367,7 +367,6 @@ class Host:
                proto: int = 0) -> "EmulatedSocket":
         """A socket in the current process of this host (or its init process), with trio's
         socket interface."""
-        from .dropin.trio import EmulatedSocket
         return EmulatedSocket.create(self._current_task(), family, type, proto)
 
     def follow_next_packet(self) -> PathTrace:
