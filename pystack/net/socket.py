@@ -133,26 +133,28 @@ def sys_bind(task: Task, fd: int, family: int, addr: int, port: int) -> None:
     _trace(task, "EVENT_BIND", fd=fd, port=port)
 
 
-@_to_oserror_async
+# sys_connect and sys_accept4 (one of each per connection) translate KernelError themselves,
+# as sys_sendto does: one coroutine layer less.
+
 async def sys_connect(task: Task, fd: int, family: int, addr: int, port: int) -> None:
-    _enter(task)
-    file, sock = sockfd_lookup(task, fd)
-    _trace(task, "EVENT_CONNECT", fd=fd, port=port)
-    nonblock = bool(file.f_flags & O_NONBLOCK)
     calls = 0
-
-    def attempt() -> None:
-        # The first call starts the connection; later ones (after a wait) see how it went.
-        nonlocal calls
-        calls += 1
-        sock.ops.connect(sock, family, addr, port, nonblock, calls > 1)
-
     try:
+        _enter(task)
+        file, sock = sockfd_lookup(task, fd)
+        _trace(task, "EVENT_CONNECT", fd=fd, port=port)
+        nonblock = bool(file.f_flags & O_NONBLOCK)
+
+        def attempt() -> None:
+            # The first call starts the connection; later ones (after a wait) see how it went.
+            nonlocal calls
+            calls += 1
+            sock.ops.connect(sock, family, addr, port, nonblock, calls > 1)
+
         await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo, attempt)
     except KernelError as e:
         if e.errno == errno.EAGAIN and calls > 1:
-            raise KernelError(errno.EINPROGRESS) from None  # SO_SNDTIMEO ran out
-        raise
+            raise KernelError(errno.EINPROGRESS).to_oserror() from None  # SO_SNDTIMEO ran out
+        raise e.to_oserror() from None
 
 
 @_to_oserror
@@ -163,27 +165,29 @@ def sys_listen(task: Task, fd: int, backlog: int) -> None:
     _trace(task, "EVENT_LISTEN", fd=fd, backlog=backlog)
 
 
-@_to_oserror_async
 async def sys_accept4(task: Task, fd: int, flags: int = 0) -> tuple[int, tuple[int, int]]:
     """Wait for a connection; return its new descriptor and the peer's address."""
-    _enter(task)
-    file, sock = sockfd_lookup(task, fd)
-    if flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
-        raise KernelError(errno.EINVAL)
-    nonblock = bool(file.f_flags & O_NONBLOCK)
-    newsock = await _blocking(task, sock, nonblock, sock.sk.sk_rcvtimeo, sock.ops.accept,
-                              sock, flags)
-    newfile = File(SocketFile, newsock, O_NONBLOCK if flags & SOCK_NONBLOCK else 0)
-    newsock.file = newfile
-    newsock.sk.sk_uid = task.cred.uid
     try:
-        newfd = task.files.alloc_fd(newfile, O_CLOEXEC if flags & SOCK_CLOEXEC else 0)
-    except KernelError:
-        fput(newfile)
-        raise
-    peer = newsock.ops.getname(newsock, True)
-    _trace(task, "EVENT_ACCEPT", fd=newfd)
-    return newfd, peer
+        _enter(task)
+        file, sock = sockfd_lookup(task, fd)
+        if flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK):
+            raise KernelError(errno.EINVAL)
+        nonblock = bool(file.f_flags & O_NONBLOCK)
+        newsock = await _blocking(task, sock, nonblock, sock.sk.sk_rcvtimeo, sock.ops.accept,
+                                  sock, flags)
+        newfile = File(SocketFile, newsock, O_NONBLOCK if flags & SOCK_NONBLOCK else 0)
+        newsock.file = newfile
+        newsock.sk.sk_uid = task.cred.uid
+        try:
+            newfd = task.files.alloc_fd(newfile, O_CLOEXEC if flags & SOCK_CLOEXEC else 0)
+        except KernelError:
+            fput(newfile)
+            raise
+        peer = newsock.ops.getname(newsock, True)
+        _trace(task, "EVENT_ACCEPT", fd=newfd)
+        return newfd, peer
+    except KernelError as e:
+        raise e.to_oserror() from None
 
 
 async def _blocking(task: Task, sock: Socket, nonblock: bool, timeo: float,
