@@ -196,7 +196,8 @@ class Sock:
         self.sk_uid = 0
         self.sk_wakeups = 0
         # IP_RECVERR's queue: skbs whose `cb` is a SockExterrSkb, read by MSG_ERRQUEUE.
-        self.sk_error_queue: deque[SkBuff] = deque()
+        # Made on the first error queued (sock_queue_err_skb): most sockets never have one.
+        self.sk_error_queue: deque[SkBuff] | tuple[()] = ()
         self.sk_wq_funcs: list[Callable[["Sock"], None]] | None = None  # add_wait_queue
 
     def sock_flag(self, flag: int) -> bool:
@@ -283,6 +284,8 @@ def sock_queue_err_skb(sk: Sock, skb: "SkBuff") -> bool:
     if sk.sk_rmem_alloc + skb.truesize >= sk.sk_rcvbuf:
         return False
     skb_set_owner_r(skb, sk)
+    if not isinstance(sk.sk_error_queue, deque):
+        sk.sk_error_queue = deque()
     sk.sk_error_queue.append(skb)
     if not sk.sock_flag(SOCK_DEAD):
         sk.sk_error_report(sk)
@@ -295,7 +298,7 @@ def sock_dequeue_err_skb(sk: Sock) -> "SkBuff | None":
     q = sk.sk_error_queue
     if not q:
         return None
-    skb = q.popleft()
+    skb = q.popleft()  # type: ignore[union-attr]
     icmp_next = False
     if q:
         nxt = q[0].cb.ee

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import struct
+import types
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,9 @@ def after(a: int, b: int) -> bool:
     return ((b - a) & 0xFFFFFFFF) >= 0x80000000
 
 
+_NO_REQUESTS = types.MappingProxyType({})
+
+
 class TcpSock(InetSock):
     """`struct tcp_sock` with its `inet_connection_sock` part."""
 
@@ -197,8 +201,10 @@ class TcpSock(InetSock):
         self.icsk_ack_ato = 0.0  # 0 until the first data arrives (quick-ack start)
         self.icsk_ack_rcv_mss = TCP_MSS_DEFAULT
         self.icsk_ack_lrcvtime = 0.0
-        self.icsk_accept_queue: deque[TcpSock] = deque()
-        self.icsk_syn_queue: dict[tuple[int, int], Any] = {}
+        # A listener's queues, made by listen() (inet_csk_listen_start); empty and read-only
+        # on every other socket.
+        self.icsk_accept_queue: deque[TcpSock] | tuple[()] = ()
+        self.icsk_syn_queue: dict[tuple[int, int], Any] = _NO_REQUESTS  # type: ignore
         self.retransmit_timer: Any = None
         self.delack_timer: Any = None
         self.keepalive_timer: Any = None

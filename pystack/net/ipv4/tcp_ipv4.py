@@ -14,6 +14,7 @@ import functools
 import hashlib
 import operator
 import struct
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ...kernel.errors import KernelError
@@ -437,6 +438,9 @@ def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> Tc
 
 def inet_csk_listen_start(sk: TcpSock) -> None:
     net = sk.sk_net
+    if not isinstance(sk.icsk_accept_queue, deque):
+        sk.icsk_accept_queue = deque()
+        sk.icsk_syn_queue = {}
     tcp_set_state(sk, TCP_LISTEN)
     if not sk.inet_num:
         if not sk.sk_prot.get_port(sk, 0):
