@@ -49,6 +49,8 @@ TCP_MAX_WSCALE = 14
 
 TCPOLEN_TSTAMP_ALIGNED = 12  # NOP, NOP, then the 10-byte timestamp option
 _ALIGNED_TS = struct.Struct("!III")
+_LINUX_SYN = struct.Struct("!HHIIII")
+_LINUX_SYN_HEADS = (0x0204, 0x0402080A, 0x010303)  # MSS; SACK_PERM, TIMESTAMP; NOP, WINDOW
 _ALIGNED_TS_HEAD = (TCPOPT_NOP << 24) | (TCPOPT_NOP << 16) | (TCPOPT_TIMESTAMP << 8) | \
     TCPOLEN_TIMESTAMP
 
@@ -91,6 +93,20 @@ def parse_options(buf: bytes | bytearray | memoryview, start: int, end: int,
             opts.saw_tstamp = True
             opts.rcv_tsval = tsval
             opts.rcv_tsecr = tsecr
+            return opts
+    elif syn and end - start == 20:
+        # Linux's own SYN and SYN-ACK: MSS, SACK-permitted with the timestamp, NOP and window
+        # scale (tcp_options_write's order). One unpack, the same result as the walk.
+        mss_head, mss, ts_head, tsval, tsecr, ws_word = _LINUX_SYN.unpack_from(buf, start)
+        if (mss_head, ts_head, ws_word >> 8) == _LINUX_SYN_HEADS:
+            wscale = ws_word & 0xFF
+            if mss:
+                opts.mss = mss
+            opts.sack_ok = True
+            opts.saw_tstamp = True
+            opts.rcv_tsval = tsval
+            opts.rcv_tsecr = tsecr
+            opts.wscale = min(wscale, TCP_MAX_WSCALE)
             return opts
     i = start
     while i < end:

@@ -39,3 +39,22 @@ def test_a_12_byte_block_parses_as_the_walk_does(block, syn):
         assert fields(fast) == fields(walked)
     # A block the fast path does not recognise goes through the walk itself.
     assert fields(fast) == fields(parse_options(bytearray(b"\x00") + block, 1, 13, syn))
+
+
+@SEEDED
+@given(st.binary(min_size=20, max_size=20), st.booleans(), st.integers(0, 0xFFFF),
+       st.integers(0, 255))
+@example(bytes(20), True, 1460, 7)
+def test_a_20_byte_syn_block_parses_as_the_walk_does(noise, linux_layout, mss, wscale):
+    # Linux's SYN layout (MSS, SACK_PERM + timestamp, NOP + window scale) takes a one-unpack
+    # path; with any mss and wscale, and for arbitrary 20 bytes, it must agree with the walk
+    # (forced by an end-of-options byte that makes the block 21 bytes long).
+    if linux_layout:
+        block = (struct.pack("!BBH", 2, 4, mss) + bytes([4, 2, 8, 10]) + noise[:8]
+                 + bytes([1, 3, 3, wscale]))
+    else:
+        block = noise
+    for syn in (True, False):
+        fast = parse_options(block, 0, 20, syn)
+        walked = parse_options(block + b"\x00", 0, 21, syn)
+        assert fields(fast) == fields(walked)
