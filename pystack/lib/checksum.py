@@ -88,3 +88,16 @@ def csum_ipv4_payload(saddr: int, daddr: int, proto: int, buf: bytearray, off: i
     rem = (value + saddr + daddr + length + proto) % 0xFFFF
     return 0xFFFF - rem if rem else 0
 
+
+def csum_complete_at(buf: bytearray, start: int, end: int, at: int) -> None:
+    """Complete a partial checksum (CHECKSUM_PARTIAL): the one's complement sum of
+    buf[start:end], whose checksum field at `at` already holds the pseudo-header's sum, folded,
+    complemented and written at `at`. A result of 0 is written 0xFFFF (CSUM_MANGLED_0, as
+    skb_checksum_help does: 0 is UDP's "no checksum")."""
+    value = int.from_bytes(buf[start:end], "big")
+    if (end - start) & 1:
+        value <<= 8
+    rem = value % 0xFFFF
+    c = 0xFFFF - rem if rem else 0xFFFF
+    buf[at] = c >> 8
+    buf[at + 1] = c & 0xFF

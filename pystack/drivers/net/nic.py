@@ -50,6 +50,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from ...kernel.softirq import irq_enter, irq_exit
+from ...lib.checksum import csum_complete_at
 from ...net.core.dev import (IFF_BROADCAST, IFF_MULTICAST, IFF_RUNNING, IFF_UP, NETDEV_TX_BUSY,
                              NETDEV_TX_OK, Napi, NetDevice, napi_complete_done,
                              napi_gro_flush, napi_gro_receive, napi_schedule,
@@ -93,14 +94,7 @@ class WireFrame(bytearray):
         if start < 0:
             return
         self.csum_start = -1
-        value = int.from_bytes(self[start:], "big")
-        if (len(self) - start) & 1:
-            value <<= 8
-        rem = value % 0xFFFF
-        c = 0xFFFF - rem if rem else 0xFFFF  # as skb_checksum_help: never 0 (UDP's "none")
-        at = start + self.csum_offset
-        self[at] = c >> 8
-        self[at + 1] = c & 0xFF
+        csum_complete_at(self, start, len(self), start + self.csum_offset)
 
     def copy(self) -> "WireFrame":
         """A copy of the frame with the same pending checksum (netem's duplicate, a switch

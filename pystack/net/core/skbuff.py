@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ...lib.checksum import csum_complete_at
+
 __all__ = ["SkBuff", "alloc_skb", "skb_from_frame", "skb_checksum_help", "SKB_TRUESIZE",
            "PACKET_HOST", "PACKET_BROADCAST", "PACKET_MULTICAST", "PACKET_OTHERHOST",
            "PACKET_OUTGOING", "PACKET_LOOPBACK", "CHECKSUM_NONE", "CHECKSUM_UNNECESSARY",
@@ -218,17 +220,8 @@ def skb_checksum_help(skb: SkBuff) -> None:
     pseudo-header's sum, folded and complemented into that field. Afterwards the skb is
     CHECKSUM_NONE, as in Linux. (It lives here rather than in dev.py because the GSO code and
     the NIC's "hardware" use the same sum.)"""
-    buf = skb.buf
     start = skb.csum_start
-    n = skb.tail - start
-    value = int.from_bytes(buf[start:skb.tail], "big")
-    if n & 1:
-        value <<= 8
-    rem = value % 0xFFFF
-    c = 0xFFFF - rem if rem else 0xFFFF  # csum_fold(csum) ?: CSUM_MANGLED_0 (0 is UDP's "none")
-    at = start + skb.csum_offset
-    buf[at] = c >> 8
-    buf[at + 1] = c & 0xFF
+    csum_complete_at(skb.buf, start, skb.tail, start + skb.csum_offset)
     skb.ip_summed = CHECKSUM_NONE
 
 
