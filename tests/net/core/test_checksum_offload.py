@@ -50,24 +50,29 @@ def test_skb_checksum_help_completes_the_pseudo_header_sum() -> None:
         assert csum_ipv4_payload(saddr, daddr, 6, skb.buf, off, length) == 0  # verifies
 
 
-async def _loopback_transfer(net, size: int) -> bytes:
-    a = net.hosts["a"]
-    srv = a.socket(socket.AF_INET, socket.SOCK_STREAM)
-    await srv.bind(("127.0.0.1", 80))
+async def _transfer(client, server, addr: str, size: int) -> bytes:
+    """Stream `size` bytes from `client` to `server` (listening on `addr`:80); check them."""
+    srv = server.socket(socket.AF_INET, socket.SOCK_STREAM)
+    await srv.bind(("0.0.0.0" if addr != "127.0.0.1" else addr, 80))
     srv.listen(1)
-    cli = a.socket(socket.AF_INET, socket.SOCK_STREAM)
-    await cli.connect(("127.0.0.1", 80))
+    cli = client.socket(socket.AF_INET, socket.SOCK_STREAM)
+    await cli.connect((addr, 80))
     conn, _ = await srv.accept()
     data = bytes(range(251)) * (size // 251)
+    got = bytearray()
     async with trio.open_nursery() as nursery:
         async def send() -> None:
             await cli.send(data)
             cli.close()
         nursery.start_soon(send)
-        got = bytearray()
         await recv_until_eof(conn, got)
     assert got == data
     return data
+
+
+async def _loopback_transfer(net, size: int) -> bytes:
+    a = net.hosts["a"]
+    return await _transfer(a, a, "127.0.0.1", size)
 
 
 async def test_a_loopback_capture_shows_correct_tcp_checksums(tmp_path) -> None:
@@ -127,22 +132,7 @@ async def test_a_device_without_offload_gets_complete_checksums(tmp_path) -> Non
 # -- the emulated NIC: checksum offload on both ends of the wire --------------------------------
 
 async def _eth_transfer(net, a, b, size: int) -> bytes:
-    srv = b.socket(socket.AF_INET, socket.SOCK_STREAM)
-    await srv.bind(("0.0.0.0", 80))
-    srv.listen(1)
-    cli = a.socket(socket.AF_INET, socket.SOCK_STREAM)
-    await cli.connect(("10.0.0.2", 80))
-    conn, _ = await srv.accept()
-    data = bytes(range(251)) * (size // 251)
-    got = bytearray()
-    async with trio.open_nursery() as nursery:
-        async def send() -> None:
-            await cli.send(data)
-            cli.close()
-        nursery.start_soon(send)
-        await recv_until_eof(conn, got)
-    assert got == data
-    return data
+    return await _transfer(a, b, "10.0.0.2", size)
 
 
 async def test_untouched_frames_are_not_checksummed_in_software(monkeypatch) -> None:
