@@ -20,7 +20,7 @@ from pystack.net.core.skbuff import (CHECKSUM_NONE, CHECKSUM_PARTIAL, alloc_skb,
                                      skb_checksum_help)
 from pystack.net.ipv4 import tcp_ipv4
 
-from nethelpers import recv_until_eof
+from nethelpers import lan, recv_until_eof
 
 
 def scapy_checksums_agree(pkt) -> bool:
@@ -153,12 +153,7 @@ async def test_untouched_frames_are_not_checksummed_in_software(monkeypatch) -> 
     real_complete = nic.WireFrame.complete_csum
     monkeypatch.setattr(nic.WireFrame, "complete_csum",
                         lambda self: completed.append(len(self)) or real_complete(self))
-    net = pystack.Network(seed=5)
-    a, b = net.add_host("a"), net.add_host("b")
-    sw = net.add_switch("sw0")
-    for h in (a, b):
-        net.add_link(h, sw, subnet="10.0.0.0/24")
-    async with net:
+    async with lan(2, seed=5) as (net, a, b):
         await _eth_transfer(net, a, b, 300_000)
     assert [n for n in sums if n > 100] == [] and completed == []
     assert b.stats()["Tcp"]["InCsumErrors"] == 0
@@ -166,12 +161,7 @@ async def test_untouched_frames_are_not_checksummed_in_software(monkeypatch) -> 
 
 async def test_an_ethernet_capture_shows_correct_checksums(tmp_path) -> None:
     path = tmp_path / "eth.pcapng"
-    net = pystack.Network(seed=5)
-    a, b = net.add_host("a"), net.add_host("b")
-    sw = net.add_switch("sw0")
-    for h in (a, b):
-        net.add_link(h, sw, subnet="10.0.0.0/24")
-    async with net:
+    async with lan(2, seed=5) as (net, a, b):
         cap = net.capture(str(path))
         await _eth_transfer(net, a, b, 100_000)
         cap.close()
