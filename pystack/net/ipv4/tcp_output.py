@@ -39,7 +39,7 @@ from .tcp_timer import (ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_ACK_SCHED, ICSK_
                         inet_csk_clear_delack, inet_csk_reset_delack, inet_csk_reset_xmit_timer,
                         tcp_check_probe_timer, tcp_clamp_probe0_to_user_timeout,
                         tcp_loss_probe_timeout, tcp_rearm_rto)
-from .tcp_tso import (DEFER_RWND_LIMITED, sk_can_gso, tcp_current_mss, tcp_cwnd_test,
+from .tcp_tso import (DEFER_RWND_LIMITED, tcp_current_mss, tcp_cwnd_test,
                       tcp_mss_split_point, tcp_nagle_check, tcp_skb_pcount, tcp_snd_wnd_test,
                       tcp_sync_mss, tcp_tso_segs, tcp_tso_should_defer, tso_fragment)
 
@@ -392,7 +392,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
         # The first data after an idle spell (a long zero window too) restarts from the
         # initial window (RFC 5681 4.1), whether a write or an ACK sends it.
         tcp_slow_start_after_idle_check(sk)
-    max_segs = tcp_tso_segs(sk, mss_now) if sk_can_gso(sk) else 1
+    max_segs = 0  # tcp_tso_segs (sk_can_gso holds for TCP), asked for a TSO skb only
     while q:
         skb = q[0]
         cb = skb.cb
@@ -414,12 +414,16 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
                     and tcp_nagle_check(skb.tail - skb.data < mss_now, sk, test_nonagle)):
                 break
         elif not push_one:
+            if not max_segs:
+                max_segs = tcp_tso_segs(sk, mss_now)
             defer = tcp_tso_should_defer(sk, skb, max_segs)
             if defer:
                 rwnd_limited = defer == DEFER_RWND_LIMITED
                 break
         limit = mss_now
         if tso_segs > 1:
+            if not max_segs:
+                max_segs = tcp_tso_segs(sk, mss_now)
             limit = tcp_mss_split_point(sk, skb, mss_now, min(quota, max_segs), nonagle)
         if skb.tail - skb.data > limit:
             tso_fragment(sk, skb, limit)
@@ -428,7 +432,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
         if _send_data_skb(sk, skb, mss_now) < 0:
             break
         q.popleft()
-        pcount = tcp_skb_pcount(skb, mss_now)
+        pcount = 1 if tso_segs == 1 else tcp_skb_pcount(skb, mss_now)
         length = skb.tail - skb.data
         tcp_event_new_data_sent(sk, skb, mss_now)
         if sk.icsk_ca_state == 3:  # TCP_CA_Recovery
@@ -440,7 +444,8 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
             break
     if rwnd_limited:
         tcp_chrono_start(sk, TCP_CHRONO_RWND_LIMITED)
-    else:
+    elif sk.chrono_type and (sk.chrono_type == TCP_CHRONO_RWND_LIMITED
+                             or not (q or sk.rtx_queue)):  # else tcp_chrono_stop does nothing
         tcp_chrono_stop(sk, TCP_CHRONO_RWND_LIMITED)
     if sent:
         sk.max_packets_out = max(sk.max_packets_out, sk.packets_out)
