@@ -196,15 +196,13 @@ _TS_HEAD = 0x0101080A  # NOP, NOP, kind 8, length 10
 
 
 def _established_options(sk: TcpSock) -> bytes:
-    if not (sk.sack_ok and (sk.duplicate_sack or sk.selective_acks)):
-        # Nearly every segment: the timestamp alone, or nothing.
-        if sk.tstamp_ok:
-            return _TS_ALIGNED(_TS_HEAD, (int(kclock.now() * 1000) + sk.tsoffset) & MASK,
-                               sk.ts_recent)
-        return b""
+    """The options of a segment that is not a SYN (tcp_established_options). The common case,
+    the timestamp alone, tcp_transmit_skb writes itself, with the header."""
     out = bytearray()
     if sk.tstamp_ok:
         out += _TS_ALIGNED(_TS_HEAD, tcp_time_stamp(sk), sk.ts_recent)
+    if not (sk.sack_ok and (sk.duplicate_sack or sk.selective_acks)):
+        return bytes(out)
     blocks = ([sk.duplicate_sack] if sk.duplicate_sack else []) + sk.selective_acks
     room = (40 - len(out) - 4) // 8
     blocks = blocks[:room]
@@ -277,8 +275,7 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
     ack_seq = sk.rcv_nxt if flags & TCPHDR_ACK else 0
     if ts_only:
         _pack_tcp_ts(buf, off, sk.inet_sport, sk.inet_dport, seq & MASK, ack_seq, 0x80, flags,
-                     window, 0, 0, _TS_HEAD, (int(kclock.now() * 1000) + sk.tsoffset) & MASK,
-                     sk.ts_recent)
+                     window, 0, 0, _TS_HEAD, tcp_time_stamp(sk), sk.ts_recent)
     else:
         _pack_tcp(buf, off, sk.inet_sport, sk.inet_dport, seq & MASK, ack_seq,
                   (hlen // 4) << 4, flags, window, 0, 0)
