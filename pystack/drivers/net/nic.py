@@ -328,11 +328,10 @@ class EthernetNic(NetDevice):
         ring = self.tx_ring
         while self.tx_done and ring:
             entry = ring.popleft()
-            if type(entry) is GsoBurst:
+            if type(entry) is GsoBurst:  # its skb was freed once the wire had the burst
                 n = entry.segs
                 self.tx_done -= n
                 self.tx_used -= n
-                consume_skb(entry.skb)  # (already consumed after the DMA: a no-op)
             else:
                 self.tx_done -= 1
                 self.tx_used -= 1
