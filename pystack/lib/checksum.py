@@ -89,6 +89,14 @@ def csum_ipv4_payload(saddr: int, daddr: int, proto: int, buf: bytearray, off: i
     return 0xFFFF - rem if rem else 0
 
 
+def csum_pseudo(saddr: int, daddr: int, proto: int, length: int) -> int:
+    """The pseudo-header's sum, folded but not complemented: what a CHECKSUM_PARTIAL TCP or
+    UDP packet carries in its checksum field (__tcp_v4_send_check, udp4_hwcsum) until
+    `csum_complete_at` adds the segment to it. The 32-bit addresses fold by one modulo, as
+    2**16 is 1 modulo 0xffff."""
+    return (saddr + daddr + length + proto) % 0xFFFF
+
+
 def csum_complete_at(buf: bytearray, start: int, end: int, at: int) -> None:
     """Complete a partial checksum (CHECKSUM_PARTIAL): the one's complement sum of
     buf[start:end], whose checksum field at `at` already holds the pseudo-header's sum, folded,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from ...lib.checksum import csum_ipv4_payload, ip_fast_csum_at
+from ...lib.checksum import csum_ipv4_payload, csum_pseudo, ip_fast_csum_at
 from ...uapi.ip import IPPROTO_TCP
 from ...uapi.tcp import TCPHDR_CWR, TCPHDR_FIN, TCPHDR_PSH
 from ..core.skbuff import (CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, SKB_TRUESIZE,
@@ -89,7 +89,7 @@ def skb_gso_segment(skb: SkBuff) -> list[SkBuff]:
             f &= ~TCPHDR_CWR
         out[tho + 13] = f
         if offload:
-            c = (saddr + daddr + thlen + n + IPPROTO_TCP) % 0xFFFF
+            c = csum_pseudo(saddr, daddr, IPPROTO_TCP, thlen + n)
         else:
             out[tho + 16] = out[tho + 17] = 0
             c = csum_ipv4_payload(saddr, daddr, IPPROTO_TCP, out, tho, thlen + n)
@@ -185,7 +185,7 @@ def gso_run_frame(skb: SkBuff, first: int, count: int, last: bool) -> bytearray:
         f &= ~TCPHDR_CWR
     out[tho + 13] = f
     saddr, daddr = _unpack_addrs(buf, nh + 12)
-    c = (saddr + daddr + thlen + n + IPPROTO_TCP) % 0xFFFF
+    c = csum_pseudo(saddr, daddr, IPPROTO_TCP, thlen + n)
     out[tho + 16] = c >> 8
     out[tho + 17] = c & 0xFF
     return out
@@ -293,7 +293,7 @@ def _flush(flow: _GroFlow, deliver) -> None:
         # bytes (a device without offload, forwarding's GSO) finds a checksum it can finish.
         saddr, daddr = _unpack_addrs(buf, nh + 12)
         th = nh + 20
-        pseudo = (saddr + daddr + tot - 20 + IPPROTO_TCP) % 0xFFFF
+        pseudo = csum_pseudo(saddr, daddr, IPPROTO_TCP, tot - 20)
         buf[th + 16] = pseudo >> 8
         buf[th + 17] = pseudo & 0xFF
         skb.ip_summed = CHECKSUM_PARTIAL

@@ -18,6 +18,7 @@ import errno
 import struct
 
 from ...kernel.ktime import kclock
+from ...lib.checksum import csum_pseudo
 from ...uapi.ip import IPPROTO_TCP
 from ...uapi.tcp import (TCP_HDR, TCPHDR_ACK, TCPHDR_FIN, TCPHDR_PSH, TCPHDR_RST,
                          TCPHDR_SYN, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK, TCPOPT_NOP,
@@ -289,7 +290,7 @@ def tcp_transmit_skb(sk: TcpSock, skb: SkBuff | None, flags: int, seq: int,
         out.gso_segs = segs
     # __tcp_v4_send_check: only the pseudo-header's sum goes in; the device (or
     # skb_checksum_help, or GSO) completes the checksum (see skbuff.py, CHECKSUM_PARTIAL).
-    pseudo = (sk.inet_saddr + sk.inet_daddr + hlen + plen + IPPROTO_TCP) % 0xFFFF
+    pseudo = csum_pseudo(sk.inet_saddr, sk.inet_daddr, IPPROTO_TCP, hlen + plen)
     buf[off + 16] = pseudo >> 8
     buf[off + 17] = pseudo & 0xFF
     out.ip_summed = CHECKSUM_PARTIAL

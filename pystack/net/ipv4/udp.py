@@ -22,7 +22,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from ...kernel.errors import KernelError
-from ...lib.checksum import csum_ipv4_payload
+from ...lib.checksum import csum_ipv4_payload, csum_pseudo
 from ...uapi.icmp import (ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_PORT_UNREACH,
                           ICMP_TIME_EXCEEDED, NR_ICMP_UNREACH)
 from ...uapi.ip import IP_ADDRS, IP_HDR, IPPROTO_UDP
@@ -374,7 +374,7 @@ def udp_sendmsg(sk: UdpSock, data: Any, flags: int, addr: tuple[int, int] | None
         # datagram goes out whole (CHECKSUM_PARTIAL); udp4_hwcsum writes the pseudo-header's
         # sum, which the device (or skb_checksum_help, for a capture) completes.
         _pack_udp(buf, off, sk.inet_sport, dport, ulen,
-                  (saddr + daddr + ulen + IPPROTO_UDP) % 0xFFFF)
+                  csum_pseudo(saddr, daddr, IPPROTO_UDP, ulen))
         skb.ip_summed = CHECKSUM_PARTIAL
         skb.csum_start = off
         skb.csum_offset = 6
