@@ -180,8 +180,9 @@ def _tcp_secret(seed: int, host_name: str) -> "hashlib._Hash":
     return hashlib.blake2s(key=key, digest_size=4)
 
 
-def _keyed(net: "Net", *fields: int) -> int:
-    h = _tcp_secret(net.seed, net.host.name).copy()
+def _keyed(seed: int, host_name: str, *fields: int) -> int:
+    """The host's keyed hash of `fields` (siphash over net_secret in Linux)."""
+    h = _tcp_secret(seed, host_name).copy()
     h.update(b",".join(map(b"%d".__mod__, fields)))
     return int.from_bytes(h.digest(), "big")
 
@@ -189,21 +190,18 @@ def _keyed(net: "Net", *fields: int) -> int:
 def secure_tcp_seq(net: "Net", saddr: int, daddr: int, sport: int, dport: int) -> int:
     """RFC 6528, as Linux: a keyed hash of the 4-tuple plus a clock ticking every 64 ns,
     so a new connection on a 4-tuple starts above the old one's sequence numbers."""
-    return (_keyed(net, 1, saddr, daddr, sport, dport)
+    return (_keyed(net.seed, net.host.name, 1, saddr, daddr, sport, dport)
             + (int(kclock.now() * 1e9) >> 6)) & MASK
 
 
 def secure_tcp_ts_off(net: "Net", saddr: int, daddr: int) -> int:
     """The timestamp offset for an address pair (the same for every connection between
     them, so their timestamps keep increasing across connections)."""
-    return _ts_off(net.seed, net.host.name, saddr, daddr)
+    return _ts_off(net.seed, net.host.name, 2, saddr, daddr)
 
 
-@functools.lru_cache(maxsize=4096)
-def _ts_off(seed: int, host_name: str, saddr: int, daddr: int) -> int:
-    h = _tcp_secret(seed, host_name).copy()
-    h.update(b"2,%d,%d" % (saddr, daddr))  # the bytes _keyed(net, 2, saddr, daddr) hashes
-    return int.from_bytes(h.digest(), "big")
+# One offset per address pair, so hashed once per pair.
+_ts_off = functools.lru_cache(maxsize=4096)(_keyed)
 
 
 # -- segments without a full socket -------------------------------------------------------------
