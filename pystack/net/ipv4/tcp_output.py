@@ -442,8 +442,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
             break
     if rwnd_limited:
         tcp_chrono_start(sk, TCP_CHRONO_RWND_LIMITED)
-    elif sk.chrono_type and (sk.chrono_type == TCP_CHRONO_RWND_LIMITED
-                             or not (q or sk.rtx_queue)):  # else tcp_chrono_stop does nothing
+    else:
         tcp_chrono_stop(sk, TCP_CHRONO_RWND_LIMITED)
     if sent:
         sk.max_packets_out = max(sk.max_packets_out, sk.packets_out)

@@ -46,16 +46,7 @@ def tcp_current_mss(sk: TcpSock) -> int:
     rt = sk.sk_dst_cache
     if rt is not None:
         pmtu = rt.dst_mtu()
-        # tcp_mtu_to_mss(sk, pmtu), inline: it runs for every write.
-        now = pmtu - 40
-        clamp = sk.mss_clamp
-        if now > clamp:
-            now = clamp
-        if now < 48:
-            now = 48
-        if sk.tstamp_ok:
-            now -= TCPOLEN_TSTAMP_ALIGNED
-        if (now if now > 8 else 8) != mss:
+        if tcp_mtu_to_mss(sk, pmtu) != mss:
             mss = tcp_sync_mss(sk, pmtu)
     if sk.selective_acks or sk.duplicate_sack:
         # SACK blocks take room in every segment while they are being sent.
