@@ -16,7 +16,8 @@ import pystack
 from pystack.net.socket import sockfd_lookup
 from pystack.uapi.ethernet import mac_str
 
-__all__ = ["two_hosts", "lan", "tcp", "udp", "mac", "sent_frames", "sk_of", "recv_until_eof"]
+__all__ = ["two_hosts", "lan", "tcp", "udp", "mac", "sent_frames", "sk_of", "recv_until_eof",
+           "connected_pair"]
 
 
 @contextlib.asynccontextmanager
@@ -80,3 +81,16 @@ async def recv_until_eof(s: Any, into: bytearray, chunk: int = 65536) -> None:
         if not data:
             return
         into += data
+
+
+async def connected_pair(client: pystack.Host, server: pystack.Host, addr: str,
+                         port: int = 80) -> tuple[Any, Any]:
+    """A TCP connection from `client` to `server`, which listens on all its addresses:
+    (the client's socket, the server's accepted one), connected to `addr`:`port`."""
+    srv = tcp(server)
+    await srv.bind(("0.0.0.0", port))
+    srv.listen(1)
+    cli = tcp(client)
+    await cli.connect((addr, port))
+    conn, _ = await srv.accept()
+    return cli, conn

@@ -13,6 +13,8 @@ import trio
 
 import pystack
 
+from nethelpers import connected_pair
+
 
 def lan(net: pystack.Network, names: str = "abc"):
     sw = net.add_switch("sw0")
@@ -80,12 +82,7 @@ async def test_tcp_transfer_survives_a_one_way_partition_with_backoff() -> None:
     net = pystack.Network(seed=5)
     async with net:
         (a, b), _ = lan(net, "ab")
-        srv = b.socket(socket.AF_INET, socket.SOCK_STREAM)
-        await srv.bind(("0.0.0.0", 80))
-        srv.listen(1)
-        cli = a.socket(socket.AF_INET, socket.SOCK_STREAM)
-        await cli.connect(("10.0.0.2", 80))
-        conn, _ = await srv.accept()
+        cli, conn = await connected_pair(a, b, "10.0.0.2")
         retransmits: list[float] = []
         net.trace(lambda ev: retransmits.append(ev.time), match="tcp:tcp_retransmit_skb")
         data = bytes(range(256)) * 800  # 200 KiB

@@ -14,6 +14,8 @@ from scapy.layers.l2 import Ether
 import pystack
 from pystack.world import SWITCH_AGEING_TIME
 
+from nethelpers import connected_pair
+
 X, Y, Z = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
 BCAST = "ff:ff:ff:ff:ff:ff"
 
@@ -324,12 +326,7 @@ async def test_restarted_host_resets_the_peers_connection_when_it_next_sends() -
         a, b = net.add_host("a"), net.add_host("b")
         link = net.add_link(a, b, subnet="10.0.0.0/24")
         link.set(delay=0.001)
-        srv = b.socket(socket.AF_INET, socket.SOCK_STREAM)
-        await srv.bind(("0.0.0.0", 80))
-        srv.listen(1)
-        cli = a.socket(socket.AF_INET, socket.SOCK_STREAM)
-        await cli.connect(("10.0.0.2", 80))
-        conn, _ = await srv.accept()
+        cli, conn = await connected_pair(a, b, "10.0.0.2")
         await cli.send(b"hello")
         assert await conn.recv(10) == b"hello"
         mac = b.interface("eth0").dev_addr

@@ -20,7 +20,7 @@ from pystack.net.core.skbuff import (CHECKSUM_NONE, CHECKSUM_PARTIAL, alloc_skb,
                                      skb_checksum_help)
 from pystack.net.ipv4 import tcp_ipv4
 
-from nethelpers import lan, recv_until_eof
+from nethelpers import connected_pair, lan, recv_until_eof
 
 
 def scapy_checksums_agree(pkt) -> bool:
@@ -51,13 +51,8 @@ def test_skb_checksum_help_completes_the_pseudo_header_sum() -> None:
 
 
 async def _transfer(client, server, addr: str, size: int) -> bytes:
-    """Stream `size` bytes from `client` to `server` (listening on `addr`:80); check them."""
-    srv = server.socket(socket.AF_INET, socket.SOCK_STREAM)
-    await srv.bind(("0.0.0.0" if addr != "127.0.0.1" else addr, 80))
-    srv.listen(1)
-    cli = client.socket(socket.AF_INET, socket.SOCK_STREAM)
-    await cli.connect((addr, 80))
-    conn, _ = await srv.accept()
+    """Stream `size` bytes from `client` to `server` (at `addr`:80); check them."""
+    cli, conn = await connected_pair(client, server, addr)
     data = bytes(range(251)) * (size // 251)
     got = bytearray()
     async with trio.open_nursery() as nursery:
@@ -178,12 +173,7 @@ async def test_frames_corrupted_on_the_wire_are_caught_and_counted() -> None:
     a, b = net.add_host("a"), net.add_host("b")
     link = net.add_link(a, b, subnet="10.0.0.0/24")
     async with net:
-        srv = b.socket(socket.AF_INET, socket.SOCK_STREAM)
-        await srv.bind(("0.0.0.0", 80))
-        srv.listen(1)
-        cli = a.socket(socket.AF_INET, socket.SOCK_STREAM)
-        await cli.connect(("10.0.0.2", 80))
-        conn, _ = await srv.accept()
+        cli, conn = await connected_pair(a, b, "10.0.0.2")
         link.a_to_b.set(corrupt=1.0)
         data = bytes(range(256)) * 200
         await cli.send(data)
@@ -222,13 +212,8 @@ async def test_a_verified_segment_is_not_verified_again(monkeypatch, tmp_path) -
     net.add_link(a, b, subnet="10.0.0.0/24")
     async with net:
         cap = net.capture(str(tmp_path / "eth.pcapng"))
-        srv = b.socket(socket.AF_INET, socket.SOCK_STREAM)
-        await srv.bind(("0.0.0.0", 80))
-        srv.listen(1)
-        cli = a.socket(socket.AF_INET, socket.SOCK_STREAM)
+        cli, conn = await connected_pair(a, b, "10.0.0.2")
         cli.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await cli.connect(("10.0.0.2", 80))
-        conn, _ = await srv.accept()
         for i in range(10):  # ten lone segments, each PSH: GRO flushes each by itself
             await cli.send(bytes([i]) * 1000)
             assert await conn.recv(2000) == bytes([i]) * 1000
