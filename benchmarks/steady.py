@@ -7,7 +7,8 @@ moves. LOOP is one of
   (the ``udp_pairs`` row);
 * ``fakenet``: the same loop through trio's FakeNet (its anchor);
 * ``echo``: a 4-byte TCP echo round trip over loopback (``tcp_echo_lo``);
-* ``connect_close``: connect, accept and close over loopback (``tcp_connect_close``).
+* ``connect_close``: connect, accept and close over loopback (``tcp_connect_close``, whose
+  client also waits for the server's FIN before it closes).
 
 After a warm-up of 200 operations it prints, per operation, one of:
 
@@ -36,6 +37,8 @@ from typing import Any, Awaitable, Callable
 import trio
 import trio.testing
 
+from . import figures
+
 Loop = Callable[[int], Awaitable[None]]
 
 
@@ -53,14 +56,11 @@ async def _udp(sockets: Callable[[], Any]) -> Loop:
 
 
 async def _echo(host: Any, nursery: trio.Nursery) -> Loop:
-    lsk = host.socket(socket.AF_INET, socket.SOCK_STREAM)
-    await lsk.bind(("127.0.0.1", 8000))
-    lsk.listen(128)
-    c = host.socket(socket.AF_INET, socket.SOCK_STREAM)
-    await c.connect(("127.0.0.1", 8000))
-    s, _ = await lsk.accept()
-    for x in (c, s):
-        x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # The tcp_echo_lo row's connection (figures.py), with its loop below.
+    lsk = await figures._listener(host, "127.0.0.1")
+    c, s = await figures._connected_pair(host, lsk, ("127.0.0.1", figures.SERVER_PORT))
+    figures._best_effort_nodelay(c)
+    figures._best_effort_nodelay(s)
 
     async def server() -> None:
         while data := await s.recv(65536):
@@ -77,10 +77,7 @@ async def _echo(host: Any, nursery: trio.Nursery) -> Loop:
 
 
 async def _connect_close(host: Any, nursery: trio.Nursery) -> Loop:
-    lsk = host.socket(socket.AF_INET, socket.SOCK_STREAM)
-    lsk.task.files.nofile = 1 << 20
-    await lsk.bind(("127.0.0.1", 8000))
-    lsk.listen(1024)
+    lsk = await figures._listener(host, "127.0.0.1")
 
     async def server() -> None:
         while True:
@@ -91,7 +88,7 @@ async def _connect_close(host: Any, nursery: trio.Nursery) -> Loop:
     async def loop(n: int) -> None:
         for _ in range(n):
             c = host.socket(socket.AF_INET, socket.SOCK_STREAM)
-            await c.connect(("127.0.0.1", 8000))
+            await c.connect(("127.0.0.1", figures.SERVER_PORT))
             c.close()
     return loop
 
