@@ -3,8 +3,9 @@
 Read first: kernel/time/timer.c (mod_timer, del_timer, run_timers), include/linux/timer.h.
 
 A timer is a deadline and a handler; protocol code never sleeps. The base keeps a heap of
-(expires, seq, timer) entries. Re-arming a timer pushes a new entry and leaves the old one in
-the heap, recognised as stale because its seq no longer matches the timer's; that keeps
+[expires, seq, timer] entries. Re-arming or cancelling a timer leaves its old entry in the
+heap, stale: its timer slot is emptied (so a stale entry keeps nothing alive, not the timer
+nor the object the timer's data is), and it is dropped when it reaches the top. That keeps
 `mod_timer` O(log n) without searching the heap, which matters because TCP re-arms its timers
 on nearly every segment. When stale entries outnumber live ones the heap is rebuilt.
 
@@ -28,7 +29,7 @@ class Timer:
     armed and disarmed by itself, `mod` and `delete`, as Linux's mod_timer(timer, expires)
     and del_timer(timer) take only the timer."""
 
-    __slots__ = ("function", "data", "expires", "_seq", "_base")
+    __slots__ = ("function", "data", "expires", "_seq", "_base", "_entry")
 
     def __init__(self, function: Callable[["Timer"], Any], data: Any = None,
                  base: "TimerBase | None" = None):
@@ -37,6 +38,7 @@ class Timer:
         self.expires = math.inf
         self._seq: int | None = None  # None: not pending
         self._base = base
+        self._entry: list | None = None  # its live heap entry, while pending
 
     def pending(self) -> bool:
         return self._seq is not None
@@ -61,7 +63,7 @@ class TimerBase:
     __slots__ = ("_heap", "_seq", "_live", "on_earlier")
 
     def __init__(self, on_earlier: Callable[[float], None] | None = None):
-        self._heap: list[tuple[float, int, Timer]] = []
+        self._heap: list[list] = []  # [expires, seq, timer or None once stale]
         self._seq = 0
         self._live = 0
         # Called with the new earliest deadline when a timer is armed before every other one,
@@ -76,6 +78,9 @@ class TimerBase:
                 return True
         else:
             self._live += 1
+        old = timer._entry
+        if old is not None:
+            old[2] = None  # stale now
         self._seq += 1
         seq = self._seq
         timer._seq = seq
@@ -83,7 +88,8 @@ class TimerBase:
         timer.expires = expires
         heap = self._heap
         earliest = heap[0][0] if heap else math.inf
-        heapq.heappush(heap, (expires, seq, timer))
+        entry = timer._entry = [expires, seq, timer]
+        heapq.heappush(heap, entry)
         if len(heap) > 64 and len(heap) > 2 * self._live:
             self._compact()
         if expires < earliest and self.on_earlier is not None:
@@ -95,15 +101,17 @@ class TimerBase:
         if timer._seq is None:
             return False
         timer._seq = None
+        timer._entry[2] = None  # type: ignore[index]  # stale: it holds the timer no more
+        timer._entry = None
         self._live -= 1
         return True
 
     def next_expiry(self) -> float:
         heap = self._heap
         while heap:
-            expires, seq, timer = heap[0]
-            if timer._seq == seq:
-                return expires
+            entry = heap[0]
+            if entry[2] is not None:
+                return entry[0]
             heapq.heappop(heap)
         return math.inf
 
@@ -112,9 +120,10 @@ class TimerBase:
         heap = self._heap
         due: list[Timer] = []
         while heap and heap[0][0] <= now:
-            expires, seq, timer = heapq.heappop(heap)
-            if timer._seq == seq:
+            timer = heapq.heappop(heap)[2]
+            if timer is not None:
                 timer._seq = None
+                timer._entry = None
                 self._live -= 1
                 due.append(timer)
         for timer in due:
@@ -127,5 +136,5 @@ class TimerBase:
         return self._live
 
     def _compact(self) -> None:
-        self._heap = [e for e in self._heap if e[2]._seq == e[1]]
+        self._heap = [e for e in self._heap if e[2] is not None]
         heapq.heapify(self._heap)

@@ -415,8 +415,8 @@ def tcp_destroy(sk: TcpSock) -> None:
     orphan and give back its port (inet_put_port), even one bound explicitly."""
     tcp_purge_queues(sk)
     tcp_timer.tcp_clear_xmit_timers(sk)
-    # A cancelled timer's entry stays in the timer heap until it is popped or compacted
-    # away (kernel/timer.py); it must not keep the freed socket alive meanwhile.
+    # The socket and its timers point at each other: cut the timers' side, so that the
+    # freed socket goes with its last reference, not at the garbage collector's next pass.
     for timer in (sk.retransmit_timer, sk.delack_timer, sk.keepalive_timer):
         if timer is not None:
             timer.data = None
