@@ -31,6 +31,8 @@ import pystack
 from pystack.dropin import runner
 from pystack.dropin.forward import PortForwarder, parse_forward
 
+from nethelpers import connected_pair
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COMPAT = ROOT / "compat"
 LINGER_RESET = struct.pack("ii", 1, 0)
@@ -93,12 +95,7 @@ async def _lossy_transfer(out: dict) -> None:
         net.add_link(a, b).set(delay=0.01, loss=0.05)
         names: list[str] = []
         net.trace(lambda event: names.append(event.name), match="tcp:")
-        listener = b.socket()
-        await listener.bind(("", 80))
-        listener.listen(1)
-        client = a.socket()
-        await client.connect(("b", 80))
-        conn, _ = await listener.accept()
+        client, conn = await connected_pair(a, b, "b")
         data = bytes(range(256)) * 256
         view = memoryview(data)
         start = trio.current_time()

@@ -17,6 +17,8 @@ import pystack
 from pystack.net.core.netfilter import NF_DROP, NF_INET_LOCAL_IN, nf_register_hook
 from pystack.net.ipv4.inet_diag import format_ms_timer
 
+from nethelpers import connected_pair
+
 PORT = 5000
 
 
@@ -34,13 +36,8 @@ async def connected(seed: int):
     a, b = net.add_host("a"), net.add_host("b")
     net.add_link(a, b, subnet="10.0.0.0/24").set(delay=0.01)
     async with net:
-        ls = b.socket(socket.AF_INET, socket.SOCK_STREAM)
-        await ls.bind(("", PORT))
-        ls.listen(4)
-        c = a.socket(socket.AF_INET, socket.SOCK_STREAM)
         with trio.fail_after(5):
-            await c.connect(("10.0.0.2", PORT))
-            conn, _ = await ls.accept()
+            c, conn = await connected_pair(a, b, "10.0.0.2", PORT)
         yield a, b, c, conn
 
 

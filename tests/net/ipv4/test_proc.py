@@ -15,6 +15,8 @@ import pystack
 from pystack.net.ipv4.proc import (ICMP_FIELDS, IP_FIELDS, TCP_FIELDS, UDP_FIELDS, Mib,
                                    netstat_text)
 
+from nethelpers import connected_pair
+
 # `netstat -s` on a real Linux machine (net-tools 2.10), from a public troubleshooting note;
 # the UdpLite and MPTcpExt headings it also printed are left out (pystack has neither).
 REAL_NETSTAT = """\
@@ -186,12 +188,7 @@ async def test_a_hosts_netstat_text_counts_what_happened() -> None:
         a, b = net.add_host("a"), net.add_host("b")
         net.add_link(a, b)
         await a.ping("10.0.0.2")
-        srv = b.socket()
-        await srv.bind(("0.0.0.0", 80))
-        srv.listen(5)
-        c = a.socket()
-        await c.connect(("10.0.0.2", 80))
-        conn, _ = await srv.accept()
+        c, conn = await connected_pair(a, b, "10.0.0.2")
         await c.send(b"x" * 5000)
         assert len(await conn.recv(10000)) == 5000
         u = a.socket(socket.AF_INET, socket.SOCK_DGRAM)
