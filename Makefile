@@ -5,7 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench profile conformance compat clean
+.PHONY: demo test bench bench-pure profile conformance compat clean compiled test-compiled
+
+# The compiled build (pystack/lib/compiled.py): the same source with its kernel compiled by
+# mypyc, installed (not editable) into its own venv, rebuilt when a source file changes.
+CVENV := .venv-compiled
+CPY := $(CVENV)/bin/python
+CSTAMP := $(CVENV)/.installed
+SOURCES := $(shell find pystack -name '*.py') pyproject.toml setup.py mypyc.ini Makefile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +27,35 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+$(CSTAMP): $(SOURCES)
+	$(PYTHON) -m venv $(CVENV)
+	$(CPY) -m pip install --quiet --upgrade pip setuptools mypy
+	$(CPY) -m pip install --quiet '.[test]'
+	rm -rf build
+	PYSTACK_COMPILE=1 $(CPY) -m pip install --quiet --no-build-isolation --no-deps \
+		--force-reinstall .
+	touch $(CSTAMP)
+
+compiled: $(CSTAMP)
+
+# The suite against the compiled build. -P keeps this tree's pystack/ off sys.path, so the
+# tests import the installed, compiled one (tests/lib/test_compiled.py checks that they do).
+test-compiled: $(CSTAMP)
+	PYSTACK_EXPECT_COMPILED=1 $(CPY) -P -m pytest -q
+
 # Benchmarks beside anchors measured in the same run; prints a table, writes
-# benchmarks/results.json. Not part of `make test`.
-bench: $(STAMP)
+# benchmarks/results.json. Not part of `make test`. Measures the compiled build;
+# `make bench-pure` the plain Python one.
+# (benchmarks/ reaches the compiled venv's python through a path holding only it.) Where the
+# compiled build cannot be made (no C compiler), it says so and measures the plain one.
+bench:
+	@if $(MAKE) --no-print-directory compiled; then \
+		mkdir -p $(CVENV)/bench && ln -sfn $(CURDIR)/benchmarks $(CVENV)/bench/benchmarks && \
+		PYTHONPATH=$(CVENV)/bench $(CPY) -P -m benchmarks; \
+	else echo "bench: no compiled build (see above); measuring the plain Python build"; \
+		$(MAKE) --no-print-directory bench-pure; fi
+
+bench-pure: $(STAMP)
 	$(PY) -m benchmarks
 
 # One figure under cProfile, e.g. `make profile BENCH=udp_pairs` (`$(PY) -m benchmarks --list`).
@@ -41,4 +74,4 @@ compat: $(STAMP)
 	$(PY) compat/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(CVENV) build *.egg-info

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import trio
 
+from pystack.lib.compiled import is_compiled
+
 from .figures import FIGURES
 from .harness import Row, compare, configure, table
 
@@ -58,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     names = args.names or list(FIGURES)
     configure(quick=args.quick)
     mode = "quick (small sizes, 1 repetition: indicative only)" if args.quick else "full"
+    build = "compiled by mypyc" if is_compiled() else "plain Python"
     print(
-        f"pystack benchmarks — {mode}; Python {platform.python_version()}, "
+        f"pystack benchmarks — {mode}; pystack {build}; Python {platform.python_version()}, "
         f"trio {trio.__version__}; ratio = pystack ÷ anchor, same process",
         flush=True,
     )

@@ -10,14 +10,23 @@ import contextlib
 import socket
 from typing import Any, AsyncIterator
 
+import pytest
 from scapy.layers.l2 import Ether
 
 import pystack
+from pystack.lib.compiled import is_compiled
 from pystack.net.socket import sockfd_lookup
 from pystack.uapi.ethernet import mac_str
 
 __all__ = ["two_hosts", "lan", "tcp", "udp", "mac", "sent_frames", "sk_of", "recv_until_eof",
-           "connected_pair"]
+           "connected_pair", "python_only"]
+
+
+def python_only(why: str) -> pytest.MarkDecorator:
+    """Skip under the compiled build (make test-compiled), saying `why`: the test patches a
+    kernel function or class, which compiled callers reach directly, or hands the kernel a
+    stand-in object, which the compiled kernel's type checks refuse."""
+    return pytest.mark.skipif(is_compiled(), reason=f"plain Python build only: {why}")
 
 
 @contextlib.asynccontextmanager

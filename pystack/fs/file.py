@@ -10,11 +10,11 @@ as in a real process (and as packetdrill scripts expect).
 from __future__ import annotations
 
 import errno
-from typing import Any
+from typing import Any, Final
 
 from ..kernel.errors import KernelError
 
-RLIMIT_NOFILE_DEFAULT = 1024
+RLIMIT_NOFILE_DEFAULT: Final = 1024
 O_NONBLOCK = 0o4000
 O_CLOEXEC = 0o2000000
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextvars
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
@@ -32,10 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["Cpu", "Task", "Cred", "current", "run_ksoftirqd", "CAP_NET_BIND_SERVICE",
            "CAP_NET_ADMIN", "CAP_NET_RAW"]
 
-CAP_NET_BIND_SERVICE = 10
-CAP_NET_BROADCAST = 11
-CAP_NET_ADMIN = 12
-CAP_NET_RAW = 13
+CAP_NET_BIND_SERVICE: Final = 10
+CAP_NET_BROADCAST: Final = 11
+CAP_NET_ADMIN: Final = 12
+CAP_NET_RAW: Final = 13
 ALL_CAPS = frozenset({CAP_NET_BIND_SERVICE, CAP_NET_BROADCAST, CAP_NET_ADMIN, CAP_NET_RAW})
 
 

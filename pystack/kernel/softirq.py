@@ -22,21 +22,21 @@ Everything here is synchronous: softirq handlers never await.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Final
 
 if TYPE_CHECKING:
     from .sched import Cpu
 
-HI_SOFTIRQ = 0
-TIMER_SOFTIRQ = 1
-NET_TX_SOFTIRQ = 2
-NET_RX_SOFTIRQ = 3
-NR_SOFTIRQS = 4
+HI_SOFTIRQ: Final = 0
+TIMER_SOFTIRQ: Final = 1
+NET_TX_SOFTIRQ: Final = 2
+NET_RX_SOFTIRQ: Final = 3
+NR_SOFTIRQS: Final = 4
 SOFTIRQ_NAMES = ("HI", "TIMER", "NET_TX", "NET_RX")
 
 # __do_softirq gives up after this many restarts and leaves the rest to ksoftirqd. (Linux also
 # stops after 2 ms of CPU time; no CPU time passes inside synchronous code in virtual time.)
-MAX_SOFTIRQ_RESTART = 10
+MAX_SOFTIRQ_RESTART: Final = 10
 
 SoftirqHandler = Callable[["Cpu"], None]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import functools
 import math
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Final, TypeVar
 
 import trio
 
@@ -32,7 +32,7 @@ from .ipv4.udp import MSG_DONTWAIT, MSG_ERRQUEUE, POLLOUT
 
 T = TypeVar("T")
 
-SOCK_MAX = 11  # SOCK_PACKET + 1 (include/linux/net.h)
+SOCK_MAX: Final = 11  # SOCK_PACKET + 1 (include/linux/net.h)
 
 __all__ = ["sys_socket", "sys_bind", "sys_connect", "sys_listen", "sys_accept4",
            "sys_sendto", "sys_recvfrom", "sys_recvmsg", "sys_getsockname", "sys_getpeername",
@@ -359,13 +359,13 @@ async def sys_wait_writable(task: Task, fd: int) -> None:
 
 # -- calls the drop-in faces need (fs/fcntl.c, fs/file.c, fs/select.c) ---------------------------
 
-F_DUPFD = 0
-F_GETFD = 1
-F_SETFD = 2
-F_GETFL = 3
-F_SETFL = 4
-POLLNVAL = 0x020
-SETFL_MASK = O_NONBLOCK  # of fcntl.c's SETFL_MASK, the one bit pystack models
+F_DUPFD: Final = 0
+F_GETFD: Final = 1
+F_SETFD: Final = 2
+F_GETFL: Final = 3
+F_SETFL: Final = 4
+POLLNVAL: Final = 0x020
+SETFL_MASK: Final = O_NONBLOCK  # of fcntl.c's SETFL_MASK, the one bit pystack models
 
 
 @_to_oserror

@@ -5,6 +5,8 @@ Read first: RFC 826, RFC 5227 §1.1 (probes and announcements).
 
 from __future__ import annotations
 
+from typing import Final
+
 import struct
 
 import attrs
@@ -12,10 +14,10 @@ import attrs
 from . import BadPacket
 from .ethernet import ETH_P_IP
 
-ARPHRD_ETHER = 1
-ARPHRD_LOOPBACK = 772
-ARPOP_REQUEST = 1
-ARPOP_REPLY = 2
+ARPHRD_ETHER: Final = 1
+ARPHRD_LOOPBACK: Final = 772
+ARPOP_REQUEST: Final = 1
+ARPOP_REPLY: Final = 2
 
 # hardware type, protocol type, hlen, plen, op, sha, sip, tha, tip
 ARP_HDR = struct.Struct("!HHBBH6s4s6s4s")

@@ -12,6 +12,8 @@ program decodes them with `struct.unpack("=IBBBBII", data[:16])`.
 
 from __future__ import annotations
 
+from typing import Final
+
 import socket
 import struct
 
@@ -19,13 +21,13 @@ import attrs
 
 from . import BadPacket
 
-SO_EE_ORIGIN_NONE = 0
-SO_EE_ORIGIN_LOCAL = 1
-SO_EE_ORIGIN_ICMP = 2
-SO_EE_ORIGIN_ICMP6 = 3
+SO_EE_ORIGIN_NONE: Final = 0
+SO_EE_ORIGIN_LOCAL: Final = 1
+SO_EE_ORIGIN_ICMP: Final = 2
+SO_EE_ORIGIN_ICMP6: Final = 3
 
-SOL_IP = 0
-IP_RECVERR = 11
+SOL_IP: Final = 0
+IP_RECVERR: Final = 11
 
 # __u32 ee_errno; __u8 ee_origin, ee_type, ee_code, ee_pad; __u32 ee_info, ee_data
 SOCK_EE = struct.Struct("=IBBBBII")

@@ -5,21 +5,23 @@ Read first: IEEE 802.3 clause 3 (frame format), RFC 894 (IP over Ethernet).
 
 from __future__ import annotations
 
+from typing import Final
+
 import struct
 
 import attrs
 
 from . import BadPacket
 
-ETH_ALEN = 6
-ETH_HLEN = 14
-ETH_ZLEN = 60  # minimum frame without FCS; shorter frames are padded by the driver
-ETH_DATA_LEN = 1500
-ETH_FRAME_LEN = 1514
+ETH_ALEN: Final = 6
+ETH_HLEN: Final = 14
+ETH_ZLEN: Final = 60  # minimum frame without FCS; shorter frames are padded by the driver
+ETH_DATA_LEN: Final = 1500
+ETH_FRAME_LEN: Final = 1514
 
-ETH_P_IP = 0x0800
-ETH_P_ARP = 0x0806
-ETH_P_IPV6 = 0x86DD
+ETH_P_IP: Final = 0x0800
+ETH_P_ARP: Final = 0x0806
+ETH_P_IPV6: Final = 0x86DD
 
 BROADCAST = b"\xff" * 6
 

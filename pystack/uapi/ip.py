@@ -5,6 +5,8 @@ Read first: RFC 791 §3.1 (header), RFC 1122 §3.2.1 (what a host must check), R
 
 from __future__ import annotations
 
+from typing import Final
+
 import functools
 import ipaddress
 import struct
@@ -14,26 +16,26 @@ import attrs
 from ..lib.checksum import ip_fast_csum
 from . import BadPacket
 
-IPPROTO_IP = 0
-IPPROTO_ICMP = 1
-IPPROTO_TCP = 6
-IPPROTO_UDP = 17
-IPPROTO_RAW = 255
+IPPROTO_IP: Final = 0
+IPPROTO_ICMP: Final = 1
+IPPROTO_TCP: Final = 6
+IPPROTO_UDP: Final = 17
+IPPROTO_RAW: Final = 255
 
-IPVERSION = 4
-IP_DF = 0x4000
-IP_MF = 0x2000
-IP_OFFSET = 0x1FFF
+IPVERSION: Final = 4
+IP_DF: Final = 0x4000
+IP_MF: Final = 0x2000
+IP_OFFSET: Final = 0x1FFF
 
-INADDR_ANY = 0
-INADDR_BROADCAST = 0xFFFFFFFF
-INADDR_LOOPBACK = 0x7F000001
+INADDR_ANY: Final = 0
+INADDR_BROADCAST: Final = 0xFFFFFFFF
+INADDR_LOOPBACK: Final = 0x7F000001
 
 # version/ihl, tos, tot_len, id, frag_off, ttl, protocol, check, saddr, daddr
 IP_HDR = struct.Struct("!BBHHHBBHII")
 IP_ADDRS = struct.Struct("!II")  # saddr, daddr: the last 8 bytes of the fixed header (offset 12)
 IP_HLEN = IP_HDR.size  # 20
-IP_MAXPACKET = 65535
+IP_MAXPACKET: Final = 65535
 
 
 @functools.lru_cache(maxsize=4096)

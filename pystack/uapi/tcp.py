@@ -7,6 +7,8 @@ order Linux writes options in).
 
 from __future__ import annotations
 
+from typing import ClassVar, Final
+
 import struct
 
 import attrs
@@ -18,36 +20,36 @@ from .ip import IPPROTO_TCP
 TCP_HDR = struct.Struct("!HHIIBBHHH")  # source, dest, seq, ack_seq, doff<<4, flags, window, check, urg_ptr
 TCP_HLEN = TCP_HDR.size  # 20
 
-TCPHDR_FIN = 0x01
-TCPHDR_SYN = 0x02
-TCPHDR_RST = 0x04
-TCPHDR_PSH = 0x08
-TCPHDR_ACK = 0x10
-TCPHDR_URG = 0x20
-TCPHDR_ECE = 0x40
-TCPHDR_CWR = 0x80
+TCPHDR_FIN: Final = 0x01
+TCPHDR_SYN: Final = 0x02
+TCPHDR_RST: Final = 0x04
+TCPHDR_PSH: Final = 0x08
+TCPHDR_ACK: Final = 0x10
+TCPHDR_URG: Final = 0x20
+TCPHDR_ECE: Final = 0x40
+TCPHDR_CWR: Final = 0x80
 
-TCPOPT_EOL = 0
-TCPOPT_NOP = 1
-TCPOPT_MSS = 2
-TCPOPT_WINDOW = 3
-TCPOPT_SACK_PERM = 4
-TCPOPT_SACK = 5
-TCPOPT_TIMESTAMP = 8
-TCPOPT_MD5SIG = 19
-TCPOPT_FASTOPEN = 34
-TCPOPT_EXP = 254
+TCPOPT_EOL: Final = 0
+TCPOPT_NOP: Final = 1
+TCPOPT_MSS: Final = 2
+TCPOPT_WINDOW: Final = 3
+TCPOPT_SACK_PERM: Final = 4
+TCPOPT_SACK: Final = 5
+TCPOPT_TIMESTAMP: Final = 8
+TCPOPT_MD5SIG: Final = 19
+TCPOPT_FASTOPEN: Final = 34
+TCPOPT_EXP: Final = 254
 
-TCPOLEN_MSS = 4
-TCPOLEN_WINDOW = 3
-TCPOLEN_SACK_PERM = 2
-TCPOLEN_TIMESTAMP = 10
-TCPOLEN_SACK_BASE = 2
-TCPOLEN_SACK_PERBLOCK = 8
+TCPOLEN_MSS: Final = 4
+TCPOLEN_WINDOW: Final = 3
+TCPOLEN_SACK_PERM: Final = 2
+TCPOLEN_TIMESTAMP: Final = 10
+TCPOLEN_SACK_BASE: Final = 2
+TCPOLEN_SACK_PERBLOCK: Final = 8
 
-TCP_MAX_WSCALE = 14
+TCP_MAX_WSCALE: Final = 14
 
-TCPOLEN_TSTAMP_ALIGNED = 12  # NOP, NOP, then the 10-byte timestamp option
+TCPOLEN_TSTAMP_ALIGNED: Final = 12  # NOP, NOP, then the 10-byte timestamp option
 _ALIGNED_TS = struct.Struct("!III")
 _LINUX_SYN = struct.Struct("!HHIIII")
 _LINUX_SYN_HEADS = (0x0204, 0x0402080A, 0x010303)  # MSS; SACK_PERM, TIMESTAMP; NOP, WINDOW
@@ -76,7 +78,8 @@ class TcpOptions:
     rcv_tsval = 0
     rcv_tsecr = 0
     sacks: "list[tuple[int, int]] | tuple[()]" = ()  # the SACK blocks, in the order sent
-    FIELDS = ("mss", "wscale", "sack_ok", "saw_tstamp", "rcv_tsval", "rcv_tsecr", "sacks")
+    FIELDS: ClassVar[tuple[str, ...]] = ("mss", "wscale", "sack_ok", "saw_tstamp", "rcv_tsval",
+                                          "rcv_tsecr", "sacks")
 
 
 def parse_options(buf: bytes | bytearray | memoryview, start: int, end: int,

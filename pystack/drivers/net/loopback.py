@@ -10,7 +10,7 @@ the end of the sender's bh-disabled section.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ...net.core.dev import IFF_LOOPBACK, IFF_RUNNING, IFF_UP, NETDEV_TX_OK, NetDevice, netif_rx
 from ...net.ethernet.eth import eth_type_trans
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ...net.core.net_namespace import Net
     from ...net.core.skbuff import SkBuff
 
-LOOPBACK_MTU = 65536
+LOOPBACK_MTU: Final = 65536
 
 
 class LoopbackDevice(NetDevice):

@@ -47,10 +47,11 @@ scenarios both ways and compares everything observable.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 from ...kernel.softirq import irq_enter, irq_exit
 from ...lib.checksum import csum_complete_at
+from ...lib.compiled import mypyc_attr
 from ...net.core.dev import (IFF_BROADCAST, IFF_MULTICAST, IFF_RUNNING, IFF_UP, NETDEV_TX_BUSY,
                              NETDEV_TX_OK, Napi, NetDevice, napi_complete_done,
                              napi_gro_flush, napi_gro_receive, napi_schedule,
@@ -71,15 +72,16 @@ if TYPE_CHECKING:
     from ...net.core.net_namespace import Net
     from ...net.core.skbuff import SkBuff
 
-RX_RING_SIZE = 256
-TX_RING_SIZE = 256
-RX_BUFFER_LEN = 2048  # the driver posts 2 KiB buffers: what truesize charges per frame
-NAPI_WEIGHT = 64
+RX_RING_SIZE: Final = 256
+TX_RING_SIZE: Final = 256
+RX_BUFFER_LEN: Final = 2048  # the driver posts 2 KiB buffers: what truesize charges per frame
+NAPI_WEIGHT: Final = 64
 
 # Where transmitted frames go: the wire's transmit function, (frame, path trace) -> None.
 WireTx = Callable[[bytearray, Any], None]
 
 
+@mypyc_attr(native_class=False)
 class WireFrame(bytearray):
     """A frame on an emulated wire, from an emulated NIC. If `csum_start` is not negative its
     transport checksum is still to be written (TX checksum offload, done lazily): the field at

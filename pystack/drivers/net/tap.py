@@ -21,14 +21,14 @@ import errno
 import fcntl
 import os
 import struct
-from typing import Any
+from typing import Any, Final
 
 from .nic import EthernetNic, wire_bytes
 
-TUNSETIFF = 0x400454CA
-IFF_TAP = 0x0002
-IFF_NO_PI = 0x1000
-IFNAMSIZ = 16
+TUNSETIFF: Final = 0x400454CA
+IFF_TAP: Final = 0x0002
+IFF_NO_PI: Final = 0x1000
+IFNAMSIZ: Final = 16
 
 
 def tap_available() -> str | None:

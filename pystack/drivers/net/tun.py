@@ -19,7 +19,7 @@ sends and writes the packets a script injects.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Final
 
 from ...kernel.softirq import local_bh_disable, local_bh_enable
 from ...net.core.dev import (IFF_NOARP, IFF_RUNNING, IFF_UP, NET_XMIT_DROP, NETDEV_TX_OK,
@@ -37,10 +37,10 @@ if TYPE_CHECKING:
 
 __all__ = ["TunDevice", "IFF_POINTOPOINT", "IFF_TUN", "TUN_DEFAULT_MTU", "add_tun"]
 
-IFF_POINTOPOINT = 0x10  # include/uapi/linux/if.h
-IFF_TUN = 0x0001        # include/uapi/linux/if_tun.h: the device carries IP packets
-TUN_DEFAULT_MTU = 1500  # tun_net_init: ETH_DATA_LEN
-TUN_READQ_SIZE = 500    # tun's tx_queue_len
+IFF_POINTOPOINT: Final = 0x10  # include/uapi/linux/if.h
+IFF_TUN: Final = 0x0001        # include/uapi/linux/if_tun.h: the device carries IP packets
+TUN_DEFAULT_MTU: Final = 1500  # tun_net_init: ETH_DATA_LEN
+TUN_READQ_SIZE: Final = 500    # tun's tx_queue_len
 
 # What the reader gets: the IP packet's bytes (a private copy).
 TunReader = Callable[[bytes], None]

@@ -18,7 +18,7 @@ the softirqs raised on the way (a loopback delivery, a TX completion) run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 from ...kernel.softirq import NET_RX_SOFTIRQ, NET_TX_SOFTIRQ, __do_softirq, raise_softirq
 from . import drop_reason as dr
@@ -37,18 +37,18 @@ __all__ = ["NetDevice", "NetDeviceStats", "Napi", "register_netdevice", "dev_add
            "NET_XMIT_DROP", "NET_XMIT_CN", "IFF_UP", "IFF_BROADCAST", "IFF_LOOPBACK",
            "IFF_RUNNING", "IFF_MULTICAST", "IFF_NOARP"]
 
-IFF_UP = 0x1
-IFF_BROADCAST = 0x2
-IFF_LOOPBACK = 0x8
-IFF_NOARP = 0x80
-IFF_RUNNING = 0x40
-IFF_MULTICAST = 0x1000
+IFF_UP: Final = 0x1
+IFF_BROADCAST: Final = 0x2
+IFF_LOOPBACK: Final = 0x8
+IFF_NOARP: Final = 0x80
+IFF_RUNNING: Final = 0x40
+IFF_MULTICAST: Final = 0x1000
 
-NETDEV_TX_OK = 0
-NETDEV_TX_BUSY = 0x10
-NET_XMIT_SUCCESS = 0
-NET_XMIT_DROP = 1
-NET_XMIT_CN = 2
+NETDEV_TX_OK: Final = 0
+NETDEV_TX_BUSY: Final = 0x10
+NET_XMIT_SUCCESS: Final = 0
+NET_XMIT_DROP: Final = 1
+NET_XMIT_CN: Final = 2
 
 _NET_RX_BIT = 1 << NET_RX_SOFTIRQ
 
@@ -56,19 +56,35 @@ TAP_RX = "rx"
 TAP_TX = "tx"
 
 
+_STATS_FIELDS = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
+                 "rx_dropped", "tx_dropped", "rx_missed_errors", "rx_length_errors",
+                 "rx_nohandler", "multicast", "collisions")
+
+
 class NetDeviceStats:
     """`struct rtnl_link_stats64`, the counters `ip -s link` prints."""
 
-    __slots__ = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors",
-                 "tx_errors", "rx_dropped", "tx_dropped", "rx_missed_errors",
-                 "rx_length_errors", "rx_nohandler", "multicast", "collisions")
+    __slots__ = _STATS_FIELDS
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        # Each counter by name (not a loop over the slots): a compiled build lays them out
+        # from these assignments.
+        self.rx_packets = 0
+        self.tx_packets = 0
+        self.rx_bytes = 0
+        self.tx_bytes = 0
+        self.rx_errors = 0
+        self.tx_errors = 0
+        self.rx_dropped = 0
+        self.tx_dropped = 0
+        self.rx_missed_errors = 0
+        self.rx_length_errors = 0
+        self.rx_nohandler = 0
+        self.multicast = 0
+        self.collisions = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in _STATS_FIELDS}
 
 
 class NetDevice:

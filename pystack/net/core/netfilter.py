@@ -13,7 +13,7 @@ before `nf_hook_slow`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 import attrs
 
@@ -25,16 +25,16 @@ if TYPE_CHECKING:
     from .net_namespace import Net
     from .skbuff import SkBuff
 
-NF_INET_PRE_ROUTING = 0
-NF_INET_LOCAL_IN = 1
-NF_INET_FORWARD = 2
-NF_INET_LOCAL_OUT = 3
-NF_INET_POST_ROUTING = 4
+NF_INET_PRE_ROUTING: Final = 0
+NF_INET_LOCAL_IN: Final = 1
+NF_INET_FORWARD: Final = 2
+NF_INET_LOCAL_OUT: Final = 3
+NF_INET_POST_ROUTING: Final = 4
 HOOK_NAMES = ("PRE_ROUTING", "LOCAL_IN", "FORWARD", "LOCAL_OUT", "POST_ROUTING")
 
-NF_DROP = 0
-NF_ACCEPT = 1
-NF_STOLEN = 2
+NF_DROP: Final = 0
+NF_ACCEPT: Final = 1
+NF_STOLEN: Final = 2
 
 
 @attrs.frozen

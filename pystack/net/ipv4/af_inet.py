@@ -11,9 +11,10 @@ KernelError(EAGAIN), and the syscall layer (net/socket.py) waits and retries.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ...kernel.errors import KernelError
+from ...lib.compiled import mypyc_attr
 from ...uapi.ethernet import ETH_P_ARP, ETH_P_IP
 from ...uapi.ip import IPPROTO_ICMP, IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP
 from ..core.dev import dev_add_offload, dev_add_pack
@@ -36,15 +37,15 @@ from .udp import UdpTable, udp_err, udp_prot, udp_rcv
 if TYPE_CHECKING:
     from ..core.net_namespace import Net
 
-AF_UNSPEC = 0
-AF_INET = 2
-AF_INET6 = 10
-SOCK_STREAM = 1
-SOCK_DGRAM = 2
-SOCK_RAW = 3
+AF_UNSPEC: Final = 0
+AF_INET: Final = 2
+AF_INET6: Final = 10
+SOCK_STREAM: Final = 1
+SOCK_DGRAM: Final = 2
+SOCK_RAW: Final = 3
 SOCK_NONBLOCK = 0o4000
 SOCK_CLOEXEC = 0o2000000
-SOCK_TYPE_MASK = 0xF
+SOCK_TYPE_MASK: Final = 0xF
 
 
 class Ipv4State:
@@ -66,6 +67,7 @@ class Ipv4State:
         self.tcp: Any = None  # TCP's tables and proto, once TCP is built
 
 
+@mypyc_attr(native_class=False)
 class ProtoOps:
     """`struct proto_ops`: the BSD-socket operations of one socket type."""
 

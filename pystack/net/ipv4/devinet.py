@@ -9,7 +9,7 @@ A device's `ip_ptr` is its `InDevice`, holding its addresses in the order they w
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -18,11 +18,11 @@ from ...uapi.ip import ip_str
 if TYPE_CHECKING:
     from ..core.dev import NetDevice
 
-RT_SCOPE_UNIVERSE = 0
-RT_SCOPE_SITE = 200
-RT_SCOPE_LINK = 253
-RT_SCOPE_HOST = 254
-RT_SCOPE_NOWHERE = 255
+RT_SCOPE_UNIVERSE: Final = 0
+RT_SCOPE_SITE: Final = 200
+RT_SCOPE_LINK: Final = 253
+RT_SCOPE_HOST: Final = 254
+RT_SCOPE_NOWHERE: Final = 255
 
 
 def inet_make_mask(plen: int) -> int:

@@ -18,7 +18,7 @@ not see them. `ip route show cache` lists them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -29,20 +29,20 @@ if TYPE_CHECKING:
     from ..core.dev import NetDevice
     from ..core.net_namespace import Net
 
-RTN_UNICAST = 1
-RTN_LOCAL = 2
-RTN_BROADCAST = 3
-RTN_ANYCAST = 4
-RTN_MULTICAST = 5
-RTN_BLACKHOLE = 6
-RTN_UNREACHABLE = 7
-RTN_PROHIBIT = 8
+RTN_UNICAST: Final = 1
+RTN_LOCAL: Final = 2
+RTN_BROADCAST: Final = 3
+RTN_ANYCAST: Final = 4
+RTN_MULTICAST: Final = 5
+RTN_BLACKHOLE: Final = 6
+RTN_UNREACHABLE: Final = 7
+RTN_PROHIBIT: Final = 8
 RTN_NAMES = {RTN_UNICAST: "unicast", RTN_LOCAL: "local", RTN_BROADCAST: "broadcast",
              RTN_BLACKHOLE: "blackhole", RTN_UNREACHABLE: "unreachable",
              RTN_PROHIBIT: "prohibit", RTN_MULTICAST: "multicast", RTN_ANYCAST: "anycast"}
 
-RT_TABLE_MAIN = 254
-RT_TABLE_LOCAL = 255
+RT_TABLE_MAIN: Final = 254
+RT_TABLE_LOCAL: Final = 255
 
 RTPROT_KERNEL = "kernel"
 RTPROT_BOOT = "boot"
@@ -156,7 +156,7 @@ class FibTable:
 
 # How many next-hop exceptions a host keeps; past it the least recently updated goes (Linux
 # bounds each next hop's hash chain instead, FNHE_RECLAIM_DEPTH).
-FNHE_MAX = 4096
+FNHE_MAX = 4096  # not Final: a test lowers it
 
 
 class FibNhException:

@@ -16,7 +16,7 @@ A received error goes to the error handler of the protocol it quotes (udp_err, t
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -38,11 +38,11 @@ if TYPE_CHECKING:
     from ..core.net_namespace import Net
     from ..core.skbuff import SkBuff
 
-XRLIM_BURST_FACTOR = 6
-IPTOS_TOS_MASK = 0x1E
-IPTOS_PREC_INTERNETCONTROL = 0xC0
+XRLIM_BURST_FACTOR: Final = 6
+IPTOS_TOS_MASK: Final = 0x1E
+IPTOS_PREC_INTERNETCONTROL: Final = 0xC0
 # The most of the offending datagram an error quotes: the whole reply fits in 576 bytes.
-ICMP_ERR_QUOTE = 576 - 20 - 8
+ICMP_ERR_QUOTE: Final = 576 - 20 - 8
 
 _pack_icmp = ICMP_HDR.pack_into
 

@@ -5,7 +5,7 @@ Addresses and ports are kept in host byte order (ints); the wire format is made 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..core.sock import Sock
 
@@ -13,10 +13,10 @@ if TYPE_CHECKING:
     from ..core.net_namespace import Net
 
 # IP_MTU_DISCOVER values
-IP_PMTUDISC_DONT = 0
-IP_PMTUDISC_WANT = 1
-IP_PMTUDISC_DO = 2
-IP_PMTUDISC_PROBE = 3
+IP_PMTUDISC_DONT: Final = 0
+IP_PMTUDISC_WANT: Final = 1
+IP_PMTUDISC_DO: Final = 2
+IP_PMTUDISC_PROBE: Final = 3
 
 
 class InetSock(Sock):

@@ -113,9 +113,10 @@ def ip_local_deliver(skb: "SkBuff") -> None:
     frag = (skb.buf[off + 6] << 8) | skb.buf[off + 7]
     if frag & (IP_MF | IP_OFFSET):
         from .ip_fragment import ip_defrag
-        skb = ip_defrag(net, skb)
-        if skb is None:
+        whole = ip_defrag(net, skb)
+        if whole is None:
             return
+        skb = whole
     if net.nf_hooks:
         nf_hook(NF_INET_LOCAL_IN, net, skb, skb.dev, None, ip_local_deliver_finish)
     else:

@@ -12,7 +12,7 @@ MTU; `ip_finish_output2` resolves the next hop through the neighbour table.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ...lib.checksum import ip_fast_csum_at
 from ...uapi.ethernet import ETH_P_IP
@@ -38,10 +38,10 @@ _IFF_NOARP_P2P = 0x80 | 0x10  # IFF_NOARP | IFF_POINTOPOINT (include/uapi/linux/
 _ZERO_MAC = b"\0" * 6
 
 # IP_MTU_DISCOVER values (include/uapi/linux/in.h)
-IP_PMTUDISC_DONT = 0
-IP_PMTUDISC_WANT = 1
-IP_PMTUDISC_DO = 2
-IP_PMTUDISC_PROBE = 3
+IP_PMTUDISC_DONT: Final = 0
+IP_PMTUDISC_WANT: Final = 1
+IP_PMTUDISC_DO: Final = 2
+IP_PMTUDISC_PROBE: Final = 3
 
 
 def ip_build_header(skb: "SkBuff", saddr: int, daddr: int, protocol: int, ttl: int,

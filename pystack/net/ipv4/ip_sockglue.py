@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -30,37 +30,37 @@ from ..core.sock import SockExterrSkb, _int_val, sock_dequeue_err_skb, sock_queu
 from .inet_sock import InetSock
 from .tcp_states import TCP_ESTABLISHED
 
-SOCK_STREAM = 1
-IPPROTO_IP = 0
-IP_TOS = 1
-IP_TTL = 2
-IP_HDRINCL = 3
-IP_OPTIONS = 4
-IP_RECVOPTS = 6
-IP_RETOPTS = 7
-IP_PKTINFO = 8
-IP_MTU_DISCOVER = 10
-IP_RECVERR = 11
-IP_RECVTTL = 12
-IP_RECVTOS = 13
-IP_MTU = 14
-IP_FREEBIND = 15
-IP_BIND_ADDRESS_NO_PORT = 24
-IP_MULTICAST_IF = 32
-IP_MULTICAST_TTL = 33
-IP_MULTICAST_LOOP = 34
-IP_ADD_MEMBERSHIP = 35
-IP_DROP_MEMBERSHIP = 36
+SOCK_STREAM: Final = 1
+IPPROTO_IP: Final = 0
+IP_TOS: Final = 1
+IP_TTL: Final = 2
+IP_HDRINCL: Final = 3
+IP_OPTIONS: Final = 4
+IP_RECVOPTS: Final = 6
+IP_RETOPTS: Final = 7
+IP_PKTINFO: Final = 8
+IP_MTU_DISCOVER: Final = 10
+IP_RECVERR: Final = 11
+IP_RECVTTL: Final = 12
+IP_RECVTOS: Final = 13
+IP_MTU: Final = 14
+IP_FREEBIND: Final = 15
+IP_BIND_ADDRESS_NO_PORT: Final = 24
+IP_MULTICAST_IF: Final = 32
+IP_MULTICAST_TTL: Final = 33
+IP_MULTICAST_LOOP: Final = 34
+IP_ADD_MEMBERSHIP: Final = 35
+IP_DROP_MEMBERSHIP: Final = 36
 
-MSG_TRUNC = 0x20
-MSG_ERRQUEUE = 0x2000
+MSG_TRUNC: Final = 0x20
+MSG_ERRQUEUE: Final = 0x2000
 
 _INERT = {IP_RECVOPTS, IP_RETOPTS, IP_MULTICAST_IF, IP_BIND_ADDRESS_NO_PORT}
 
 # inet->cmsg_flags: the control messages a datagram's recvmsg returns, in this order
-IP_CMSG_PKTINFO = 1
-IP_CMSG_TTL = 2
-IP_CMSG_TOS = 4
+IP_CMSG_PKTINFO: Final = 1
+IP_CMSG_TTL: Final = 2
+IP_CMSG_TOS: Final = 4
 _CMSG_OPTS = {IP_PKTINFO: IP_CMSG_PKTINFO, IP_RECVTTL: IP_CMSG_TTL, IP_RECVTOS: IP_CMSG_TOS}
 IN_PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 CMSG_INT = struct.Struct("=i")

@@ -21,7 +21,7 @@ route's or device's MTU once it has expired.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 import trio
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ..core.dev import NetDevice
     from ..core.net_namespace import Net
 
-RT_CACHE_MAX = 4096
+RT_CACHE_MAX: Final = 4096
 
 
 class RouteError(Exception):

@@ -16,7 +16,7 @@ The hash key comes from the network's seed (Linux uses a random boot-time secret
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ...kernel.ktime import ktime_get
 from .tcp import tcp_segment_addrs
@@ -26,15 +26,15 @@ if TYPE_CHECKING:
     from ..core.skbuff import SkBuff
     from .tcp import TcpSock
 
-COOKIEBITS = 24
-COOKIEMASK = (1 << COOKIEBITS) - 1
-MAX_SYNCOOKIE_AGE = 2  # minutes
+COOKIEBITS: Final = 24
+COOKIEMASK: Final = (1 << COOKIEBITS) - 1
+MAX_SYNCOOKIE_AGE: Final = 2  # minutes
 MSS_TABLE = (536, 1300, 1440, 1460)  # msstab: the MSS values a cookie can carry
-TSBITS = 6
-TSMASK = (1 << TSBITS) - 1
-TS_OPT_WSCALE_MASK = 0xF
-TS_OPT_SACK = 1 << 4
-MASK = 0xFFFFFFFF
+TSBITS: Final = 6
+TSMASK: Final = (1 << TSBITS) - 1
+TS_OPT_WSCALE_MASK: Final = 0xF
+TS_OPT_SACK: Final = 1 << 4
+MASK: Final = 0xFFFFFFFF
 
 
 def _hash(key: bytes, saddr: int, daddr: int, sport: int, dport: int, count: int, c: int) -> int:

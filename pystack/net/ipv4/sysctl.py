@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...lib.compiled import mypyc_attr
+
 # /proc/sys name → attribute; the attribute's default is Linux's.
 _DEFAULTS: dict[str, tuple[str, Any]] = {
     "net.core.netdev_budget": ("netdev_budget", 300),
@@ -85,6 +87,7 @@ _DEFAULTS: dict[str, tuple[str, Any]] = {
 _ATTR_TO_NAME = {attr: name for name, (attr, _) in _DEFAULTS.items()}
 
 
+@mypyc_attr(native_class=False)
 class Sysctls:
     """The knobs of one host, by attribute or by /proc/sys dotted name."""
 

@@ -18,7 +18,7 @@ import errno
 import struct
 import types
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Mapping
 
 from ...kernel.errors import KernelError
 from ...kernel.ktime import kclock
@@ -37,42 +37,42 @@ if TYPE_CHECKING:
     from ..core.net_namespace import Net
 
 # TCP socket options (include/uapi/linux/tcp.h)
-TCP_NODELAY = 1
-TCP_MAXSEG = 2
-TCP_CORK = 3
-TCP_KEEPIDLE = 4
-TCP_KEEPINTVL = 5
-TCP_KEEPCNT = 6
-TCP_SYNCNT = 7
-TCP_LINGER2 = 8
-TCP_DEFER_ACCEPT = 9
-TCP_WINDOW_CLAMP = 10
-TCP_INFO = 11
-TCP_QUICKACK = 12
-TCP_CONGESTION = 13
-TCP_USER_TIMEOUT = 18
-TCP_NOTSENT_LOWAT = 25
+TCP_NODELAY: Final = 1
+TCP_MAXSEG: Final = 2
+TCP_CORK: Final = 3
+TCP_KEEPIDLE: Final = 4
+TCP_KEEPINTVL: Final = 5
+TCP_KEEPCNT: Final = 6
+TCP_SYNCNT: Final = 7
+TCP_LINGER2: Final = 8
+TCP_DEFER_ACCEPT: Final = 9
+TCP_WINDOW_CLAMP: Final = 10
+TCP_INFO: Final = 11
+TCP_QUICKACK: Final = 12
+TCP_CONGESTION: Final = 13
+TCP_USER_TIMEOUT: Final = 18
+TCP_NOTSENT_LOWAT: Final = 25
 
 # recvmsg flags tcp_recvmsg reads (include/linux/socket.h)
 MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_ERRQUEUE = 0x1, 0x2, 0x100, 0x2000
 
 # tp->nonagle
-TCP_NAGLE_OFF = 1
-TCP_NAGLE_CORK = 2
-TCP_NAGLE_PUSH = 4
+TCP_NAGLE_OFF: Final = 1
+TCP_NAGLE_CORK: Final = 2
+TCP_NAGLE_PUSH: Final = 4
 
 # icsk_ca_state
 TCP_CA_Open = 0
 TCP_CA_Disorder = 1
-TCP_CA_CWR = 2
+TCP_CA_CWR: Final = 2
 TCP_CA_Recovery = 3
 TCP_CA_Loss = 4
 
 # TCP_SKB_CB(skb)->sacked
-TCPCB_SACKED_ACKED = 0x01
-TCPCB_SACKED_RETRANS = 0x02
-TCPCB_LOST = 0x04
-TCPCB_EVER_RETRANS = 0x80
+TCPCB_SACKED_ACKED: Final = 0x01
+TCPCB_SACKED_RETRANS: Final = 0x02
+TCPCB_LOST: Final = 0x04
+TCPCB_EVER_RETRANS: Final = 0x80
 
 TCP_RTO_MIN = 0.2
 TCP_RTO_MAX = 120.0
@@ -80,19 +80,19 @@ TCP_TIMEOUT_INIT = 1.0
 TCP_DELACK_MIN = 0.04
 TCP_DELACK_MAX = 0.2
 TCP_ATO_MIN = 0.04
-TCP_MAX_QUICKACKS = 16
+TCP_MAX_QUICKACKS: Final = 16
 TCP_TIMEWAIT_LEN = 60.0
 TCP_FIN_TIMEOUT = 60.0
-MAX_TCP_HEADER = 320
-TCP_MSS_DEFAULT = 536
-TCP_MIN_MSS = 88
-MAX_TCP_KEEPIDLE = 32767
-MAX_TCP_KEEPINTVL = 32767
-MAX_TCP_KEEPCNT = 127
+MAX_TCP_HEADER: Final = 320
+TCP_MSS_DEFAULT: Final = 536
+TCP_MIN_MSS: Final = 88
+MAX_TCP_KEEPIDLE: Final = 32767
+MAX_TCP_KEEPINTVL: Final = 32767
+MAX_TCP_KEEPCNT: Final = 127
 
 # SIOCINQ / SIOCOUTQ
-SIOCINQ = 0x541B
-SIOCOUTQ = 0x5411
+SIOCINQ: Final = 0x541B
+SIOCOUTQ: Final = 0x5411
 
 _TCP_INFO = struct.Struct("@8B24I4Q6I4Q2I2Q4I")
 
@@ -204,7 +204,8 @@ class TcpSock(InetSock):
         # A listener's queues, made by listen() (inet_csk_listen_start); empty and read-only
         # on every other socket.
         self.icsk_accept_queue: deque[TcpSock] | tuple[()] = ()
-        self.icsk_syn_queue: dict[tuple[int, int], Any] = _NO_REQUESTS  # type: ignore
+        # A read-only empty mapping until the first SYN (a dict from then on).
+        self.icsk_syn_queue: Mapping[tuple[int, int], Any] = _NO_REQUESTS
         self.retransmit_timer: Any = None
         self.delack_timer: Any = None
         self.keepalive_timer: Any = None

@@ -10,12 +10,12 @@ and `name`, as `struct tcp_congestion_ops`. `TCP_CONGESTION` picks one by name.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from .tcp import TcpSock
 
-TCP_INIT_CWND = 10
+TCP_INIT_CWND: Final = 10
 
 
 def tcp_slow_start(tp: "TcpSock", acked: int) -> int:
@@ -64,10 +64,10 @@ class Reno:
         pass
 
 
-BICTCP_BETA_SCALE = 1024
-BETA = 717  # 0.7 * 1024
-BICTCP_HZ = 10
-CUBE_RTT_SCALE = 410  # bic_scale 41 * 10
+BICTCP_BETA_SCALE: Final = 1024
+BETA: Final = 717  # 0.7 * 1024
+BICTCP_HZ: Final = 10
+CUBE_RTT_SCALE: Final = 410  # bic_scale 41 * 10
 CUBE_FACTOR = (1 << (10 + 3 * BICTCP_HZ)) // CUBE_RTT_SCALE
 
 

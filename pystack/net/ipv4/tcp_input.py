@@ -12,6 +12,8 @@ Everything here runs in softirq (or from release_sock's backlog) and never waits
 
 from __future__ import annotations
 
+from typing import Final
+
 import errno
 
 from ...kernel.ktime import kclock
@@ -45,8 +47,8 @@ from .tcp_timer import (ICSK_ACK_NOW, ICSK_ACK_PUSHED, ICSK_ACK_PUSHED2, ICSK_AC
                         tcp_reset_keepalive_timer, tcp_set_xmit_timer)
 from .tcp_tso import tcp_current_mss, tcp_sync_mss, tcp_update_pacing_rate
 
-MASK = 0xFFFFFFFF
-TCP_PAWS_24DAYS = 60 * 60 * 24 * 24
+MASK: Final = 0xFFFFFFFF
+TCP_PAWS_24DAYS: Final = 60 * 60 * 24 * 24
 TCP_OOW_RATE = 0.5  # tcp_invalid_ratelimit: 500 ms between out-of-window ACKs
 
 
@@ -839,20 +841,18 @@ def tcp_rcv_ack_and_data(sk: TcpSock, skb: SkBuff, state: int) -> bool:
         return False
     state = sk.sk_state
     # Step 7: the segment text.
-    if state in (TCP_CLOSE_WAIT, TCP_CLOSING, TCP_LAST_ACK):
-        if not before(cb.seq, sk.rcv_nxt):
-            consume_skb(skb)  # data after the peer's FIN: ignore
-            skb = None
-    if skb is not None and state in (TCP_FIN_WAIT1, TCP_FIN_WAIT2) and sk.sk_shutdown & \
-            RCV_SHUTDOWN:
-        if _carries_new_data(sk, cb):
-            _mib(sk, "TCPAbortOnData")
-            tcp_reset(sk)
-            return True
-    if skb is not None and state in (TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2):
-        tcp_data_queue(sk, skb)
-    elif skb is not None:
-        consume_skb(skb)
+    if state in (TCP_CLOSE_WAIT, TCP_CLOSING, TCP_LAST_ACK) and not before(cb.seq, sk.rcv_nxt):
+        consume_skb(skb)  # data after the peer's FIN: ignore
+    else:
+        if state in (TCP_FIN_WAIT1, TCP_FIN_WAIT2) and sk.sk_shutdown & RCV_SHUTDOWN:
+            if _carries_new_data(sk, cb):
+                _mib(sk, "TCPAbortOnData")
+                tcp_reset(sk)
+                return True
+        if state in (TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2):
+            tcp_data_queue(sk, skb)
+        else:
+            consume_skb(skb)
     if sk.sk_state != TCP_CLOSE:
         tcp_data_snd_check(sk)
         tcp_ack_snd_check(sk)

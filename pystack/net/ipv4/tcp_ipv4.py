@@ -15,7 +15,7 @@ import hashlib
 import operator
 import struct
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ...kernel.errors import KernelError
 from ...kernel.ktime import kclock
@@ -50,7 +50,7 @@ from .udp import ICMP_ERR_CONVERT
 if TYPE_CHECKING:
     from ..core.net_namespace import Net
 
-MASK = 0xFFFFFFFF
+MASK: Final = 0xFFFFFFFF
 _unpack_tcp = TCP_HDR.unpack_from
 _pack_tcp = TCP_HDR.pack_into
 _unpack_addrs = IP_ADDRS.unpack_from

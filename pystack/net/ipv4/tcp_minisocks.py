@@ -13,6 +13,8 @@ for 60 s after a connection closed, re-ACKing a retransmitted FIN and holding th
 
 from __future__ import annotations
 
+from typing import Final
+
 from ...kernel.ktime import kclock
 from ...kernel.timer import Timer
 from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
@@ -23,13 +25,13 @@ from .tcp import TCP_RTO_MAX, TCP_TIMEWAIT_LEN, TcpSock, after, before, tcp_done
 from .tcp_states import (TCP_CLOSE, TCP_NEW_SYN_RECV, TCP_STATE_SYMBOLS, TCP_SYN_RECV,
                          TCP_TIME_WAIT)
 
-MASK = 0xFFFFFFFF
+MASK: Final = 0xFFFFFFFF
 
 # what tcp_timewait_state_process decides
-TCP_TW_SUCCESS = 0
-TCP_TW_RST = 1
-TCP_TW_ACK = 2
-TCP_TW_SYN = 3
+TCP_TW_SUCCESS: Final = 0
+TCP_TW_RST: Final = 1
+TCP_TW_ACK: Final = 2
+TCP_TW_SYN: Final = 3
 
 
 class RequestSock:

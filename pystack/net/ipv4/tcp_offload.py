@@ -21,7 +21,7 @@ alone, where TCP counts and drops it.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ...lib.checksum import csum_ipv4_payload, csum_pseudo, ip_fast_csum_at
 from ...uapi.ip import IPPROTO_TCP
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["skb_gso_segment", "tcp_gro_receive", "tcp_gro_key", "tcp_gro_receive_run",
            "napi_gro_flush", "GRO_MAX_SIZE"]
 
-GRO_MAX_SIZE = 65536
+GRO_MAX_SIZE: Final = 65536
 _IP_MF_OFFSET = 0x3FFF
 _unpack_addrs = struct.Struct("!II").unpack_from
 

@@ -14,6 +14,8 @@ retransmission must never write headers into a buffer a receiver may still hold)
 
 from __future__ import annotations
 
+from typing import Final
+
 import errno
 import struct
 
@@ -46,10 +48,10 @@ from .tcp_tso import (DEFER_RWND_LIMITED, tcp_current_mss, tcp_cwnd_test,
 
 _pack_tcp = TCP_HDR.pack_into
 _pack_tcp_ts = struct.Struct(TCP_HDR.format + "III").pack_into  # header + NOP,NOP,timestamp
-TCPOLEN_TSTAMP_ALIGNED = 12
-TCP_MAX_WINDOW = 65535
+TCPOLEN_TSTAMP_ALIGNED: Final = 12
+TCP_MAX_WINDOW: Final = 65535
 JIFFY = 0.001  # HZ=1000
-MASK = 0xFFFFFFFF
+MASK: Final = 0xFFFFFFFF
 
 
 def tcp_time_stamp(sk: TcpSock) -> int:
@@ -347,7 +349,7 @@ def _send_data_skb(sk: TcpSock, skb: SkBuff, mss: int = 0,
         cb.when = now
         if cb.first_tx is None:
             cb.first_tx = now
-        payload = memoryview(skb.buf)[skb.data:skb.tail]
+        payload: memoryview | bytes = memoryview(skb.buf)[skb.data:skb.tail]
         return tcp_transmit_skb(sk, skb, flags, cb.seq, payload, syn_options=tcp_syn_options(sk))
     length = skb.tail - skb.data
     if parts is None and (not mss or length <= mss):

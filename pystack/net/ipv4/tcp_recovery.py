@@ -15,6 +15,8 @@ marks the head lost. Not built yet: undo and F-RTO.
 
 from __future__ import annotations
 
+from typing import Final
+
 from ...kernel.ktime import kclock
 from .tcp import (TCP_CA_Disorder, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery,
                   TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
@@ -24,17 +26,17 @@ from .tcp_timer import (ICSK_TIME_REO_TIMEOUT, ICSK_TIME_RETRANS, TCP_TIMEOUT_MI
                         inet_csk_reset_xmit_timer, tcp_rearm_rto)
 
 # tcp_ack flags
-FLAG_DATA = 0x01
-FLAG_WIN_UPDATE = 0x02
-FLAG_DATA_ACKED = 0x04
-FLAG_RETRANS_DATA_ACKED = 0x08
-FLAG_SYN_ACKED = 0x10
-FLAG_DATA_SACKED = 0x20
-FLAG_ECE = 0x40
-FLAG_SLOWPATH = 0x100
-FLAG_SND_UNA_ADVANCED = 0x400
-FLAG_DSACKING_ACK = 0x800
-FLAG_ACKED = FLAG_DATA_ACKED | FLAG_SYN_ACKED
+FLAG_DATA: Final = 0x01
+FLAG_WIN_UPDATE: Final = 0x02
+FLAG_DATA_ACKED: Final = 0x04
+FLAG_RETRANS_DATA_ACKED: Final = 0x08
+FLAG_SYN_ACKED: Final = 0x10
+FLAG_DATA_SACKED: Final = 0x20
+FLAG_ECE: Final = 0x40
+FLAG_SLOWPATH: Final = 0x100
+FLAG_SND_UNA_ADVANCED: Final = 0x400
+FLAG_DSACKING_ACK: Final = 0x800
+FLAG_ACKED: Final = FLAG_DATA_ACKED | FLAG_SYN_ACKED
 
 
 def tcp_check_dsack(sacks: list[tuple[int, int]], ack: int) -> bool:

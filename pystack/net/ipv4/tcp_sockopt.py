@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Any
+from typing import Any, Final
 
 from ...kernel.errors import KernelError
 from ...kernel.ktime import kclock
@@ -22,9 +22,9 @@ from .tcp_cong import tcp_ca_find
 from .tcp_states import TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN
 from .tcp_timer import tcp_reset_keepalive_timer
 
-TCPI_OPT_TIMESTAMPS = 1
-TCPI_OPT_SACK = 2
-TCPI_OPT_WSCALE = 4
+TCPI_OPT_TIMESTAMPS: Final = 1
+TCPI_OPT_SACK: Final = 2
+TCPI_OPT_WSCALE: Final = 4
 
 _TCP_INFO = struct.Struct("@8B24I4Q6I4Q2I2Q4I")
 

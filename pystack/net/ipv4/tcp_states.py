@@ -1,17 +1,19 @@
 """Socket states shared by every inet socket, as include/net/tcp_states.h."""
 
-TCP_ESTABLISHED = 1
-TCP_SYN_SENT = 2
-TCP_SYN_RECV = 3
-TCP_FIN_WAIT1 = 4
-TCP_FIN_WAIT2 = 5
-TCP_TIME_WAIT = 6
-TCP_CLOSE = 7
-TCP_CLOSE_WAIT = 8
-TCP_LAST_ACK = 9
-TCP_LISTEN = 10
-TCP_CLOSING = 11
-TCP_NEW_SYN_RECV = 12
+from typing import Final
+
+TCP_ESTABLISHED: Final = 1
+TCP_SYN_SENT: Final = 2
+TCP_SYN_RECV: Final = 3
+TCP_FIN_WAIT1: Final = 4
+TCP_FIN_WAIT2: Final = 5
+TCP_TIME_WAIT: Final = 6
+TCP_CLOSE: Final = 7
+TCP_CLOSE_WAIT: Final = 8
+TCP_LAST_ACK: Final = 9
+TCP_LISTEN: Final = 10
+TCP_CLOSING: Final = 11
+TCP_NEW_SYN_RECV: Final = 12
 
 # As ss prints them.
 TCP_STATE_NAMES = {

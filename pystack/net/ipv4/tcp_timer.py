@@ -11,6 +11,8 @@ The retransmit timer multiplexes RTO and zero-window probe (`icsk_pending`), as 
 
 from __future__ import annotations
 
+from typing import Final
+
 import errno
 
 from ...kernel.ktime import kclock
@@ -22,20 +24,20 @@ from .tcp import (TCP_ATO_MIN, TCP_CA_Loss, TCP_CA_Open, TCP_RTO_MAX, TCP_RTO_MI
 from .tcp_states import (TCP_CLOSE, TCP_ESTABLISHED, TCP_FIN_WAIT2, TCP_LISTEN, TCP_SYN_RECV,
                          TCP_SYN_SENT, TCP_CLOSE_WAIT)
 
-ICSK_TIME_RETRANS = 1
-ICSK_TIME_DACK = 2
-ICSK_TIME_PROBE0 = 3
-ICSK_TIME_REO_TIMEOUT = 4
-ICSK_TIME_LOSS_PROBE = 5
+ICSK_TIME_RETRANS: Final = 1
+ICSK_TIME_DACK: Final = 2
+ICSK_TIME_PROBE0: Final = 3
+ICSK_TIME_REO_TIMEOUT: Final = 4
+ICSK_TIME_LOSS_PROBE: Final = 5
 TCP_TIMEOUT_MIN = 0.002  # two jiffies
 
-ICSK_ACK_SCHED = 1
-ICSK_ACK_TIMER = 2
-ICSK_ACK_PUSHED = 4
-ICSK_ACK_PUSHED2 = 8
-ICSK_ACK_NOW = 16
+ICSK_ACK_SCHED: Final = 1
+ICSK_ACK_TIMER: Final = 2
+ICSK_ACK_PUSHED: Final = 4
+ICSK_ACK_PUSHED2: Final = 8
+ICSK_ACK_NOW: Final = 16
 
-TCP_ORPHAN_RETRIES = 8
+TCP_ORPHAN_RETRIES: Final = 8
 
 
 def _base(sk: TcpSock):

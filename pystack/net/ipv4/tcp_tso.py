@@ -11,13 +11,15 @@ tcp_sendmsg asks `tcp_send_mss` how big to make each skb.
 
 from __future__ import annotations
 
+from typing import Final
+
 from ...kernel.ktime import kclock
 from ...uapi.tcp import TCPHDR_FIN, TCPHDR_PSH, TCPOLEN_SACK_BASE, TCPOLEN_SACK_PERBLOCK
 from ..core.skbuff import SKB_TRUESIZE, SkBuff
 from .tcp import TCP_MSS_DEFAULT, TCP_NAGLE_CORK, TcpSkbCb, TcpSock, after
 
-TCPOLEN_TSTAMP_ALIGNED = 12
-MASK = 0xFFFFFFFF
+TCPOLEN_TSTAMP_ALIGNED: Final = 12
+MASK: Final = 0xFFFFFFFF
 # What tcp_tso_should_defer answers: send now (0), wait, or wait because of the peer's window.
 DEFER, DEFER_RWND_LIMITED = 1, 2
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ...kernel.errors import KernelError
 from ...lib.checksum import csum_ipv4_payload, csum_pseudo
@@ -49,30 +49,30 @@ if TYPE_CHECKING:
     from ..core.net_namespace import Net
     from ..core.skbuff import SkBuff
 
-MSG_OOB = 0x1
-MSG_PEEK = 0x2
-MSG_DONTROUTE = 0x4
-MSG_CTRUNC = 0x8
-MSG_TRUNC = 0x20
-MSG_DONTWAIT = 0x40
-MSG_EOR = 0x80
-MSG_WAITALL = 0x100
-MSG_CONFIRM = 0x800
-MSG_ERRQUEUE = 0x2000
-MSG_NOSIGNAL = 0x4000
-MSG_MORE = 0x8000
+MSG_OOB: Final = 0x1
+MSG_PEEK: Final = 0x2
+MSG_DONTROUTE: Final = 0x4
+MSG_CTRUNC: Final = 0x8
+MSG_TRUNC: Final = 0x20
+MSG_DONTWAIT: Final = 0x40
+MSG_EOR: Final = 0x80
+MSG_WAITALL: Final = 0x100
+MSG_CONFIRM: Final = 0x800
+MSG_ERRQUEUE: Final = 0x2000
+MSG_NOSIGNAL: Final = 0x4000
+MSG_MORE: Final = 0x8000
 
-POLLIN = 0x001
-POLLPRI = 0x002
-POLLOUT = 0x004
-POLLERR = 0x008
-POLLHUP = 0x010
-POLLRDNORM = 0x040
-POLLWRNORM = 0x100
-POLLWRBAND = 0x200
-POLLRDHUP = 0x2000
+POLLIN: Final = 0x001
+POLLPRI: Final = 0x002
+POLLOUT: Final = 0x004
+POLLERR: Final = 0x008
+POLLHUP: Final = 0x010
+POLLRDNORM: Final = 0x040
+POLLWRNORM: Final = 0x100
+POLLWRBAND: Final = 0x200
+POLLRDHUP: Final = 0x2000
 
-UDP_MAX_PAYLOAD = 0xFFFF - 20 - UDP_HLEN  # 65507
+UDP_MAX_PAYLOAD: Final = 0xFFFF - 20 - UDP_HLEN  # 65507
 
 _unpack_udp = UDP_HDR.unpack_from
 _pack_udp = UDP_HDR.pack_into

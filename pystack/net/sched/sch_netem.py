@@ -41,6 +41,7 @@ from statistics import NormalDist
 from typing import Any
 
 from ...drivers.net.nic import wire_bytes, wire_copy
+from ...lib.compiled import mypyc_attr
 
 __all__ = ["Netem", "CRandom"]
 
@@ -76,6 +77,7 @@ _FLAG_KNOBS = frozenset(("delay", "jitter", "rate", "loss", "loss_model", "dupli
 GOOD_STATE, BAD_STATE = 1, 2
 
 
+@mypyc_attr(native_class=False)
 class Netem:
     """The netem qdisc of one link direction. Attributes are its parameters (settable one by
     one, or several at once, validated, with `set`) and its counters."""

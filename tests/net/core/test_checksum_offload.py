@@ -20,7 +20,9 @@ from pystack.net.core.skbuff import (CHECKSUM_NONE, CHECKSUM_PARTIAL, alloc_skb,
                                      skb_checksum_help)
 from pystack.net.ipv4 import tcp_ipv4
 
-from nethelpers import connected_pair, lan, recv_until_eof
+from nethelpers import connected_pair, lan, python_only, recv_until_eof
+
+counts_calls = python_only("counts calls by patching kernel functions")
 
 
 def scapy_checksums_agree(pkt) -> bool:
@@ -85,6 +87,7 @@ async def test_a_loopback_capture_shows_correct_tcp_checksums(tmp_path) -> None:
     assert all(scapy_checksums_agree(p) for p in packets)
 
 
+@counts_calls
 async def test_loopback_computes_no_tcp_checksum_without_a_capture(monkeypatch) -> None:
     # CHECKSUM_PARTIAL skbs cross lo untouched and tcp_v4_rcv trusts them: no layer sums the
     # 64 KiB segments. (With a capture, the taps complete them: the test above.)
@@ -130,6 +133,7 @@ async def _eth_transfer(net, a, b, size: int) -> bytes:
     return await _transfer(a, b, "10.0.0.2", size)
 
 
+@counts_calls
 async def test_untouched_frames_are_not_checksummed_in_software(monkeypatch) -> None:
     # The sending NIC leaves the checksum pending on the wire (WireFrame), the receiving NIC
     # hands the segment up CHECKSUM_PARTIAL: neither GRO nor tcp_v4_rcv sums a data segment.
@@ -192,6 +196,7 @@ async def test_frames_corrupted_on_the_wire_are_caught_and_counted() -> None:
         assert got == data
 
 
+@counts_calls
 async def test_a_verified_segment_is_not_verified_again(monkeypatch, tmp_path) -> None:
     # With a capture on, the taps complete every checksum, so frames cross the wire
     # complete and the receiver checks them in software, in GRO; a lone segment leaves GRO

@@ -122,6 +122,26 @@ def test_clone_shares_the_buffer_and_marks_both():
     assert (c.tobytes(), skb.tobytes()) == (b"ared", b"shared")
 
 
+def test_clone_and_copy_carry_every_field_but_the_owner():
+    # The header copy names SkBuff's fields one by one: a field added to the class and
+    # forgotten there fails here.
+    skb = alloc_skb(10)
+    owner = {"buf", "sk", "destructor", "cloned"}
+    # The fields: the slots, or in the compiled build the native class's attributes.
+    fields = getattr(SkBuff, "__slots__", None) or SkBuff.__mypyc_attrs__
+    assert "gso_segs" in fields
+    for i, name in enumerate(fields):
+        if name in owner:
+            continue
+        old = getattr(skb, name)
+        new = (old + 1000 + i if isinstance(old, (int, float)) and not isinstance(old, bool)
+               else object() if old is None else not old)
+        setattr(skb, name, new)
+    for n in (skb.clone(), skb.copy()):
+        assert [getattr(n, f) for f in fields if f not in owner] == [
+            getattr(skb, f) for f in fields if f not in owner]
+
+
 def test_a_clone_has_no_owner():
     skb = alloc_skb(10)
     skb.sk = object()

@@ -17,6 +17,10 @@ from pystack.net.ipv4.fib import (RT_TABLE_LOCAL, RT_TABLE_MAIN, RTN_BROADCAST, 
                                   RTN_MULTICAST, RTN_UNICAST, RTPROT_KERNEL, Fib, FibAlias,
                                   FibTable, inet_addr_type)
 
+from nethelpers import python_only
+
+stand_in_devices = python_only("the FIB is given stand-in devices")
+
 IFF_UP = 1
 
 
@@ -48,6 +52,7 @@ def gateway_of(fa: FibAlias | None) -> str | None:
 
 # -- one table -----------------------------------------------------------------------------------
 
+@stand_in_devices
 def test_longest_prefix_wins():
     t = FibTable(RT_TABLE_MAIN)
     t.insert(route("10.0.0.0/8", via="1.0.0.8"))
@@ -59,6 +64,7 @@ def test_longest_prefix_wins():
     assert t.lookup(ip("11.0.0.1")) is None
 
 
+@stand_in_devices
 def test_insertion_order_does_not_matter():
     t = FibTable(RT_TABLE_MAIN)
     t.insert(route("10.1.2.0/24", via="1.0.0.24"))
@@ -68,6 +74,7 @@ def test_insertion_order_does_not_matter():
     assert gateway_of(t.lookup(ip("10.9.9.9"))) == "1.0.0.8"
 
 
+@stand_in_devices
 def test_a_host_route_beats_its_subnet():
     t = FibTable(RT_TABLE_MAIN)
     t.insert(route("10.0.0.0/24", via="1.0.0.24"))
@@ -76,6 +83,7 @@ def test_a_host_route_beats_its_subnet():
     assert gateway_of(t.lookup(ip("10.0.0.8"))) == "1.0.0.24"
 
 
+@stand_in_devices
 def test_the_lower_metric_wins_whatever_the_order():
     t = FibTable(RT_TABLE_MAIN)
     t.insert(route("10.0.0.0/8", via="1.0.0.100", metric=100))
@@ -84,6 +92,7 @@ def test_the_lower_metric_wins_whatever_the_order():
     assert gateway_of(t.lookup(ip("10.0.0.1"))) == "1.0.0.10"
 
 
+@stand_in_devices
 def test_a_longer_prefix_beats_a_lower_metric():
     t = FibTable(RT_TABLE_MAIN)
     t.insert(route("10.0.0.0/8", via="1.0.0.8", metric=0))
@@ -91,6 +100,7 @@ def test_a_longer_prefix_beats_a_lower_metric():
     assert gateway_of(t.lookup(ip("10.1.0.1"))) == "1.0.0.16"
 
 
+@stand_in_devices
 def test_the_default_route_catches_the_rest():
     t = FibTable(RT_TABLE_MAIN)
     t.insert(route("10.0.0.0/24"))
@@ -100,6 +110,7 @@ def test_the_default_route_catches_the_rest():
     assert gateway_of(t.lookup(ip("10.0.0.9"))) is None
 
 
+@stand_in_devices
 def test_a_route_through_a_device_that_is_down_is_skipped():
     t = FibTable(RT_TABLE_MAIN)
     t.insert(route("10.0.0.0/8", dev=ETH1, via="1.0.0.1", metric=1))
@@ -107,6 +118,7 @@ def test_a_route_through_a_device_that_is_down_is_skipped():
     assert gateway_of(t.lookup(ip("10.0.0.1"))) == "1.0.0.1"
 
 
+@stand_in_devices
 def test_an_identical_route_cannot_be_added_twice():
     t = FibTable(RT_TABLE_MAIN)
     t.insert(route("10.0.0.0/8", via="1.0.0.1"))
@@ -116,6 +128,7 @@ def test_an_identical_route_cannot_be_added_twice():
     t.insert(route("10.0.0.0/8", via="1.0.0.2"))  # the kernel's own routes may share a metric
 
 
+@stand_in_devices
 def test_an_exclusive_insert_refuses_any_route_of_the_same_prefix_and_metric():
     # fib_table_insert with NLM_F_EXCL (`ip route add`): same prefix, tos and priority → EEXIST.
     t = FibTable(RT_TABLE_MAIN)
@@ -126,6 +139,7 @@ def test_an_exclusive_insert_refuses_any_route_of_the_same_prefix_and_metric():
     assert len(t.routes()) == 2
 
 
+@stand_in_devices
 def test_a_refused_insert_leaves_nothing_behind():
     t = FibTable(RT_TABLE_MAIN)
     t.insert(route("10.0.0.0/8", via="1.0.0.1"))
@@ -135,6 +149,7 @@ def test_a_refused_insert_leaves_nothing_behind():
     assert t.routes() == [] and t.lookup(ip("10.0.0.1")) is None
 
 
+@stand_in_devices
 def test_delete_removes_the_matching_route_only():
     t = FibTable(RT_TABLE_MAIN)
     t.insert(route("10.0.0.0/8", via="1.0.0.1", metric=1))
@@ -159,6 +174,7 @@ def test_routes_lists_default_first_then_by_address_longer_prefix_first():
 
 # -- the two tables --------------------------------------------------------------------------------
 
+@stand_in_devices
 def test_the_local_table_is_searched_before_main():
     fib = Fib()
     fib.insert(route("10.0.0.1/32", type_=RTN_LOCAL, table=RT_TABLE_LOCAL))

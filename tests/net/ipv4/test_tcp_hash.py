@@ -23,7 +23,9 @@ import pystack
 import pystack.net
 from pystack.uapi.ip import ip_int
 
-from nethelpers import sk_of
+from nethelpers import python_only, sk_of
+
+spies_on_tables = python_only("spies on the hash tables by replacing their methods")
 
 AF_INET, SOCK_STREAM = socket.AF_INET, socket.SOCK_STREAM
 PORT = 5000
@@ -142,6 +144,7 @@ async def _probes_per_segment(n: int) -> tuple[int, int, int]:
         return eb.probes, ea.probes, len(lb) + len(la)
 
 
+@spies_on_tables
 async def test_a_segment_of_an_established_connection_costs_one_hash_probe():
     for n in (1, 200):
         at_b, at_a, listener_lookups = await _probes_per_segment(n)
@@ -178,6 +181,7 @@ async def lines_run_for_one_segment(n: int) -> int:
         return count
 
 
+@spies_on_tables
 async def test_the_receive_path_does_the_same_work_with_1_or_300_connections():
     """A scan of the sockets would run its loop once per socket; a dict probe does not: the
     number of lines executed does not depend on the number of connections."""
@@ -186,6 +190,7 @@ async def test_the_receive_path_does_the_same_work_with_1_or_300_connections():
     assert await lines_run_for_one_segment(300) == one
 
 
+@spies_on_tables
 async def test_a_syn_is_looked_up_in_the_established_hash_then_the_listener_table():
     async with connections(1) as (net, a, b, ls, pairs):
         eb, lb = spy(b)
