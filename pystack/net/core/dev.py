@@ -252,7 +252,7 @@ def _deliver_to_taps(skb: "SkBuff", dev: NetDevice, direction: str) -> None:
 
 
 def _netif_receive_skb(skb: "SkBuff") -> None:
-    dev = skb.dev
+    dev: NetDevice = skb.dev
     net = dev.nd_net
     net.host.this_cpu.processed += 1
     if skb.trace is not None:
@@ -272,7 +272,7 @@ def _netif_receive_skb(skb: "SkBuff") -> None:
 def napi_gro_receive(napi: Napi, skb: "SkBuff") -> None:
     """GRO entry point: with the device's GRO on, a segment may wait in the poll's batch to
     be merged with the next ones of its flow (see net/ipv4/tcp_offload.py)."""
-    dev = skb.dev
+    dev: NetDevice = skb.dev
     # Taps see each frame as it came off the wire (a capture shows segments, not what GRO
     # made of them: Linux's tcpdump would show the merged packet, with a stale checksum).
     if dev.ptype_all:
@@ -293,7 +293,7 @@ def napi_gro_flush(napi: Napi) -> None:
 
 def netif_rx(skb: "SkBuff") -> int:
     """Queue a received skb on this CPU's backlog (loopback and software devices)."""
-    dev = skb.dev
+    dev: NetDevice = skb.dev
     return enqueue_to_backlog(skb, dev.nd_net.host.this_cpu)
 
 
@@ -339,7 +339,7 @@ def process_backlog(napi: Napi, quota: int) -> int:
 
 def dev_queue_xmit(skb: "SkBuff") -> int:
     """Queue an skb for transmission on skb.dev; runs pending softirqs on the way out."""
-    dev = skb.dev
+    dev: NetDevice = skb.dev
     cpu = dev.nd_net.host.this_cpu
     cpu.softirq_count += 1  # local_bh_disable (inline, as Linux's is)
     try:

@@ -20,6 +20,7 @@ from ..ipv4.sysctl import Sysctls
 if TYPE_CHECKING:
     from ...host import Host
     from ...trace import Tracer
+    from ..ipv4.af_inet import Ipv4State
     from .dev import NetDevice
 
 
@@ -44,7 +45,7 @@ class Net:
         self.dev_index: dict[int, NetDevice] = {}  # by ifindex
         self._ifindex = 0
         self.loopback_dev: NetDevice | None = None
-        self.ipv4: Any = None  # Ipv4State, set by inet_init (af_inet)
+        self.ipv4: Ipv4State | None = None  # set by inet_init (af_inet)
         self.follow_next: Any = None  # a PathTrace for the next packet a socket sends
         self.nf_hooks: dict[int, list] = {}  # netfilter hook → [(priority, n, fn)]
 

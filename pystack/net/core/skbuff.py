@@ -14,9 +14,12 @@ touched at every layer.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Final
+from typing import TYPE_CHECKING, Any, Callable, Final
 
 from ...lib.checksum import csum_complete_at
+
+if TYPE_CHECKING:
+    from ..ipv4.route import Rtable
 
 __all__ = ["SkBuff", "alloc_skb", "skb_from_frame", "skb_checksum_help", "SKB_TRUESIZE",
            "PACKET_HOST", "PACKET_BROADCAST", "PACKET_MULTICAST", "PACKET_OTHERHOST",
@@ -86,7 +89,7 @@ class SkBuff:
         self.cb: Any = None  # the control block of the layer holding the skb
         self.truesize = truesize
         self.destructor: Callable[["SkBuff"], None] | None = None
-        self.dst: Any = None
+        self.dst: Rtable | None = None
         self.tstamp = 0.0
         self.cloned = False
         self.gso_size = 0  # skb_shinfo(skb)->gso_size: a TSO/GRO skb of gso_segs segments

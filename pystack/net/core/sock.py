@@ -27,6 +27,7 @@ from ...kernel.errors import KernelError
 from ...uapi.errqueue import SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6
 
 if TYPE_CHECKING:
+    from ..ipv4.route import Rtable
     from .net_namespace import Net
     from .skbuff import SkBuff
 
@@ -191,7 +192,7 @@ class Sock:
         self.sk_write_space = sock_def_write_space
         self.sk_state_change = sock_def_wakeup
         self.sk_error_report = sock_def_error_report
-        self.sk_dst_cache: Any = None
+        self.sk_dst_cache: Rtable | None = None
         self.sk_inert_opts: dict[tuple[int, int], Any] | None = None
         self.sk_uid = 0
         self.sk_wakeups = 0

@@ -84,7 +84,7 @@ def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
 
 
 def ip_rcv_finish(skb: "SkBuff") -> None:
-    dev = skb.dev
+    dev: NetDevice = skb.dev
     if skb.trace is not None:
         skb.trace.hop(dev.nd_net, "ip_rcv_finish")
     rt = skb.dst
@@ -106,7 +106,8 @@ def ip_rcv_finish(skb: "SkBuff") -> None:
 
 def ip_local_deliver(skb: "SkBuff") -> None:
     """Reassemble if needed, then LOCAL_IN."""
-    net = skb.dev.nd_net
+    dev: NetDevice = skb.dev
+    net = dev.nd_net
     if skb.trace is not None:
         skb.trace.hop(net, "ip_local_deliver")
     off = skb.network_header
@@ -124,7 +125,8 @@ def ip_local_deliver(skb: "SkBuff") -> None:
 
 
 def ip_local_deliver_finish(skb: "SkBuff") -> None:
-    net = skb.dev.nd_net
+    dev: NetDevice = skb.dev
+    net = dev.nd_net
     off = skb.network_header
     buf = skb.buf
     ihl = (buf[off] & 15) * 4

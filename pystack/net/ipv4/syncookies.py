@@ -24,7 +24,7 @@ from .tcp_minisocks import RequestSock
 
 if TYPE_CHECKING:
     from ..core.skbuff import SkBuff
-    from .tcp import TcpSock
+    from .tcp import TcpSkbCb, TcpSock
 
 COOKIEBITS: Final = 24
 COOKIEMASK: Final = (1 << COOKIEBITS) - 1
@@ -92,7 +92,7 @@ def cookie_init_timestamp(req: RequestSock, now_ts: int) -> int:
 def cookie_v4_check(listener: "TcpSock", skb: "SkBuff") -> RequestSock | None:
     """Rebuild the request of a cookie ACK, or None if the ACK carries no valid cookie."""
     net = listener.sk_net
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     raddr, laddr, rport, lport = tcp_segment_addrs(skb)
     mssind = check_tcp_syn_cookie(net, (cb.ack_seq - 1) & MASK, raddr, laddr, rport, lport,
                                   (cb.seq - 1) & MASK)

@@ -146,7 +146,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
     rack_end = 0
     while q:
         skb = q[0]
-        cb = skb.cb
+        cb: TcpSkbCb = skb.cb
         if ((ack - cb.end_seq) & 0xFFFFFFFF) >= 0x80000000:  # after(end_seq, ack)
             break
         q.popleft()
@@ -196,7 +196,7 @@ def tcp_clean_rtx_queue(sk: TcpSock, ack: int) -> tuple[int, float | None, int]:
 
 def tcp_ack(sk: TcpSock, skb: SkBuff, flag: int) -> int:
     """Process the ACK field. Returns >0 if acceptable, 0 for an old ACK, <0 if invalid."""
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     ack = cb.ack_seq
     prior_snd_una = sk.snd_una
     opts = cb.opts
@@ -310,7 +310,7 @@ def tcp_send_challenge_ack(sk: TcpSock) -> None:
 
 
 def tcp_send_dupack(sk: TcpSock, skb: SkBuff) -> None:
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     if cb.end_seq != cb.seq and before(cb.seq, sk.rcv_nxt):
         _mib(sk, "DelayedACKLost")
         tcp_enter_quickack_mode(sk)
@@ -412,7 +412,7 @@ def tcp_ofo_queue(sk: TcpSock) -> None:
     ofo = sk.out_of_order_queue
     while ofo:
         skb = ofo[0]
-        cb = skb.cb
+        cb: TcpSkbCb = skb.cb
         if after(cb.seq, sk.rcv_nxt):
             break
         ofo.pop(0)
@@ -425,7 +425,7 @@ def tcp_ofo_queue(sk: TcpSock) -> None:
 
 
 def _queue_in_order(sk: TcpSock, skb: SkBuff) -> None:
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     trim = (sk.rcv_nxt - cb.seq) & MASK
     if trim and trim < 0x80000000:
         skb.data += min(trim, skb.tail - skb.data)
@@ -442,7 +442,7 @@ def _queue_in_order(sk: TcpSock, skb: SkBuff) -> None:
 
 
 def tcp_data_queue(sk: TcpSock, skb: SkBuff) -> None:
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     net = sk.sk_net
     if cb.seq == cb.end_seq:
         consume_skb(skb)
@@ -505,7 +505,7 @@ def tcp_data_queue(sk: TcpSock, skb: SkBuff) -> None:
 
 def tcp_data_queue_ofo(sk: TcpSock, skb: SkBuff) -> None:
     """A segment beyond a hole: keep it in sequence order and ACK at once (dup ACK)."""
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     sk.rcv_ooopack += 1
     _mib(sk, "TCPOFOQueue")
     ofo = sk.out_of_order_queue
@@ -588,7 +588,7 @@ def tcp_sequence(sk: TcpSock, seq: int, end_seq: int) -> bool:
 
 
 def tcp_validate_incoming(sk: TcpSock, skb: SkBuff) -> bool:
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     flags = cb.tcp_flags
     opts = cb.opts
     if opts is not None and opts.saw_tstamp and tcp_paws_discard(sk, opts) and not \
@@ -656,7 +656,7 @@ def tcp_rcv_established(sk: TcpSock, skb: SkBuff) -> None:
     tcp_validate_incoming (PAWS, the window, RST, SYN) passes by construction, so it goes
     straight to ACK and data processing; every other segment takes the full path."""
     net = sk.sk_net
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     if net.tracer.active:
         net.tracer.emit(net, "tcp:tcp_probe", sport=sk.inet_sport, dport=sk.inet_dport,
                         data_len=(cb.end_seq - cb.seq) & MASK, snd_nxt=sk.snd_nxt,
@@ -725,7 +725,7 @@ def tcp_take_syn(sk: TcpSock, cb, opts) -> None:
 
 def tcp_rcv_synsent_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     """SYN_SENT. Returns True if the caller must send a RST."""
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     flags = cb.tcp_flags
     opts = cb.opts
     if flags & TCPHDR_ACK:
@@ -778,7 +778,7 @@ def _carries_new_data(sk: TcpSock, cb: TcpSkbCb) -> bool:
 
 def tcp_rcv_state_process(sk: TcpSock, skb: SkBuff) -> bool:
     """Every state but LISTEN (handled by tcp_ipv4). True means: answer with a RST."""
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     flags = cb.tcp_flags
     state = sk.sk_state
     if state == TCP_CLOSE:
@@ -800,7 +800,7 @@ def tcp_rcv_state_process(sk: TcpSock, skb: SkBuff) -> bool:
 def tcp_rcv_ack_and_data(sk: TcpSock, skb: SkBuff, state: int) -> bool:
     """A validated segment with ACK: its ACK, the state changes it makes, its text (RFC 9293
     §3.10.7.4 from the fifth check on). True means: answer with a RST."""
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     ret = tcp_ack(sk, skb, FLAG_SLOWPATH)
     acceptable = ret > 0
     if not acceptable and (ret < 0 or state == TCP_SYN_RECV):

@@ -48,6 +48,7 @@ from .tcp_states import (TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, TCP_NEW_SYN_REC
 from .udp import ICMP_ERR_CONVERT
 
 if TYPE_CHECKING:
+    from ..core.dev import NetDevice
     from ..core.net_namespace import Net
 
 MASK: Final = 0xFFFFFFFF
@@ -57,7 +58,7 @@ _unpack_addrs = IP_ADDRS.unpack_from
 
 
 def tcp_v4_rcv(skb: SkBuff) -> None:
-    dev = skb.dev
+    dev: NetDevice = skb.dev
     net = dev.nd_net
     mib = net.mib.tcp
     if skb.trace is not None:
@@ -235,7 +236,7 @@ def _send_raw(net: "Net", saddr: int, daddr: int, sport: int, dport: int, seq: i
 
 def tcp_v4_send_reset(net: "Net", skb: SkBuff) -> None:
     """Answer a segment that has no connection (RFC 9293 §3.10.7.1)."""
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     if cb.tcp_flags & TCPHDR_RST:
         return
     rt = skb.dst
@@ -281,7 +282,7 @@ def tcp_conn_request(listener: TcpSock, skb: SkBuff) -> None:
     """A SYN for a listener: answer with a SYN-ACK and remember the request."""
     net = listener.sk_net
     s = net.sysctl
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     want_cookie = False
     if s.tcp_syncookies == 2 or len(listener.icsk_syn_queue) >= max(
             listener.sk_max_ack_backlog, 1):

@@ -21,7 +21,8 @@ from ...uapi.tcp import TCPHDR_ACK, TCPHDR_FIN, TCPHDR_RST, TCPHDR_SYN
 from ..core import drop_reason as dr
 from ..core.drop_reason import consume_skb, kfree_skb
 from ..core.skbuff import SkBuff
-from .tcp import TCP_RTO_MAX, TCP_TIMEWAIT_LEN, TcpSock, after, before, tcp_done, tcp_set_state
+from .tcp import (TCP_RTO_MAX, TCP_TIMEWAIT_LEN, TcpSkbCb, TcpSock, after, before, tcp_done,
+                  tcp_set_state)
 from .tcp_states import (TCP_CLOSE, TCP_NEW_SYN_RECV, TCP_STATE_SYMBOLS, TCP_SYN_RECV,
                          TCP_TIME_WAIT)
 
@@ -116,7 +117,7 @@ def reqsk_timer_handler(timer: Timer) -> None:
 def tcp_check_req(req: RequestSock, skb: SkBuff) -> TcpSock | None | bool:
     """A segment for a request sock. Returns the new child socket, None (consumed), or True
     (the caller must answer with a RST)."""
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     flags = cb.tcp_flags
     listener = req.listener
     net = listener.sk_net
@@ -238,7 +239,7 @@ def tcp_time_wait(sk: TcpSock, state: int, timeo: float) -> None:
 
 def tcp_timewait_state_process(tw: TimeWaitSock, skb: SkBuff) -> int:
     """What a segment for a TIME_WAIT connection does (RFC 9293 §3.10.7.4 for TIME-WAIT)."""
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     flags = cb.tcp_flags
     if flags & TCPHDR_RST:
         # TIME_WAIT assassination (RFC 1337): Linux (tcp_rfc1337 = 0) lets a RST at exactly

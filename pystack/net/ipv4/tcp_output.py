@@ -342,7 +342,7 @@ def _send_data_skb(sk: TcpSock, skb: SkBuff, mss: int = 0,
     on the last only), with PSH forced, as Linux does for every GSO packet "to expedite GRO
     flush at the receiver". `parts`, when given, are segments of the retransmit queue
     (`skb` first) sent again as one TSO skb."""
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     flags = cb.tcp_flags
     now = kclock.now()
     if flags & TCPHDR_SYN:
@@ -395,7 +395,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
     max_segs = 0  # tcp_tso_segs (sk_can_gso holds for TCP), asked for a TSO skb only
     while q:
         skb = q[0]
-        cb = skb.cb
+        cb: TcpSkbCb = skb.cb
         tso_segs = tcp_skb_pcount(skb, mss_now)
         quota = tcp_cwnd_test(sk, skb, mss_now)
         if not quota:
@@ -470,7 +470,7 @@ def tcp_write_xmit(sk: TcpSock, mss_now: int, nonagle: int, push_one: int = 0) -
 def tcp_event_new_data_sent(sk: TcpSock, skb: SkBuff, mss: int = 0) -> None:
     """The skb was sent: it moves to the retransmit queue, one skb per segment there (the
     segments of one TSO skb keep a common `gso_unit`, and share its buffer)."""
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     prior = sk.packets_out
     sk.snd_nxt = cb.end_seq if after(cb.end_seq, sk.snd_nxt) or sk.snd_nxt == cb.seq \
         else sk.snd_nxt
@@ -674,7 +674,7 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff, count_out: bool = True, segs: i
     segments after it in `following` that were sent in the same TSO skb, and are in the same
     state, go again with it as one TSO skb, up to `segs` and the peer's window."""
     net = sk.sk_net
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     if before(cb.end_seq, sk.snd_una) or cb.end_seq == sk.snd_una:
         return -1
     if not sk.retrans_stamp:
@@ -723,7 +723,7 @@ def tcp_retransmit_skb(sk: TcpSock, skb: SkBuff, count_out: bool = True, segs: i
 
 def _split_rtx(sk: TcpSock, skb: SkBuff, mss: int) -> None:
     """tcp_fragment in the retransmit queue: the MSS shrank (path MTU)."""
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     rest = SkBuff(skb.buf, skb.data + mss, skb.tail, SKB_TRUESIZE(0))
     rest.sk = sk
     rest.cb = TcpSkbCb((cb.seq + mss) & MASK, cb.end_seq, cb.tcp_flags)
@@ -749,7 +749,7 @@ def tcp_xmit_retransmit_queue(sk: TcpSock) -> None:
     q = list(sk.rtx_queue)
     max_segs = tcp_tso_segs(sk, tcp_current_mss(sk))
     for i, skb in enumerate(q):
-        cb = skb.cb
+        cb: TcpSkbCb = skb.cb
         room = sk.snd_cwnd - sk.packets_in_flight()
         if room <= 0 or sk.retrans_out >= sk.lost_out:
             break

@@ -20,7 +20,7 @@ from typing import Final
 from ...kernel.ktime import kclock
 from .tcp import (TCP_CA_Disorder, TCP_CA_Loss, TCP_CA_Open, TCP_CA_Recovery,
                   TCPCB_EVER_RETRANS, TCPCB_LOST, TCPCB_SACKED_ACKED, TCPCB_SACKED_RETRANS,
-                  TcpSock, after, before)
+                  TcpSkbCb, TcpSock, after, before)
 from .tcp_output import tcp_xmit_retransmit_queue
 from .tcp_timer import (ICSK_TIME_REO_TIMEOUT, ICSK_TIME_RETRANS, TCP_TIMEOUT_MIN,
                         inet_csk_reset_xmit_timer, tcp_rearm_rto)
@@ -64,7 +64,7 @@ def tcp_sacktag_write_queue(sk: TcpSock, sacks: list[tuple[int, int]], ack: int)
         if not after(end, start) or not after(end, sk.snd_una) or after(end, sk.snd_nxt):
             continue
         for skb in sk.rtx_queue:
-            cb = skb.cb
+            cb: TcpSkbCb = skb.cb
             if before(cb.seq, start) or after(cb.end_seq, end):
                 continue
             if not cb.sacked & TCPCB_SACKED_ACKED:
@@ -150,7 +150,7 @@ def tcp_rack_detect_loss(sk: TcpSock) -> int:
     now = kclock.now()
     timeout = 0
     for skb in sk.rtx_queue:
-        cb = skb.cb
+        cb: TcpSkbCb = skb.cb
         sacked = cb.sacked
         if sacked & TCPCB_SACKED_ACKED or (sacked & TCPCB_LOST
                                            and not sacked & TCPCB_SACKED_RETRANS):
@@ -166,7 +166,7 @@ def tcp_rack_detect_loss(sk: TcpSock) -> int:
 
 
 def tcp_mark_skb_lost(sk: TcpSock, skb) -> None:
-    cb = skb.cb
+    cb: TcpSkbCb = skb.cb
     if cb.sacked & TCPCB_SACKED_ACKED:
         return
     if cb.sacked & TCPCB_LOST:
@@ -226,7 +226,7 @@ def tcp_mark_lost(sk: TcpSock) -> None:
         return
     sacked_above = 0
     for skb in reversed(sk.rtx_queue):
-        cb = skb.cb
+        cb: TcpSkbCb = skb.cb
         if cb.sacked & TCPCB_SACKED_ACKED:
             sacked_above += 1
         elif sacked_above >= sk.reordering and not cb.sacked & TCPCB_LOST:

@@ -46,6 +46,7 @@ from .route import ip_route_output_sk, ipv4_sk_update_pmtu
 from .tcp_states import TCP_CLOSE, TCP_ESTABLISHED
 
 if TYPE_CHECKING:
+    from ..core.dev import NetDevice
     from ..core.net_namespace import Net
     from ..core.skbuff import SkBuff
 
@@ -201,7 +202,7 @@ def udp4_lib_lookup(net: "Net", saddr: int, sport: int, daddr: int, dport: int,
 # -- receive -----------------------------------------------------------------------------------------
 
 def udp_rcv(skb: "SkBuff") -> None:
-    dev = skb.dev
+    dev: NetDevice = skb.dev
     net = dev.nd_net
     mib = net.mib.udp
     if skb.trace is not None:

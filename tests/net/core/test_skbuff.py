@@ -136,7 +136,10 @@ def test_clone_and_copy_carry_every_field_but_the_owner():
         old = getattr(skb, name)
         new = (old + 1000 + i if isinstance(old, (int, float)) and not isinstance(old, bool)
                else object() if old is None else not old)
-        setattr(skb, name, new)
+        try:
+            setattr(skb, name, new)
+        except TypeError:  # a field the compiled build types (dst): the plain build checks it
+            assert old is None
     for n in (skb.clone(), skb.copy()):
         assert [getattr(n, f) for f in fields if f not in owner] == [
             getattr(skb, f) for f in fields if f not in owner]
