@@ -5,7 +5,7 @@ Read first: net/ethernet/eth.c (eth_header, eth_type_trans), include/linux/ether
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ...uapi.ethernet import ETH_HDR, ETH_HLEN
 from ..core.skbuff import PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..core.dev import NetDevice
     from ..core.skbuff import SkBuff
 
-_pack_into = ETH_HDR.pack_into
+_pack_into: Final = ETH_HDR.pack_into
 
 
 def eth_header(skb: "SkBuff", dev: "NetDevice", protocol: int, daddr: bytes,

@@ -11,7 +11,7 @@ INCOMPLETE and unicast to the known address when probing a STALE entry.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from ..core.net_namespace import Net
     from ..core.skbuff import SkBuff
 
-_unpack_arp = ARP_HDR.unpack_from
-_pack_arp = ARP_HDR.pack_into
+_unpack_arp: Final = ARP_HDR.unpack_from
+_pack_arp: Final = ARP_HDR.pack_into
 
 
 class ArpOps(NeighOps):

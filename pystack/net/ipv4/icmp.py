@@ -44,7 +44,7 @@ IPTOS_PREC_INTERNETCONTROL: Final = 0xC0
 # The most of the offending datagram an error quotes: the whole reply fits in 576 bytes.
 ICMP_ERR_QUOTE: Final = 576 - 20 - 8
 
-_pack_icmp = ICMP_HDR.pack_into
+_pack_icmp: Final = ICMP_HDR.pack_into
 
 
 def icmp_rcv(skb: "SkBuff") -> None:

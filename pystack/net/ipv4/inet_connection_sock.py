@@ -15,7 +15,7 @@ mistaken for a second connect() (which is EALREADY).
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ...kernel.errors import KernelError
 from ...uapi.ip import IPPROTO_TCP
@@ -219,7 +219,7 @@ inet_stream_ops = ProtoOps(
     setsockopt=inet_setsockopt, getsockopt=inet_getsockopt, sendmsg=inet_stream_sendmsg,
     recvmsg=inet_stream_recvmsg)
 
-tcp_prot = TcpProto()
+tcp_prot: Final = TcpProto()
 
 
 def tcp_init(net: "Net") -> None:

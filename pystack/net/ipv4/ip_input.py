@@ -11,7 +11,7 @@ a version other than 4, an IHL under 5, a bad checksum, or a total length beyond
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ...lib.checksum import ip_fast_csum_at
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH
@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from ..core.dev import NetDevice
     from ..core.skbuff import SkBuff
 
-_unpack_ip = IP_HDR.unpack_from
-_unpack_addrs = IP_ADDRS.unpack_from
-_unpack_vihl_tos_len = struct.Struct("!BBH").unpack_from  # the header's first word
+_unpack_ip: Final = IP_HDR.unpack_from
+_unpack_addrs: Final = IP_ADDRS.unpack_from
+_unpack_vihl_tos_len: Final = struct.Struct("!BBH").unpack_from  # the header's first word
 
 def ip_rcv(skb: "SkBuff", dev: "NetDevice") -> None:
     """ip_rcv + ip_rcv_core: validate the header, then PRE_ROUTING."""

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..core.skbuff import SkBuff
     from .route import Rtable
 
-_pack_ip = IP_HDR.pack_into
+_pack_ip: Final = IP_HDR.pack_into
 _BCAST = b"\xff" * 6
 _IFF_NOARP_P2P = 0x80 | 0x10  # IFF_NOARP | IFF_POINTOPOINT (include/uapi/linux/if.h)
 _ZERO_MAC = b"\0" * 6

@@ -34,6 +34,8 @@ from .tcp_states import (TCP_CLOSE, TCP_CLOSE_WAIT, TCP_CLOSING, TCP_ESTABLISHED
                          TCP_SYN_SENT, TCP_TIME_WAIT)
 
 if TYPE_CHECKING:
+    from ...kernel.timer import Timer
+    from ...uapi.tcp import TcpOptions
     from ..core.net_namespace import Net
 
 # TCP socket options (include/uapi/linux/tcp.h)
@@ -115,7 +117,7 @@ class TcpSkbCb:
         self.ack_seq = 0
         self.eor = False
         self.window = 0  # the raw window field of a received segment
-        self.opts: Any = None  # its parsed options (TcpOptions)
+        self.opts: TcpOptions | None = None  # its parsed options
         self.tw_isn = 0  # ISN for a SYN that reuses a TIME_WAIT 4-tuple (0: none)
         # Sent segments of one TSO skb share a number (see tcp_output.tcp_event_new_data_sent)
         self.gso_unit = 0
@@ -206,9 +208,9 @@ class TcpSock(InetSock):
         self.icsk_accept_queue: deque[TcpSock] | tuple[()] = ()
         # A read-only empty mapping until the first SYN (a dict from then on).
         self.icsk_syn_queue: Mapping[tuple[int, int], Any] = _NO_REQUESTS
-        self.retransmit_timer: Any = None
-        self.delack_timer: Any = None
-        self.keepalive_timer: Any = None
+        self.retransmit_timer: Timer | None = None
+        self.delack_timer: Timer | None = None
+        self.keepalive_timer: Timer | None = None
         self.sk_max_ack_backlog = 0
         self.parent: TcpSock | None = None
         self.bound_explicitly = False

@@ -52,9 +52,9 @@ if TYPE_CHECKING:
     from ..core.net_namespace import Net
 
 MASK: Final = 0xFFFFFFFF
-_unpack_tcp = TCP_HDR.unpack_from
-_pack_tcp = TCP_HDR.pack_into
-_unpack_addrs = IP_ADDRS.unpack_from
+_unpack_tcp: Final = TCP_HDR.unpack_from
+_pack_tcp: Final = TCP_HDR.pack_into
+_unpack_addrs: Final = IP_ADDRS.unpack_from
 
 
 def tcp_v4_rcv(skb: SkBuff) -> None:
@@ -202,7 +202,7 @@ def secure_tcp_ts_off(net: "Net", saddr: int, daddr: int) -> int:
 
 
 # One offset per address pair, so hashed once per pair.
-_ts_off = functools.lru_cache(maxsize=4096)(_keyed)
+_ts_off: Final = functools.lru_cache(maxsize=4096)(_keyed)
 
 
 # -- segments without a full socket -------------------------------------------------------------
@@ -377,7 +377,7 @@ _INHERITED = ("sk_rcvbuf", "sk_sndbuf", "sk_userlocks", "sk_reuse", "sk_reusepor
               "sk_uid", "nonagle", "user_mss", "keepalive_time", "keepalive_intvl",
               "keepalive_probes", "linger2", "icsk_user_timeout", "icsk_syn_retries",
               "icsk_ca_ops", "uc_ttl", "tos", "pmtudisc", "notsent_lowat", "window_clamp")
-_inherited = operator.attrgetter(*_INHERITED)
+_inherited: Final = operator.attrgetter(*_INHERITED)
 
 
 def tcp_v4_syn_recv_sock(listener: TcpSock, req: RequestSock, skb: SkBuff) -> TcpSock | None:

@@ -37,7 +37,7 @@ __all__ = ["skb_gso_segment", "tcp_gro_receive", "tcp_gro_key", "tcp_gro_receive
 
 GRO_MAX_SIZE: Final = 65536
 _IP_MF_OFFSET = 0x3FFF
-_unpack_addrs = struct.Struct("!II").unpack_from
+_unpack_addrs: Final = struct.Struct("!II").unpack_from
 
 
 def skb_gso_segment(skb: SkBuff) -> list[SkBuff]:

@@ -46,8 +46,8 @@ from .tcp_tso import (DEFER_RWND_LIMITED, tcp_current_mss, tcp_cwnd_test,
                       tcp_mss_split_point, tcp_nagle_check, tcp_skb_pcount, tcp_snd_wnd_test,
                       tcp_sync_mss, tcp_tso_segs, tcp_tso_should_defer, tso_fragment)
 
-_pack_tcp = TCP_HDR.pack_into
-_pack_tcp_ts = struct.Struct(TCP_HDR.format + "III").pack_into  # header + NOP,NOP,timestamp
+_pack_tcp: Final = TCP_HDR.pack_into
+_pack_tcp_ts: Final = struct.Struct(TCP_HDR.format + "III").pack_into  # header + NOP,NOP,timestamp
 TCPOLEN_TSTAMP_ALIGNED: Final = 12
 TCP_MAX_WINDOW: Final = 65535
 JIFFY = 0.001  # HZ=1000

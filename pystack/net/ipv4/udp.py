@@ -75,9 +75,9 @@ POLLRDHUP: Final = 0x2000
 
 UDP_MAX_PAYLOAD: Final = 0xFFFF - 20 - UDP_HLEN  # 65507
 
-_unpack_udp = UDP_HDR.unpack_from
-_pack_udp = UDP_HDR.pack_into
-_unpack_addrs = IP_ADDRS.unpack_from
+_unpack_udp: Final = UDP_HDR.unpack_from
+_pack_udp: Final = UDP_HDR.pack_into
+_unpack_addrs: Final = IP_ADDRS.unpack_from
 
 # icmp_err_convert: (errno, fatal) for each destination-unreachable code (net/ipv4/icmp.c)
 ICMP_ERR_CONVERT = [
@@ -544,4 +544,4 @@ class UdpProto:
     poll = staticmethod(udp_poll)
 
 
-udp_prot = UdpProto()
+udp_prot: Final = UdpProto()
