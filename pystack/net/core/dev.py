@@ -90,9 +90,6 @@ class NetDeviceStats:
 class NetDevice:
     """`struct net_device`. Drivers subclass it and provide `ndo_start_xmit`."""
 
-    # A driver that can send a GSO packet's segments in one call (or None, declining).
-    xmit_gso_segments: Callable[["SkBuff"], int | None] | None = None
-
     def __init__(self, net: "Net", name: str, *, mtu: int, flags: int, addr: bytes,
                  broadcast: bytes, hard_header_len: int, tx_queue_len: int, irq_cpu: "Cpu"):
         self.nd_net = net
@@ -131,6 +128,13 @@ class NetDevice:
 
     def ndo_start_xmit(self, skb: "SkBuff") -> int:
         raise NotImplementedError(f"{type(self).__name__} has no transmit function")
+
+    def xmit_gso_segments(self, skb: "SkBuff") -> int | None:
+        """Send a GSO packet's segments in one call: a driver that can overrides this. None
+        declines, and dev_queue_xmit cuts the packet in software. (A method, not a class
+        attribute a driver replaces: the compiled build reads a native class's attributes
+        from the instance, where a subclass's method would not be seen.)"""
+        return None
 
     def ndo_open(self) -> None:
         pass
@@ -353,11 +357,10 @@ def dev_queue_xmit(skb: "SkBuff") -> int:
             # segments (cut here, before the qdisc and the taps, so captures show them) —
             # unless its driver can take them as one burst with the same effect (the
             # emulated NIC, when nothing watches: see drivers/net/nic.py).
-            if dev.xmit_gso_segments is not None:
-                rc = dev.xmit_gso_segments(skb)
-                if rc is not None:
-                    consume_skb(skb)
-                    return rc
+            rc = dev.xmit_gso_segments(skb)
+            if rc is not None:
+                consume_skb(skb)
+                return rc
             rc = NET_XMIT_SUCCESS
             for seg in offload_base[skb.protocol][0](skb):
                 rc = _dev_queue_one(seg, dev, cpu) or rc

@@ -18,7 +18,7 @@ import pystack
 from pystack.drivers.net import nic as nic_module
 from pystack.net.core.netfilter import NF_ACCEPT, NF_INET_PRE_ROUTING, nf_register_hook
 
-from nethelpers import python_only, sk_of
+from nethelpers import connected_pair, python_only, recv_until_eof, sk_of, two_hosts
 
 patches_the_nic = python_only("turns bursts off and counts them by patching the NIC class")
 
@@ -149,3 +149,21 @@ def test_bursts_change_nothing_observable(name, monkeypatch) -> None:
     frame_by_frame = run(**SCENARIOS[name])
     for key in with_bursts:
         assert with_bursts[key] == frame_by_frame[key], key
+
+
+async def test_a_bulk_transfer_between_hosts_crosses_the_wire_in_bursts() -> None:
+    # No patching: this one runs under the compiled build too, where a driver method
+    # overridden the wrong way once left every GSO packet to software segmentation.
+    async with two_hosts() as (net, a, b, link):
+        cli, srv = await connected_pair(a, b, "10.0.0.2")
+        data = bytes(range(256)) * 1024
+        got = bytearray()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(recv_until_eof, srv, got)
+            view = memoryview(data)
+            while view:
+                view = view[await cli.send(view):]
+            cli.close()
+        assert bytes(got) == data
+        nic = a.net.dev_base["eth0"]
+        assert nic.tx_bursts > 0 and nic.stats.tx_packets > 180  # 256 KiB in 1448-byte frames
