@@ -41,7 +41,7 @@ MAX_SOFTIRQ_RESTART: Final = 10
 SoftirqHandler = Callable[["Cpu"], None]
 
 # The vector numbers set in each pending mask, lowest first (the order __do_softirq runs them).
-_PENDING_VECTORS = tuple(tuple(nr for nr in range(NR_SOFTIRQS) if mask & (1 << nr))
+_PENDING_VECTORS: Final = tuple(tuple(nr for nr in range(NR_SOFTIRQS) if mask & (1 << nr))
                          for mask in range(1 << NR_SOFTIRQS))
 
 

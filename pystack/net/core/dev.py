@@ -50,13 +50,13 @@ NET_XMIT_SUCCESS: Final = 0
 NET_XMIT_DROP: Final = 1
 NET_XMIT_CN: Final = 2
 
-_NET_RX_BIT = 1 << NET_RX_SOFTIRQ
+_NET_RX_BIT: Final = 1 << NET_RX_SOFTIRQ
 
 TAP_RX = "rx"
 TAP_TX = "tx"
 
 
-_STATS_FIELDS = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
+_STATS_FIELDS: Final = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
                  "rx_dropped", "tx_dropped", "rx_missed_errors", "rx_length_errors",
                  "rx_nohandler", "multicast", "collisions")
 

@@ -51,7 +51,7 @@ MAX_HEADER: Final = 128 + 48
 
 # sizeof(struct sk_buff) + sizeof(struct skb_shared_info), each cache-aligned, on x86_64:
 # what Linux charges a socket per buffer on top of the data (SKB_TRUESIZE).
-_SKB_OVERHEAD = 256 + 320
+_SKB_OVERHEAD: Final = 256 + 320
 
 
 def SKB_TRUESIZE(size: int) -> int:

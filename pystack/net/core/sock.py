@@ -102,7 +102,7 @@ MAX_SCHEDULE_TIMEOUT = float("inf")
 
 # Options Linux accepts at SOL_SOCKET that change nothing pystack models yet: stored and
 # read back, so programs that set them behave as on Linux.
-_INERT_INT_OPTIONS = {SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE, SO_NO_CHECK, SO_BSDCOMPAT,
+_INERT_INT_OPTIONS: Final = {SO_DEBUG, SO_DONTROUTE, SO_OOBINLINE, SO_NO_CHECK, SO_BSDCOMPAT,
                       SO_PASSCRED, SO_SNDLOWAT, SO_TIMESTAMP, SO_RXQ_OVFL, SO_BUSY_POLL,
                       SO_ZEROCOPY, SO_INCOMING_CPU}
 
@@ -264,7 +264,7 @@ def sock_writeable(sk: Sock) -> bool:
 
 # -- the error queue (net/core/skbuff.c) ----------------------------------------------------------
 
-_ICMP_ORIGINS = (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6)  # is_icmp_err_skb
+_ICMP_ORIGINS: Final = (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6)  # is_icmp_err_skb
 
 
 class SockExterrSkb:

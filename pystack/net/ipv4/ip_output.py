@@ -33,9 +33,9 @@ if TYPE_CHECKING:
     from .route import Rtable
 
 _pack_ip: Final = IP_HDR.pack_into
-_BCAST = b"\xff" * 6
-_IFF_NOARP_P2P = 0x80 | 0x10  # IFF_NOARP | IFF_POINTOPOINT (include/uapi/linux/if.h)
-_ZERO_MAC = b"\0" * 6
+_BCAST: Final = b"\xff" * 6
+_IFF_NOARP_P2P: Final = 0x80 | 0x10  # IFF_NOARP | IFF_POINTOPOINT (include/uapi/linux/if.h)
+_ZERO_MAC: Final = b"\0" * 6
 
 # IP_MTU_DISCOVER values (include/uapi/linux/in.h)
 IP_PMTUDISC_DONT: Final = 0

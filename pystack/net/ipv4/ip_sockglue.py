@@ -55,13 +55,13 @@ IP_DROP_MEMBERSHIP: Final = 36
 MSG_TRUNC: Final = 0x20
 MSG_ERRQUEUE: Final = 0x2000
 
-_INERT = {IP_RECVOPTS, IP_RETOPTS, IP_MULTICAST_IF, IP_BIND_ADDRESS_NO_PORT}
+_INERT: Final = {IP_RECVOPTS, IP_RETOPTS, IP_MULTICAST_IF, IP_BIND_ADDRESS_NO_PORT}
 
 # inet->cmsg_flags: the control messages a datagram's recvmsg returns, in this order
 IP_CMSG_PKTINFO: Final = 1
 IP_CMSG_TTL: Final = 2
 IP_CMSG_TOS: Final = 4
-_CMSG_OPTS = {IP_PKTINFO: IP_CMSG_PKTINFO, IP_RECVTTL: IP_CMSG_TTL, IP_RECVTOS: IP_CMSG_TOS}
+_CMSG_OPTS: Final = {IP_PKTINFO: IP_CMSG_PKTINFO, IP_RECVTTL: IP_CMSG_TTL, IP_RECVTOS: IP_CMSG_TOS}
 IN_PKTINFO = struct.Struct("=i4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 CMSG_INT = struct.Struct("=i")
 

@@ -12,6 +12,8 @@ Two text views read a snapshot: `snmp_text` (/proc/net/snmp's name and value lin
 
 from __future__ import annotations
 
+from typing import Final
+
 IP_FIELDS = ("Forwarding", "DefaultTTL", "InReceives", "InHdrErrors", "InAddrErrors",
              "ForwDatagrams", "InUnknownProtos", "InDiscards", "InDelivers", "OutRequests",
              "OutDiscards", "OutNoRoutes", "ReasmTimeout", "ReasmReqds", "ReasmOKs",
@@ -33,10 +35,10 @@ UDP_FIELDS = ("InDatagrams", "NoPorts", "InErrors", "OutDatagrams", "RcvbufError
               "SndbufErrors", "InCsumErrors", "IgnoredMulti", "MemErrors")
 
 # ICMP message types by name, for the In/Out counters of /proc/net/snmp's Icmp line.
-_ICMP_IN = {0: "InEchoReps", 3: "InDestUnreachs", 4: "InSrcQuenchs", 5: "InRedirects",
+_ICMP_IN: Final = {0: "InEchoReps", 3: "InDestUnreachs", 4: "InSrcQuenchs", 5: "InRedirects",
             8: "InEchos", 11: "InTimeExcds", 12: "InParmProbs", 13: "InTimestamps",
             14: "InTimestampReps"}
-_ICMP_OUT = {0: "OutEchoReps", 3: "OutDestUnreachs", 4: "OutSrcQuenchs", 5: "OutRedirects",
+_ICMP_OUT: Final = {0: "OutEchoReps", 3: "OutDestUnreachs", 4: "OutSrcQuenchs", 5: "OutRedirects",
              8: "OutEchos", 11: "OutTimeExcds", 12: "OutParmProbs", 13: "OutTimestamps",
              14: "OutTimestampReps"}
 
@@ -130,7 +132,11 @@ TCPEXT_ORDER = (
 # title printed once); HIDDEN nothing (configuration, such as DefaultTTL, that netstat -s
 # shows only with an option pystack does not model, and RtoMin/RtoMax/MaxConn). A counter
 # with no entry prints as "Name: value" when it is not 0.
-ALWAYS, NONZERO, IN, OUT, HIDDEN = "always", "nonzero", "in", "out", "hidden"
+ALWAYS: Final = "always"
+NONZERO: Final = "nonzero"
+IN: Final = "in"
+OUT: Final = "out"
+HIDDEN: Final = "hidden"
 
 # net-tools' wording. netstat finds a counter's sentence with a binary search over a table
 # that is not quite in strcmp order, so it misses some: Ip's Forwarding, and in TcpExt
@@ -264,8 +270,8 @@ NETSTAT_SENTENCES: dict[str, dict[str, tuple[str, str]]] = {
 
 # Sections netstat knows start at the normal indent; for the others (IcmpMsg, IpExt) the
 # indent carries over from the section before, which is why IcmpMsg's lines sit 8 deep.
-_NETSTAT_KNOWN = ("Ip", "Icmp", "Tcp", "Udp", "TcpExt")
-_HISTOGRAM_TITLES = {IN: "ICMP input histogram:", OUT: "ICMP output histogram:"}
+_NETSTAT_KNOWN: Final = ("Ip", "Icmp", "Tcp", "Udp", "TcpExt")
+_HISTOGRAM_TITLES: Final = {IN: "ICMP input histogram:", OUT: "ICMP output histogram:"}
 
 
 def _netstat_order(group: str, values: dict[str, int]) -> list[tuple[str, int]]:

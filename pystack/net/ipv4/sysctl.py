@@ -9,7 +9,7 @@ dots: `host.sysctl["net.ipv4.tcp_rmem"] = (4096, 131072, 6291456)`. Times are in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from ...lib.compiled import mypyc_attr
 
@@ -84,7 +84,7 @@ _DEFAULTS: dict[str, tuple[str, Any]] = {
     "net.ipv4.neigh.default.locktime": ("neigh_locktime", 1.0),
 }
 
-_ATTR_TO_NAME = {attr: name for name, (attr, _) in _DEFAULTS.items()}
+_ATTR_TO_NAME: Final = {attr: name for name, (attr, _) in _DEFAULTS.items()}
 
 
 @mypyc_attr(native_class=False)

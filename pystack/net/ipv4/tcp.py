@@ -56,7 +56,10 @@ TCP_USER_TIMEOUT: Final = 18
 TCP_NOTSENT_LOWAT: Final = 25
 
 # recvmsg flags tcp_recvmsg reads (include/linux/socket.h)
-MSG_OOB, MSG_PEEK, MSG_WAITALL, MSG_ERRQUEUE = 0x1, 0x2, 0x100, 0x2000
+MSG_OOB: Final = 0x1
+MSG_PEEK: Final = 0x2
+MSG_WAITALL: Final = 0x100
+MSG_ERRQUEUE: Final = 0x2000
 
 # tp->nonagle
 TCP_NAGLE_OFF: Final = 1
@@ -96,7 +99,7 @@ MAX_TCP_KEEPCNT: Final = 127
 SIOCINQ: Final = 0x541B
 SIOCOUTQ: Final = 0x5411
 
-_TCP_INFO = struct.Struct("@8B24I4Q6I4Q2I2Q4I")
+_TCP_INFO: Final = struct.Struct("@8B24I4Q6I4Q2I2Q4I")
 
 __all__ = ["TcpSock", "TcpSkbCb", "tcp_set_state", "tcp_done"]
 
@@ -141,7 +144,7 @@ def after(a: int, b: int) -> bool:
     return ((b - a) & 0xFFFFFFFF) >= 0x80000000
 
 
-_NO_REQUESTS = types.MappingProxyType({})
+_NO_REQUESTS: Final = types.MappingProxyType({})
 
 
 class TcpSock(InetSock):
@@ -337,7 +340,10 @@ class TcpSock(InetSock):
 # -- state ----------------------------------------------------------------------------------
 
 # enum tcp_chrono
-TCP_CHRONO_UNSPEC, TCP_CHRONO_BUSY, TCP_CHRONO_RWND_LIMITED, TCP_CHRONO_SNDBUF_LIMITED = 0, 1, 2, 3
+TCP_CHRONO_UNSPEC: Final = 0
+TCP_CHRONO_BUSY: Final = 1
+TCP_CHRONO_RWND_LIMITED: Final = 2
+TCP_CHRONO_SNDBUF_LIMITED: Final = 3
 
 
 def tcp_chrono_set(sk: TcpSock, new: int) -> None:
@@ -574,7 +580,7 @@ def tcp_skb_append(sk: TcpSock, skb: SkBuff, data: memoryview) -> None:
 
 # -- receive ------------------------------------------------------------------------------------
 
-_SOCK_DONE_BIT = 1 << SOCK_DONE
+_SOCK_DONE_BIT: Final = 1 << SOCK_DONE
 
 
 def tcp_recvmsg(sk: TcpSock, size: int, flags: int, acc: bytearray | None = None,
@@ -750,7 +756,7 @@ def tcp_ioctl(sk: TcpSock, cmd: int) -> int:
 
 # -- close ----------------------------------------------------------------------------------------
 
-_NEXT_STATE = {  # tcp_close_state: where close/shutdown(SHUT_WR) leads, and whether a FIN goes
+_NEXT_STATE: Final = {  # tcp_close_state: where close/shutdown(SHUT_WR) leads, and whether a FIN goes
     TCP_ESTABLISHED: (TCP_FIN_WAIT1, True), TCP_SYN_SENT: (TCP_CLOSE, False),
     TCP_SYN_RECV: (TCP_FIN_WAIT1, True), TCP_FIN_WAIT1: (TCP_FIN_WAIT1, False),
     TCP_FIN_WAIT2: (TCP_FIN_WAIT2, False), TCP_CLOSING: (TCP_CLOSING, False),

@@ -59,7 +59,7 @@ def _mib(sk: TcpSock, name: str) -> None:
 
 # -- RTT ------------------------------------------------------------------------------------------
 
-_RTO_MIN_US = int(TCP_RTO_MIN * 1e6)
+_RTO_MIN_US: Final = int(TCP_RTO_MIN * 1e6)
 
 
 def tcp_rtt_estimator(sk: TcpSock, mrtt_us: int) -> None:

@@ -372,7 +372,7 @@ def _cookie_child(listener: TcpSock, req: RequestSock, skb: SkBuff) -> None:
 
 
 # What a child socket takes from its listener (sk_clone_lock's copy, the part that matters).
-_INHERITED = ("sk_rcvbuf", "sk_sndbuf", "sk_userlocks", "sk_reuse", "sk_reuseport",
+_INHERITED: Final = ("sk_rcvbuf", "sk_sndbuf", "sk_userlocks", "sk_reuse", "sk_reuseport",
               "sk_flags", "sk_lingertime", "sk_priority", "sk_mark", "sk_bound_dev_if",
               "sk_uid", "nonagle", "user_mss", "keepalive_time", "keepalive_intvl",
               "keepalive_probes", "linger2", "icsk_user_timeout", "icsk_syn_retries",

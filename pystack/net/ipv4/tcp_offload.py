@@ -36,7 +36,7 @@ __all__ = ["skb_gso_segment", "tcp_gro_receive", "tcp_gro_key", "tcp_gro_receive
            "napi_gro_flush", "GRO_MAX_SIZE"]
 
 GRO_MAX_SIZE: Final = 65536
-_IP_MF_OFFSET = 0x3FFF
+_IP_MF_OFFSET: Final = 0x3FFF
 _unpack_addrs: Final = struct.Struct("!II").unpack_from
 
 

@@ -173,7 +173,7 @@ def tcp_sndbuf_expand(sk: TcpSock) -> None:
 # -- options --------------------------------------------------------------------------------------
 
 # MSS, SACK-permitted with the timestamp, NOP + window scale: what nearly every SYN carries.
-_SYN_FULL = struct.Struct("!BBHBBBBIIBBBB").pack
+_SYN_FULL: Final = struct.Struct("!BBHBBBBIIBBBB").pack
 
 
 def _syn_options(sk: TcpSock, mss: int, tsval: int, tsecr: int, synack: bool,
@@ -194,8 +194,8 @@ def _syn_options(sk: TcpSock, mss: int, tsval: int, tsecr: int, synack: bool,
     return bytes(out)
 
 
-_TS_ALIGNED = struct.Struct("!III").pack
-_TS_HEAD = 0x0101080A  # NOP, NOP, kind 8, length 10
+_TS_ALIGNED: Final = struct.Struct("!III").pack
+_TS_HEAD: Final = 0x0101080A  # NOP, NOP, kind 8, length 10
 
 
 def _established_options(sk: TcpSock) -> bytes:

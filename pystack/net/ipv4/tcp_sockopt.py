@@ -26,7 +26,7 @@ TCPI_OPT_TIMESTAMPS: Final = 1
 TCPI_OPT_SACK: Final = 2
 TCPI_OPT_WSCALE: Final = 4
 
-_TCP_INFO = struct.Struct("@8B24I4Q6I4Q2I2Q4I")
+_TCP_INFO: Final = struct.Struct("@8B24I4Q6I4Q2I2Q4I")
 
 
 

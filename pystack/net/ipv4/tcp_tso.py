@@ -21,7 +21,8 @@ from .tcp import TCP_MSS_DEFAULT, TCP_NAGLE_CORK, TcpSkbCb, TcpSock, after
 TCPOLEN_TSTAMP_ALIGNED: Final = 12
 MASK: Final = 0xFFFFFFFF
 # What tcp_tso_should_defer answers: send now (0), wait, or wait because of the peer's window.
-DEFER, DEFER_RWND_LIMITED = 1, 2
+DEFER: Final = 1
+DEFER_RWND_LIMITED: Final = 2
 
 __all__ = ["tcp_mtu_to_mss", "tcp_sync_mss", "tcp_current_mss", "tcp_send_mss",
            "tcp_update_pacing_rate", "tcp_tso_segs", "tcp_skb_pcount", "tcp_cwnd_test",

@@ -38,16 +38,16 @@ from __future__ import annotations
 
 import random
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Final
 
 from ...drivers.net.nic import wire_bytes, wire_copy
 from ...lib.compiled import mypyc_attr
 
 __all__ = ["Netem", "CRandom"]
 
-_NORMAL = NormalDist()
+_NORMAL: Final = NormalDist()
 # netem's distribution tables (iproute2's normal.dist) cover about ±4 standard deviations.
-_NORMAL_CLIP = 4.0
+_NORMAL_CLIP: Final = 4.0
 
 
 class CRandom:
@@ -67,14 +67,15 @@ class CRandom:
         return self.last
 
 
-_KNOBS = ("delay", "jitter", "delay_correlation", "distribution", "loss", "loss_correlation",
+_KNOBS: Final = ("delay", "jitter", "delay_correlation", "distribution", "loss", "loss_correlation",
           "loss_model", "duplicate", "duplicate_correlation", "reorder", "reorder_correlation",
           "gap", "corrupt", "corrupt_correlation", "rate", "limit")
 
-_FLAG_KNOBS = frozenset(("delay", "jitter", "rate", "loss", "loss_model", "duplicate",
+_FLAG_KNOBS: Final = frozenset(("delay", "jitter", "rate", "loss", "loss_model", "duplicate",
                          "corrupt"))
 
-GOOD_STATE, BAD_STATE = 1, 2
+GOOD_STATE: Final = 1
+BAD_STATE: Final = 2
 
 
 @mypyc_attr(native_class=False)
