@@ -56,9 +56,9 @@ TAP_RX = "rx"
 TAP_TX = "tx"
 
 
-_STATS_FIELDS: Final = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors",
-                 "rx_dropped", "tx_dropped", "rx_missed_errors", "rx_length_errors",
-                 "rx_nohandler", "multicast", "collisions")
+_STATS_FIELDS: Final = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors",
+                        "tx_errors", "rx_dropped", "tx_dropped", "rx_missed_errors",
+                        "rx_length_errors", "rx_nohandler", "multicast", "collisions")
 
 
 class NetDeviceStats:

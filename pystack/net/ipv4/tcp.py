@@ -756,7 +756,8 @@ def tcp_ioctl(sk: TcpSock, cmd: int) -> int:
 
 # -- close ----------------------------------------------------------------------------------------
 
-_NEXT_STATE: Final = {  # tcp_close_state: where close/shutdown(SHUT_WR) leads, and whether a FIN goes
+# tcp_close_state: where close/shutdown(SHUT_WR) leads, and whether a FIN goes
+_NEXT_STATE: Final = {
     TCP_ESTABLISHED: (TCP_FIN_WAIT1, True), TCP_SYN_SENT: (TCP_CLOSE, False),
     TCP_SYN_RECV: (TCP_FIN_WAIT1, True), TCP_FIN_WAIT1: (TCP_FIN_WAIT1, False),
     TCP_FIN_WAIT2: (TCP_FIN_WAIT2, False), TCP_CLOSING: (TCP_CLOSING, False),
