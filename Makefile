@@ -12,6 +12,8 @@ STAMP := $(VENV)/.installed
 CVENV := .venv-compiled
 CPY := $(CVENV)/bin/python
 CSTAMP := $(CVENV)/.installed
+# mypyc is part of mypy; pinned, so that a new release changes neither what compiles nor how.
+MYPY_VERSION := 2.4.1
 SOURCES := $(shell find pystack -name '*.py') pyproject.toml setup.py mypyc.ini Makefile
 
 $(STAMP): pyproject.toml
@@ -29,7 +31,7 @@ test: $(STAMP)
 
 $(CSTAMP): $(SOURCES)
 	$(PYTHON) -m venv $(CVENV)
-	$(CPY) -m pip install --quiet --upgrade pip setuptools mypy
+	$(CPY) -m pip install --quiet --upgrade pip setuptools 'mypy==$(MYPY_VERSION)'
 	$(CPY) -m pip install --quiet '.[test]'
 	rm -rf build
 	PYSTACK_COMPILE=1 $(CPY) -m pip install --quiet --no-build-isolation --no-deps \
