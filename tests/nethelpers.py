@@ -19,7 +19,7 @@ from pystack.net.socket import sockfd_lookup
 from pystack.uapi.ethernet import mac_str
 
 __all__ = ["two_hosts", "lan", "tcp", "udp", "mac", "sent_frames", "sk_of", "recv_until_eof",
-           "connected_pair", "python_only"]
+           "connected_pair", "python_only", "send_all"]
 
 
 def python_only(why: str) -> pytest.MarkDecorator:
@@ -81,6 +81,13 @@ def sent_frames(host: pystack.Host, dev: str = "eth0") -> list[Ether]:
 def sk_of(s: Any) -> Any:
     """The kernel's struct sock behind an emulated socket."""
     return sockfd_lookup(s.task, s.fileno())[1].sk
+
+
+async def send_all(s: Any, data: bytes | memoryview) -> None:
+    """Send all of `data` on the trio-style socket `s` (which has no sendall)."""
+    view = memoryview(data)
+    while view:
+        view = view[await s.send(view):]
 
 
 async def recv_until_eof(s: Any, into: bytearray, chunk: int = 65536) -> None:

@@ -31,7 +31,7 @@ import pystack
 from pystack.dropin import runner
 from pystack.dropin.forward import PortForwarder, parse_forward
 
-from nethelpers import connected_pair
+from nethelpers import connected_pair, send_all
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COMPAT = ROOT / "compat"
@@ -97,13 +97,10 @@ async def _lossy_transfer(out: dict) -> None:
         net.trace(lambda event: names.append(event.name), match="tcp:")
         client, conn = await connected_pair(a, b, "b")
         data = bytes(range(256)) * 256
-        view = memoryview(data)
         start = trio.current_time()
         async with trio.open_nursery() as nursery:
             async def send() -> None:
-                nonlocal view
-                while view:
-                    view = view[await client.send(view):]
+                await send_all(client, data)
                 client.shutdown(socket.SHUT_WR)
             nursery.start_soon(send)
             assert await _recv_all(conn) == data
@@ -182,9 +179,7 @@ async def test_bytes_and_half_closes_cross_both_ways(net) -> None:
     message = bytes(range(256)) * 400  # 100 KiB: many segments, several windows
     async with _serving(fwd, echo):
         client = await _real_client(port)
-        view = memoryview(message)
-        while view:
-            view = view[await client.send(view):]
+        await send_all(client, message)
         client.shutdown(socket.SHUT_WR)
         assert await _recv_all(client) == message + b"bye"
         client.close()

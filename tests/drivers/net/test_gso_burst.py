@@ -18,7 +18,8 @@ import pystack
 from pystack.drivers.net import nic as nic_module
 from pystack.net.core.netfilter import NF_ACCEPT, NF_INET_PRE_ROUTING, nf_register_hook
 
-from nethelpers import connected_pair, python_only, recv_until_eof, sk_of, two_hosts
+from nethelpers import (connected_pair, python_only, recv_until_eof, send_all, sk_of,
+                        two_hosts)
 
 patches_the_nic = python_only("turns bursts off and counts them by patching the NIC class")
 
@@ -160,9 +161,7 @@ async def test_a_bulk_transfer_between_hosts_crosses_the_wire_in_bursts() -> Non
         got = bytearray()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(recv_until_eof, srv, got)
-            view = memoryview(data)
-            while view:
-                view = view[await cli.send(view):]
+            await send_all(cli, data)
             cli.close()
         assert bytes(got) == data
         nic = a.net.dev_base["eth0"]
