@@ -29,13 +29,29 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# With GCC the build is profile-guided: built instrumented, trained (benchmarks/train.py),
+# built again with the profile. `make compiled PGO=0` builds once, without a profile.
+PGO ?= $(shell $(PYTHON) -c "import os, sysconfig; print(int('gcc' in \
+	os.environ.get('CC', sysconfig.get_config_var('CC') or '')))" 2>/dev/null || echo 0)
+PGO_DIR := $(CURDIR)/$(CVENV)/pgo
+CINSTALL := PYSTACK_COMPILE=1 $(CPY) -m pip install --quiet --no-build-isolation --no-deps \
+	--force-reinstall .
+
 $(CSTAMP): $(SOURCES)
 	$(PYTHON) -m venv $(CVENV)
 	$(CPY) -m pip install --quiet --upgrade pip setuptools 'mypy==$(MYPY_VERSION)'
 	$(CPY) -m pip install --quiet '.[test]'
-	rm -rf build
-	PYSTACK_COMPILE=1 $(CPY) -m pip install --quiet --no-build-isolation --no-deps \
-		--force-reinstall .
+	rm -rf build $(PGO_DIR)
+	mkdir -p $(CVENV)/bench && ln -sfn $(CURDIR)/benchmarks $(CVENV)/bench/benchmarks
+ifeq ($(PGO),1)
+	PYSTACK_COMPILE=1 PYSTACK_PGO=generate:$(PGO_DIR) $(CPY) setup.py --quiet build \
+		--build-lib build/train
+	PYTHONPATH=build/train:$(CVENV)/bench $(CPY) -P -m benchmarks.train
+	rm -rf build/train build/temp.*
+	PYSTACK_PGO=use:$(PGO_DIR) $(CINSTALL)
+else
+	$(CINSTALL)
+endif
 	touch $(CSTAMP)
 
 compiled: $(CSTAMP)
@@ -52,7 +68,6 @@ test-compiled: $(CSTAMP)
 # compiled build cannot be made (no C compiler), it says so and measures the plain one.
 bench:
 	@if $(MAKE) --no-print-directory compiled; then \
-		mkdir -p $(CVENV)/bench && ln -sfn $(CURDIR)/benchmarks $(CVENV)/bench/benchmarks && \
 		PYTHONPATH=$(CVENV)/bench $(CPY) -P -m benchmarks; \
 	else echo "bench: no compiled build (see above); measuring the plain Python build"; \
 		$(MAKE) --no-print-directory bench-pure; fi
