@@ -30,6 +30,7 @@ import trio
 from ..net import socket as sys
 from ..net.core import wait as _wait
 from ..net.ipv4.udp import MSG_TRUNC, POLLERR, POLLHUP, POLLIN
+from ..net.socket import Sleep as _Sleep
 from ..uapi.ip import ip_int, ip_str
 
 if TYPE_CHECKING:
@@ -233,7 +234,8 @@ class EmulatedSocket(trio.socket.SocketType):
                 sk.sk_wq.unpark_all()
 
     async def _call(self, direction: int, syscall: Any, *args: Any) -> Any:
-        """`syscall(task, fd, *args)`, a system call that may wait, with trio's rules: a
+        """`syscall(task, fd, *args)`, a system call that may wait (its `sys_*_begin` form,
+        pystack/net/socket.py, which returns its result or a `Sleep`), with trio's rules: a
         checkpoint for cancellation first, one task at a time per direction
         (BusyResourceError), ClosedResourceError if another task closes the socket, and one
         yield after a call that did not wait."""
@@ -248,7 +250,9 @@ class EmulatedSocket(trio.socket.SocketType):
         busy[direction] = True
         slept = _wait.sleeps
         try:
-            result = await syscall(self._task, self._fd, *args)
+            result = syscall(self._task, self._fd, *args)
+            if type(result) is _Sleep:
+                result = await result.wait()
         except OSError as e:
             if self._closed and e.errno == errno.EBADF:
                 raise trio.ClosedResourceError("another task closed this socket") from None
@@ -314,15 +318,15 @@ class EmulatedSocket(trio.socket.SocketType):
 
     async def connect(self, address: Any) -> None:
         addr, port = parse_inet_address(self._task, address, what="connect")
-        await self._call(_WRITING, sys.sys_connect, self._family, addr, port)
+        await self._call(_WRITING, sys.sys_connect_begin, self._family, addr, port)
 
     async def accept(self) -> tuple["EmulatedSocket", Any]:
-        fd, addr = await self._call(_READING, sys.sys_accept4)
+        fd, addr = await self._call(_READING, sys.sys_accept4_begin)
         sock = EmulatedSocket(self._task, fd, self._family, self._type, self._proto)
         return sock, _addr_tuple(addr)
 
     async def send(self, data: Any, flags: int = 0) -> int:
-        n = await self._call(_WRITING, sys.sys_sendto, memoryview(data), flags, None)
+        n = await self._call(_WRITING, sys.sys_sendto_begin, memoryview(data), flags, None)
         return n
 
     async def sendto(self, data: Any, *args: Any) -> int:
@@ -336,7 +340,7 @@ class EmulatedSocket(trio.socket.SocketType):
             dest = self._dest
         else:
             dest = self._parse_dest(address)
-        return await self._call(_WRITING, sys.sys_sendto, memoryview(data), flags, dest)
+        return await self._call(_WRITING, sys.sys_sendto_begin, memoryview(data), flags, dest)
 
     def _parse_dest(self, address: Any) -> tuple[int, int, int]:
         """sendto's destination as the syscall takes it. A program usually sends to the same
@@ -362,7 +366,7 @@ class EmulatedSocket(trio.socket.SocketType):
         bufsize = _check_size(bufsize, "recv")
         if bufsize == 0:
             return await self._recv_nothing(b"")
-        data, _addr, _mf, _n = await self._call(_READING, sys.sys_recvfrom, bufsize, flags)
+        data, _addr, _mf, _n = await self._call(_READING, sys.sys_recvfrom_begin, bufsize, flags)
         return data
 
     async def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
@@ -373,7 +377,7 @@ class EmulatedSocket(trio.socket.SocketType):
         size = nbytes or len(view)
         if size == 0:
             return await self._recv_nothing(0)
-        data, _addr, _mf, n = await self._call(_READING, sys.sys_recvfrom, size, flags)
+        data, _addr, _mf, n = await self._call(_READING, sys.sys_recvfrom_begin, size, flags)
         view[:len(data)] = data
         return n if flags & MSG_TRUNC else len(data)
 
@@ -388,7 +392,7 @@ class EmulatedSocket(trio.socket.SocketType):
 
     async def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         bufsize = _check_size(bufsize, "recvfrom")
-        data, addr, _mf, _n = await self._call(_READING, sys.sys_recvfrom, bufsize, flags)
+        data, addr, _mf, _n = await self._call(_READING, sys.sys_recvfrom_begin, bufsize, flags)
         if addr != self._src_key:  # a datagram socket hears from the same peer again and again
             self._src_key, self._src = addr, _addr_tuple(addr)
         return data, self._src
@@ -400,7 +404,7 @@ class EmulatedSocket(trio.socket.SocketType):
         if nbytes > len(view):
             raise ValueError("nbytes is greater than the length of the buffer")
         size = nbytes or len(view)
-        data, addr, _mf, n = await self._call(_READING, sys.sys_recvfrom, size, flags)
+        data, addr, _mf, n = await self._call(_READING, sys.sys_recvfrom_begin, size, flags)
         view[:len(data)] = data
         return (n if flags & MSG_TRUNC else len(data)), _addr_tuple(addr)
 
@@ -411,7 +415,7 @@ class EmulatedSocket(trio.socket.SocketType):
         if ancbufsize < 0:
             raise ValueError("invalid ancillary data buffer length")
         data, addr, msg_flags, _n, control = await self._call(
-            _READING, sys.sys_recvmsg, bufsize, flags)
+            _READING, sys.sys_recvmsg_begin, bufsize, flags)
         ancdata, truncated = put_cmsgs(control, ancbufsize)
         if truncated:
             msg_flags |= _stdsocket.MSG_CTRUNC

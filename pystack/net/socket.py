@@ -10,6 +10,11 @@ EAGAIN — unless the file is non-blocking or MSG_DONTWAIT is set — wait on th
 (wait.py) until a wake-up or the SO_RCVTIMEO/SO_SNDTIMEO deadline, then try again. A timeout
 reports EAGAIN, as Linux's does. `KernelError` from anywhere below becomes
 `OSError(errno, strerror)` here and nowhere else.
+
+The calls that may block also have a synchronous form, `sys_*_begin`, for the faces: like
+Linux's system calls it runs until the call must sleep, and returns either the result or a
+`Sleep` whose `wait()` sleeps and finishes the call. A send or receive that does not wait
+(nearly all of them) then makes no coroutine at all.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import errno
 import functools
 import math
-from typing import Any, Awaitable, Callable, Final, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Final, TypeVar
 
 import trio
 
@@ -36,6 +41,8 @@ SOCK_MAX: Final = 11  # SOCK_PACKET + 1 (include/linux/net.h)
 
 __all__ = ["sys_socket", "sys_bind", "sys_connect", "sys_listen", "sys_accept4",
            "sys_sendto", "sys_recvfrom", "sys_recvmsg", "sys_getsockname", "sys_getpeername",
+           "sys_sendto_begin", "sys_recvfrom_begin", "sys_recvmsg_begin", "sys_connect_begin",
+           "sys_accept4_begin", "Sleep",
            "sys_setsockopt", "sys_getsockopt", "sys_shutdown", "sys_close", "sys_poll",
            "sys_wait_writable", "sockfd_lookup", "SocketFile"]
 
@@ -190,44 +197,87 @@ async def sys_accept4(task: Task, fd: int, flags: int = 0) -> tuple[int, tuple[i
         raise e.to_oserror() from None
 
 
+class Sleep:
+    """What the synchronous start of a system call returns when the call must sleep:
+    `await sleep.wait()` sleeps on the socket, tries again, and ends the call (its result,
+    or its error as OSError).
+
+    Linux's system calls are synchronous until they sleep; so are pystack's sends and
+    receives (`sys_sendto_begin`, `sys_recvfrom_begin`): a call that needs no sleep, nearly
+    every one, returns its result without making a coroutine. `sys_sendto` and the other
+    async calls are the same calls for a caller that simply awaits."""
+
+    __slots__ = ("_rest",)
+
+    def __init__(self, rest: Coroutine[Any, Any, Any]) -> None:
+        self._rest = rest
+
+    async def wait(self) -> Any:
+        try:
+            return await self._rest
+        except KernelError as e:
+            raise e.to_oserror() from None
+
+
+def _eagain_waits(e: KernelError, nonblock: bool) -> bool:
+    """Whether an attempt's error means: sleep on the socket and try again."""
+    return e.errno == errno.EAGAIN and not nonblock and not isinstance(e, NoPortError)
+
+
+async def _retry(task: Task, sock: Socket, nonblock: bool, timeo: float, woken: int,
+                 attempt: Callable[..., T], *args: Any) -> T:
+    """The rest of a blocking call whose attempt said EAGAIN: sleep on the socket (unless it
+    was woken since `woken`, its wake-up count before that attempt) and try `attempt(*args)`
+    again, until an answer other than EAGAIN, for at most `timeo` seconds of sleep in all.
+    The clock is read only when a first sleep is due."""
+    deadline = -1.0
+    host = task.host
+    while True:
+        sk = sock.sk
+        if sk is None:
+            raise KernelError(errno.EBADF)
+        if sk.sk_wakeups == woken:  # not woken while we held the socket: sleep
+            if deadline < 0:
+                deadline = math.inf if timeo == math.inf else trio.current_time() + timeo
+            if not await sk_wait_event(sk, deadline):
+                raise KernelError(errno.EAGAIN)
+            sk = sock.sk
+            if sk is None:
+                raise KernelError(errno.EBADF)
+        host.this_cpu = task.cpu  # _enter(task), inline: once per attempt
+        woken = sk.sk_wakeups
+        try:
+            return attempt(*args)
+        except KernelError as e:
+            if not _eagain_waits(e, nonblock):
+                raise
+
+
 async def _blocking(task: Task, sock: Socket, nonblock: bool, timeo: float,
                     attempt: Callable[..., T], *args: Any) -> T:
     """`attempt(*args)` — the protocol's non-blocking operation — until it answers other than
     EAGAIN, sleeping on the socket between tries (unless `nonblock`) for at most `timeo`
-    seconds in all. The clock is read only when a first sleep is due: a call that does not
-    wait costs no more than its attempt."""
-    deadline = -1.0
-    host = task.host
-    while True:
-        host.this_cpu = task.cpu  # _enter(task), inline: once per attempt of every blocking call
-        sk = sock.sk
-        woken = sk.sk_wakeups if sk is not None else 0
-        try:
-            return attempt(*args)
-        except KernelError as e:
-            if e.errno != errno.EAGAIN or nonblock or isinstance(e, NoPortError):
-                raise
-        sk = sock.sk
-        if sk is None:
-            raise KernelError(errno.EBADF)
-        if sk.sk_wakeups != woken:
-            continue  # woken while we held the socket: the answer may have changed
-        if deadline < 0:
-            deadline = math.inf if timeo == math.inf else trio.current_time() + timeo
-        if not await sk_wait_event(sk, deadline):
-            raise KernelError(errno.EAGAIN)
-        if sock.sk is None:
-            raise KernelError(errno.EBADF)
-
-
-# sys_sendto and sys_recvfrom are the per-packet calls: they translate KernelError themselves
-# rather than through `_to_oserror_async`, one coroutine layer less on every send and receive.
-
-async def sys_sendto(task: Task, fd: int, data: Any, flags: int = 0,
-                     dest: tuple[int, int, int] | None = None) -> int:
-    """dest is (family, addr, port) or None."""
+    seconds in all (`_retry`)."""
+    task.host.this_cpu = task.cpu
+    sk = sock.sk
+    woken = sk.sk_wakeups if sk is not None else 0
     try:
-        file, sock = sockfd_lookup(task, fd)  # (_blocking puts the task on its CPU)
+        return attempt(*args)
+    except KernelError as e:
+        if not _eagain_waits(e, nonblock):
+            raise
+    return await _retry(task, sock, nonblock, timeo, woken, attempt, *args)
+
+
+# sys_sendto_begin and sys_recvfrom_begin are the per-packet calls: synchronous until they
+# must sleep, and translating KernelError themselves.
+
+def sys_sendto_begin(task: Task, fd: int, data: Any, flags: int = 0,
+                     dest: tuple[int, int, int] | None = None) -> int | Sleep:
+    """sendto(2) up to its first sleep: the count sent, or a `Sleep` to finish it. dest is
+    (family, addr, port) or None."""
+    try:
+        file, sock = sockfd_lookup(task, fd)
         addr = None
         if dest is not None:
             family, daddr, dport = dest
@@ -235,52 +285,99 @@ async def sys_sendto(task: Task, fd: int, data: Any, flags: int = 0,
                 raise KernelError(errno.EAFNOSUPPORT)
             addr = (daddr, dport)
         nonblock = bool(file.f_flags & O_NONBLOCK or flags & MSG_DONTWAIT)
+        task.host.this_cpu = task.cpu  # _enter(task): the event names the CPU, and below
         if task.host.net.tracer.active:
-            _enter(task)  # the event names the CPU the call runs on
             _trace(task, "EVENT_SOCK_SENDMSG", fd=fd, len=len(data))
+        sk = sock.sk
+        woken = sk.sk_wakeups
+        timeo = sk.sk_sndtimeo
         if sock.type != SOCK_STREAM:
-            return await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo, sock.ops.sendmsg,
-                                   sock, data, flags, addr)
+            try:
+                return sock.ops.sendmsg(sock, data, flags, addr)
+            except KernelError as e:
+                if not _eagain_waits(e, nonblock):
+                    raise
+            return Sleep(_retry(task, sock, nonblock, timeo, woken, sock.ops.sendmsg,
+                                sock, data, flags, addr))
         # A stream send queues what fits; a blocking one waits for room until all is queued
         # (or a timeout/error after some was: then it reports what it queued).
         view = memoryview(data)
-        total = 0
-        while True:
-            try:
-                n = await _blocking(task, sock, nonblock, sock.sk.sk_sndtimeo, sock.ops.sendmsg,
-                                    sock, view[total:] if total else view, flags, addr)
-            except KernelError as e:
-                if total:
-                    # Report what was queued; a pending error stays for the next call, as in
-                    # tcp_sendmsg_locked (which only consumes it when nothing was copied).
-                    if sock.sk is not None and e.errno not in (errno.EAGAIN, errno.EPIPE):
-                        sock.sk.sk_err = e.errno
-                    return total
+        try:
+            n = sock.ops.sendmsg(sock, view, flags, addr)
+        except KernelError as e:
+            if not _eagain_waits(e, nonblock):
                 raise
-            total += n
-            if total >= len(view) or nonblock or not n:
-                return total
+            return Sleep(_stream_send_rest(task, sock, view, flags, addr, timeo, 0, woken))
+        if n >= len(view) or nonblock or not n:
+            return n
+        return Sleep(_stream_send_rest(task, sock, view, flags, addr, timeo, n, -1))
     except KernelError as e:
         raise e.to_oserror() from None
 
 
-async def sys_recvfrom(task: Task, fd: int, size: int, flags: int = 0,
+async def _stream_send_rest(task: Task, sock: Socket, view: memoryview, flags: int,
+                            addr: tuple[int, int] | None, timeo: float, total: int,
+                            woken: int) -> int:
+    """A blocking stream send after its first attempt, which queued `total` bytes (and said
+    EAGAIN when `woken` is not -1, the socket's wake-up count before it)."""
+    send = sock.ops.sendmsg
+    while True:
+        rest = view[total:] if total else view
+        try:
+            if woken == -1:
+                n = await _blocking(task, sock, False, timeo, send, sock, rest, flags, addr)
+            else:
+                n = await _retry(task, sock, False, timeo, woken, send, sock, rest, flags,
+                                 addr)
+                woken = -1
+        except KernelError as e:
+            if total:
+                # Report what was queued; a pending error stays for the next call, as in
+                # tcp_sendmsg_locked (which only consumes it when nothing was copied).
+                if sock.sk is not None and e.errno not in (errno.EAGAIN, errno.EPIPE):
+                    sock.sk.sk_err = e.errno
+                return total
+            raise
+        total += n
+        if total >= len(view) or not n:
+            return total
+
+
+async def sys_sendto(task: Task, fd: int, data: Any, flags: int = 0,
+                     dest: tuple[int, int, int] | None = None) -> int:
+    """sendto(2) to its end. dest is (family, addr, port) or None."""
+    result = sys_sendto_begin(task, fd, data, flags, dest)
+    if isinstance(result, Sleep):
+        return await result.wait()
+    return result
+
+
+def sys_recvfrom_begin(task: Task, fd: int, size: int, flags: int = 0,
                        control: list | None = None
-                       ) -> tuple[bytes, tuple[int, int] | None, int, int]:
-    """Returns (data, (addr, port) or None, msg_flags, length the call returns). Control
-    messages, as (level, type, data), are appended to `control` when it is given."""
+                       ) -> tuple[bytes, tuple[int, int] | None, int, int] | Sleep:
+    """recvfrom(2) up to its first sleep: (data, (addr, port) or None, msg_flags, length the
+    call returns), or a `Sleep` to finish it. Control messages, as (level, type, data), are
+    appended to `control` when it is given."""
     try:
         if size < 0:
             raise KernelError(errno.EINVAL)
-        file, sock = sockfd_lookup(task, fd)  # (_blocking puts the task on its CPU)
+        file, sock = sockfd_lookup(task, fd)
         if file.f_flags & O_NONBLOCK:
             flags |= MSG_DONTWAIT  # as __sys_recvfrom does: the protocol sees one flag
         # Reading the error queue never waits (ip_recv_error returns EAGAIN at once).
         nonblock = bool(flags & (MSG_DONTWAIT | MSG_ERRQUEUE))
         # What a stream MSG_WAITALL receive has gathered so far, across its waits.
         acc = bytearray() if sock.type == SOCK_STREAM else None
-        result = await _blocking(task, sock, nonblock, sock.sk.sk_rcvtimeo, sock.ops.recvmsg,
-                                 sock, size, flags, acc, control)
+        task.host.this_cpu = task.cpu  # _enter(task)
+        sk = sock.sk
+        woken = sk.sk_wakeups
+        try:
+            result = sock.ops.recvmsg(sock, size, flags, acc, control)
+        except KernelError as e:
+            if not _eagain_waits(e, nonblock):
+                raise
+            return Sleep(_recv_rest(task, fd, sock, size, flags, acc, control,
+                                    sk.sk_rcvtimeo, woken))
         if task.host.net.tracer.active:
             _trace(task, "EVENT_SOCK_RECVMSG", fd=fd, len=result[3])
         return result
@@ -288,12 +385,63 @@ async def sys_recvfrom(task: Task, fd: int, size: int, flags: int = 0,
         raise e.to_oserror() from None
 
 
+async def _recv_rest(task: Task, fd: int, sock: Socket, size: int, flags: int,
+                     acc: bytearray | None, control: list | None, timeo: float, woken: int
+                     ) -> tuple[bytes, tuple[int, int] | None, int, int]:
+    """A blocking receive after its first attempt said EAGAIN."""
+    result = await _retry(task, sock, False, timeo, woken, sock.ops.recvmsg, sock, size, flags,
+                          acc, control)
+    if task.host.net.tracer.active:
+        _trace(task, "EVENT_SOCK_RECVMSG", fd=fd, len=result[3])
+    return result
+
+
+async def sys_recvfrom(task: Task, fd: int, size: int, flags: int = 0,
+                       control: list | None = None
+                       ) -> tuple[bytes, tuple[int, int] | None, int, int]:
+    """recvfrom(2) to its end: see `sys_recvfrom_begin`."""
+    result = sys_recvfrom_begin(task, fd, size, flags, control)
+    if isinstance(result, Sleep):
+        return await result.wait()
+    return result
+
+
+def sys_recvmsg_begin(task: Task, fd: int, size: int, flags: int = 0
+                      ) -> tuple[bytes, tuple[int, int] | None, int, int, list] | Sleep:
+    """recvmsg(2) up to its first sleep: sys_recvfrom's result plus the control messages
+    [(level, type, data)], or a `Sleep` to finish it."""
+    control: list = []
+    result = sys_recvfrom_begin(task, fd, size, flags, control)
+    if isinstance(result, Sleep):
+        return Sleep(_with_control(result, control))
+    data, addr, msg_flags, n = result
+    return data, addr, msg_flags, n, control
+
+
+async def _with_control(sleep: Sleep, control: list
+                        ) -> tuple[bytes, tuple[int, int] | None, int, int, list]:
+    data, addr, msg_flags, n = await sleep.wait()
+    return data, addr, msg_flags, n, control
+
+
 async def sys_recvmsg(task: Task, fd: int, size: int, flags: int = 0
                       ) -> tuple[bytes, tuple[int, int] | None, int, int, list]:
-    """recvmsg(2): sys_recvfrom's result plus the control messages [(level, type, data)]."""
-    control: list = []
-    data, addr, msg_flags, n = await sys_recvfrom(task, fd, size, flags, control)
-    return data, addr, msg_flags, n, control
+    """recvmsg(2) to its end: see `sys_recvmsg_begin`."""
+    result = sys_recvmsg_begin(task, fd, size, flags)
+    if isinstance(result, Sleep):
+        return await result.wait()
+    return result
+
+
+def sys_connect_begin(task: Task, fd: int, family: int, addr: int, port: int) -> Sleep:
+    """connect(2) for a caller that takes the begin/`Sleep` form: always its coroutine (one
+    call per connection)."""
+    return Sleep(sys_connect(task, fd, family, addr, port))
+
+
+def sys_accept4_begin(task: Task, fd: int, flags: int = 0) -> Sleep:
+    """accept4(2) in the begin/`Sleep` form, as `sys_connect_begin`."""
+    return Sleep(sys_accept4(task, fd, flags))
 
 
 @_to_oserror

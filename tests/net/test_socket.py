@@ -11,8 +11,9 @@ import pytest
 import trio
 
 from pystack.dropin.trio import EmulatedSocket
-from pystack.net.socket import (sys_bind, sys_close, sys_getsockname, sys_getsockopt,
-                                sys_recvfrom, sys_sendto, sys_socket)
+from pystack.net.socket import (Sleep, sys_bind, sys_close, sys_getsockname, sys_getsockopt,
+                                sys_recvfrom, sys_recvfrom_begin, sys_sendto,
+                                sys_sendto_begin, sys_socket, sockfd_lookup)
 
 from nethelpers import lan, udp
 
@@ -185,6 +186,41 @@ async def test_so_rcvtimeo_bounds_a_blocking_recv_with_eagain():
             await s.recv(10)
         assert e.value.errno == errno.EAGAIN
         assert trio.current_time() - start == pytest.approx(2.5)
+
+
+async def test_a_send_or_receive_that_needs_no_sleep_returns_at_once_from_its_begin_form():
+    async with lan(1) as (net, a):
+        task = a.init_task
+        tx, rx = sys_socket(task, AF_INET, SOCK_DGRAM), sys_socket(task, AF_INET, SOCK_DGRAM)
+        sys_bind(task, rx, AF_INET, 0x7F000001, 9000)
+        assert sys_sendto_begin(task, tx, b"hello", 0, (AF_INET, 0x7F000001, 9000)) == 5
+        data, (addr, _port), _flags, n = sys_recvfrom_begin(task, rx, 100)
+        assert (data, addr, n) == (b"hello", 0x7F000001, 5)
+
+
+async def test_a_receive_that_must_sleep_hands_back_a_sleep_that_finishes_it():
+    async with lan(1) as (net, a):
+        task = a.init_task
+        tx, rx = sys_socket(task, AF_INET, SOCK_DGRAM), sys_socket(task, AF_INET, SOCK_DGRAM)
+        sys_bind(task, rx, AF_INET, 0x7F000001, 9000)
+        sleep = sys_recvfrom_begin(task, rx, 100)
+        assert isinstance(sleep, Sleep)
+
+        async def send_later() -> None:
+            await trio.sleep(1)
+            await sys_sendto(task, tx, b"late", 0, (AF_INET, 0x7F000001, 9000))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_later)
+            data, _addr, _flags, _n = await sleep.wait()
+        assert data == b"late"
+        assert trio.current_time() == pytest.approx(1)
+        # Its errors are OSErrors, as every system call's: SO_RCVTIMEO runs out.
+        sys_close(task, tx)
+        s = sockfd_lookup(task, rx)[1]
+        s.sk.sk_rcvtimeo = 0.5
+        sleep = sys_recvfrom_begin(task, rx, 100)
+        with pytest.raises(BlockingIOError):
+            await sleep.wait()
 
 
 # -- processes -----------------------------------------------------------------------------------
