@@ -15,8 +15,8 @@ from typing import Any, Final
 from ..kernel.errors import KernelError
 
 RLIMIT_NOFILE_DEFAULT: Final = 1024
-O_NONBLOCK = 0o4000
-O_CLOEXEC = 0o2000000
+O_NONBLOCK: Final = 0o4000
+O_CLOEXEC: Final = 0o2000000
 
 
 class File:

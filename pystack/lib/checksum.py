@@ -13,8 +13,13 @@ complement, so a zero remainder of nonzero data means 0xffff.
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["csum_partial", "csum_fold", "ip_fast_csum", "ip_fast_csum_at", "csum_tcpudp_magic",
            "csum_ipv4_payload", "csum_add"]
+
+# Bound once: compiled code reaches `int.from_bytes` through a lookup on `int` at every call.
+_from_bytes: Final = int.from_bytes
 
 
 def csum_partial(data: bytes | bytearray | memoryview, start: int = 0) -> int:
@@ -24,7 +29,7 @@ def csum_partial(data: bytes | bytearray | memoryview, start: int = 0) -> int:
     0xffff rather than 0 for nonzero input, as the one's complement sum is.
     """
     n = len(data)
-    value = int.from_bytes(data, "big")
+    value = _from_bytes(data, "big")
     if n & 1:
         value <<= 8
     value += start
@@ -54,7 +59,7 @@ def ip_fast_csum_at(buf: bytearray, off: int, length: int) -> int:
     """`ip_fast_csum` of the header at buf[off:off + length] (an even length, as IPv4
     headers have), read in place: the same value with one slice and one modulo, for the
     per-packet checks of ip_rcv and ip_send_check."""
-    value = int.from_bytes(buf[off:off + length], "big")
+    value = _from_bytes(buf[off:off + length], "big")
     rem = value % 0xFFFF
     if rem:
         return 0xFFFF - rem
@@ -82,7 +87,7 @@ def csum_ipv4_payload(saddr: int, daddr: int, proto: int, buf: bytearray, off: i
     words join the segment's value before the single reduction, as they may since 2**16 is 1
     modulo 0xffff; their sum is never 0 (the protocol is not), so the remainder 0 always
     means 0xffff."""
-    value = int.from_bytes(buf[off:off + length], "big")
+    value = _from_bytes(buf[off:off + length], "big")
     if length & 1:
         value <<= 8
     rem = (value + saddr + daddr + length + proto) % 0xFFFF
@@ -102,7 +107,7 @@ def csum_complete_at(buf: bytearray, start: int, end: int, at: int) -> None:
     buf[start:end], whose checksum field at `at` already holds the pseudo-header's sum, folded,
     complemented and written at `at`. A result of 0 is written 0xFFFF (CSUM_MANGLED_0, as
     skb_checksum_help does: 0 is UDP's "no checksum")."""
-    value = int.from_bytes(buf[start:end], "big")
+    value = _from_bytes(buf[start:end], "big")
     if (end - start) & 1:
         value <<= 8
     rem = value % 0xFFFF

@@ -20,8 +20,8 @@ ARPOP_REQUEST: Final = 1
 ARPOP_REPLY: Final = 2
 
 # hardware type, protocol type, hlen, plen, op, sha, sip, tha, tip
-ARP_HDR = struct.Struct("!HHBBH6s4s6s4s")
-ARP_LEN = ARP_HDR.size  # 28
+ARP_HDR: Final = struct.Struct("!HHBBH6s4s6s4s")
+ARP_LEN: Final = ARP_HDR.size  # 28
 
 
 @attrs.frozen

@@ -30,9 +30,9 @@ SOL_IP: Final = 0
 IP_RECVERR: Final = 11
 
 # __u32 ee_errno; __u8 ee_origin, ee_type, ee_code, ee_pad; __u32 ee_info, ee_data
-SOCK_EE = struct.Struct("=IBBBBII")
+SOCK_EE: Final = struct.Struct("=IBBBBII")
 # struct sockaddr_in: sa_family_t (host order), port and address (network order), zero[8]
-SOCKADDR_IN = struct.Struct("=H2s4s8x")
+SOCKADDR_IN: Final = struct.Struct("=H2s4s8x")
 
 
 @attrs.frozen

@@ -23,9 +23,9 @@ ETH_P_IP: Final = 0x0800
 ETH_P_ARP: Final = 0x0806
 ETH_P_IPV6: Final = 0x86DD
 
-BROADCAST = b"\xff" * 6
+BROADCAST: Final = b"\xff" * 6
 
-ETH_HDR = struct.Struct("!6s6sH")
+ETH_HDR: Final = struct.Struct("!6s6sH")
 
 
 def mac_str(mac: bytes) -> str:

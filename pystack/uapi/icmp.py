@@ -49,9 +49,9 @@ ICMP_EXC_TTL: Final = 0
 ICMP_EXC_FRAGTIME: Final = 1
 
 # type, code, checksum, rest-of-header (id/seq, or unused/mtu)
-ICMP_HDR = struct.Struct("!BBHI")
+ICMP_HDR: Final = struct.Struct("!BBHI")
 ICMP_ECHO_HDR = struct.Struct("!BBHHH")
-ICMP_HLEN = ICMP_HDR.size  # 8
+ICMP_HLEN: Final = ICMP_HDR.size  # 8
 
 
 def icmp_is_err(type_: int) -> bool:

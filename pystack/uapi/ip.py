@@ -32,9 +32,9 @@ INADDR_BROADCAST: Final = 0xFFFFFFFF
 INADDR_LOOPBACK: Final = 0x7F000001
 
 # version/ihl, tos, tot_len, id, frag_off, ttl, protocol, check, saddr, daddr
-IP_HDR = struct.Struct("!BBHHHBBHII")
-IP_ADDRS = struct.Struct("!II")  # saddr, daddr: the last 8 bytes of the fixed header (offset 12)
-IP_HLEN = IP_HDR.size  # 20
+IP_HDR: Final = struct.Struct("!BBHHHBBHII")
+IP_ADDRS: Final = struct.Struct("!II")  # saddr, daddr: the last 8 bytes of the fixed header (offset 12)
+IP_HLEN: Final = IP_HDR.size  # 20
 IP_MAXPACKET: Final = 65535
 
 

@@ -17,8 +17,8 @@ from ..lib.checksum import csum_partial, csum_tcpudp_magic
 from . import BadPacket
 from .ip import IPPROTO_TCP
 
-TCP_HDR = struct.Struct("!HHIIBBHHH")  # source, dest, seq, ack_seq, doff<<4, flags, window, check, urg_ptr
-TCP_HLEN = TCP_HDR.size  # 20
+TCP_HDR: Final = struct.Struct("!HHIIBBHHH")  # source, dest, seq, ack_seq, doff<<4, flags, window, check, urg_ptr
+TCP_HLEN: Final = TCP_HDR.size  # 20
 
 TCPHDR_FIN: Final = 0x01
 TCPHDR_SYN: Final = 0x02

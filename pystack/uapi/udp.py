@@ -6,6 +6,7 @@ Read first: RFC 768, RFC 1122 §4.1.3.4 (checksum rules).
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 import attrs
 
@@ -13,8 +14,8 @@ from ..lib.checksum import csum_partial, csum_tcpudp_magic
 from . import BadPacket
 from .ip import IPPROTO_UDP
 
-UDP_HDR = struct.Struct("!HHHH")  # source, dest, len, check
-UDP_HLEN = UDP_HDR.size  # 8
+UDP_HDR: Final = struct.Struct("!HHHH")  # source, dest, len, check
+UDP_HLEN: Final = UDP_HDR.size  # 8
 
 
 def udp_checksum(saddr: int, daddr: int, segment: bytes | bytearray | memoryview) -> int:

@@ -52,7 +52,7 @@ NET_XMIT_CN: Final = 2
 
 _NET_RX_BIT: Final = 1 << NET_RX_SOFTIRQ
 
-TAP_RX = "rx"
+TAP_RX: Final = "rx"
 TAP_TX = "tx"
 
 

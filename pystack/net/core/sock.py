@@ -98,7 +98,7 @@ TCP_SKB_MIN_TRUESIZE: Final = 2048 + 256
 SOCK_MIN_SNDBUF: Final = TCP_SKB_MIN_TRUESIZE * 2
 SOCK_MIN_RCVBUF: Final = TCP_SKB_MIN_TRUESIZE
 
-MAX_SCHEDULE_TIMEOUT = float("inf")
+MAX_SCHEDULE_TIMEOUT: Final = float("inf")
 
 # Options Linux accepts at SOL_SOCKET that change nothing pystack models yet: stored and
 # read back, so programs that set them behave as on Linux.

@@ -44,8 +44,8 @@ RTN_NAMES = {RTN_UNICAST: "unicast", RTN_LOCAL: "local", RTN_BROADCAST: "broadca
 RT_TABLE_MAIN: Final = 254
 RT_TABLE_LOCAL: Final = 255
 
-RTPROT_KERNEL = "kernel"
-RTPROT_BOOT = "boot"
+RTPROT_KERNEL: Final = "kernel"
+RTPROT_BOOT: Final = "boot"
 RTPROT_STATIC = "static"
 
 SCOPE_NAMES = {RT_SCOPE_UNIVERSE: "global", RT_SCOPE_LINK: "link", RT_SCOPE_HOST: "host"}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 from ...lib.checksum import ip_fast_csum_at
 from ...uapi.ethernet import ETH_P_IP
 from ...uapi.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED
-from ...uapi.ip import IP_DF, IP_HDR, IP_MF, IP_OFFSET
+from ...uapi.ip import IP_ADDRS, IP_DF, IP_HDR, IP_MF, IP_OFFSET
 from ..core import drop_reason as dr
 from ..core.dev import IFF_LOOPBACK, NET_XMIT_DROP, dev_queue_xmit, offload_base
 from ..core.drop_reason import consume_skb, kfree_skb
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .route import Rtable
 
 _pack_ip: Final = IP_HDR.pack_into
+_unpack_addrs: Final = IP_ADDRS.unpack_from
 _BCAST: Final = b"\xff" * 6
 _IFF_NOARP_P2P: Final = 0x80 | 0x10  # IFF_NOARP | IFF_POINTOPOINT (include/uapi/linux/if.h)
 _ZERO_MAC: Final = b"\0" * 6
@@ -156,7 +157,7 @@ def ip_finish_output2(skb: "SkBuff") -> int:
         eth_header(skb, dev, ETH_P_IP, _BCAST)
         return dev_queue_xmit(skb)
     off = skb.network_header
-    daddr = int.from_bytes(skb.buf[off + 16:off + 20], "big")
+    daddr = _unpack_addrs(skb.buf, off + 12)[1]
     nexthop = rt.gateway or daddr
     if nexthop == _subnet_broadcast(dev, nexthop):
         eth_header(skb, dev, ETH_P_IP, _BCAST)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 COOKIEBITS: Final = 24
 COOKIEMASK: Final = (1 << COOKIEBITS) - 1
 MAX_SYNCOOKIE_AGE: Final = 2  # minutes
-MSS_TABLE = (536, 1300, 1440, 1460)  # msstab: the MSS values a cookie can carry
+MSS_TABLE: Final = (536, 1300, 1440, 1460)  # msstab: the MSS values a cookie can carry
 TSBITS: Final = 6
 TSMASK: Final = (1 << TSBITS) - 1
 TS_OPT_WSCALE_MASK: Final = 0xF

@@ -49,7 +49,7 @@ from .tcp_tso import tcp_current_mss, tcp_sync_mss, tcp_update_pacing_rate
 
 MASK: Final = 0xFFFFFFFF
 TCP_PAWS_24DAYS: Final = 60 * 60 * 24 * 24
-TCP_OOW_RATE = 0.5  # tcp_invalid_ratelimit: 500 ms between out-of-window ACKs
+TCP_OOW_RATE: Final = 0.5  # tcp_invalid_ratelimit: 500 ms between out-of-window ACKs
 
 
 

@@ -29,7 +29,7 @@ ICSK_TIME_DACK: Final = 2
 ICSK_TIME_PROBE0: Final = 3
 ICSK_TIME_REO_TIMEOUT: Final = 4
 ICSK_TIME_LOSS_PROBE: Final = 5
-TCP_TIMEOUT_MIN = 0.002  # two jiffies
+TCP_TIMEOUT_MIN: Final = 0.002  # two jiffies
 
 ICSK_ACK_SCHED: Final = 1
 ICSK_ACK_TIMER: Final = 2
