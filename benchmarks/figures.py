@@ -532,7 +532,7 @@ def _bulk_plans(seconds: float) -> tuple[Plan, Plan]:
     return (
         Plan(
             dict(total=64 * MiB, chunk=64 * KiB, seconds=seconds),
-            reps=3,
+            reps=5,
             warmup=dict(total=16 * MiB, seconds=2.0),
         ),
         # Even in a quick run, warm up: the first megabytes through a fresh process run at
@@ -553,7 +553,7 @@ def _scaling_figure(name: str, title: str, unit: str, fn: Callable[..., Measurem
     small = {knob: 10}
     return Figure(
         name, title, unit, fn, fn, Target("<=", 1.2, "ratio"),
-        full=Plan(dict(full, seconds=1.5), reps=3, warmup=dict(warmup, seconds=0.3, **small),
+        full=Plan(dict(full, seconds=1.5), reps=5, warmup=dict(warmup, seconds=0.3, **small),
                   anchor_kwargs=small),
         quick=Plan(dict(quick, seconds=0.3), reps=1, warmup=None, anchor_kwargs=small),
         self_anchored=True,
