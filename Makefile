@@ -29,10 +29,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# With GCC the build is profile-guided: built instrumented, trained (benchmarks/train.py),
-# built again with the profile. `make compiled PGO=0` builds once, without a profile.
-PGO ?= $(shell $(PYTHON) -c "import os, sysconfig; print(int('gcc' in \
-	os.environ.get('CC', sysconfig.get_config_var('CC') or '')))" 2>/dev/null || echo 0)
+# With GCC (10 or later: -fprofile-partial-training) the build is profile-guided: built
+# instrumented, trained (benchmarks/train.py), built again with the profile.
+# `make compiled PGO=0` builds once, without a profile; so does any other compiler.
+BUILD_CC := $(shell $(PYTHON) -c "import os, sysconfig; \
+	print(os.environ.get('CC') or sysconfig.get_config_var('CC') or 'cc')" 2>/dev/null)
+PGO ?= $(shell case "$(BUILD_CC)" in (*gcc*) echo 'int x;' | $(BUILD_CC) \
+	-fprofile-partial-training -x c -c - -o /dev/null 2>/dev/null && echo 1 || echo 0;; \
+	(*) echo 0;; esac)
 PGO_DIR := $(CURDIR)/$(CVENV)/pgo
 CINSTALL := PYSTACK_COMPILE=1 $(CPY) -m pip install --quiet --no-build-isolation --no-deps \
 	--force-reinstall .
