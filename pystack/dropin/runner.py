@@ -99,6 +99,53 @@ async def run_script(path: str, argv: Sequence[str] = (), *, host: Any,
                                            abandon_on_cancel=abandon_on_cancel)
 
 
+class WholeLines:
+    """A text stream over `stream` that writes each thread's output a whole line at a time.
+
+    The scripts of one `python -m pystack run` are threads of one process sharing
+    sys.stdout, where on a real machine each has its own: a `print` is several writes (its
+    arguments, separators, end), and two threads printing at once could interleave inside a
+    line. Here each thread's text waits until its line is complete (or it flushes), then goes
+    out in one write; `close_lines` writes what every thread left unfinished."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._pending: dict[int, str] = {}  # by thread: text after its last newline
+
+    def write(self, text: str) -> int:
+        me = threading.get_ident()
+        with self._lock:
+            pending = self._pending.pop(me, "") + text
+            cut = pending.rfind("\n") + 1
+            if cut < len(pending):
+                self._pending[me] = pending[cut:]
+            if cut:
+                self._stream.write(pending[:cut])
+        return len(text)
+
+    def writelines(self, texts: Any) -> None:
+        for text in texts:
+            self.write(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            pending = self._pending.pop(threading.get_ident(), "")
+            if pending:
+                self._stream.write(pending)
+            self._stream.flush()
+
+    def close_lines(self) -> None:
+        with self._lock:
+            for text in self._pending.values():
+                self._stream.write(text)
+            self._pending.clear()
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, isatty, buffer ...
+        return getattr(self._stream, name)
+
+
 def _server_ready(host: Any) -> bool:
     for row in host.sockets():
         if row.state == "LISTEN" or (row.netid == "udp" and row.pid is not None):
@@ -281,8 +328,14 @@ def main(argv: Sequence[str]) -> int:
     if args.time == "virtual":
         from trio._core import MockClock  # = trio.testing.MockClock, without importing pytest
         clock = MockClock(autojump_threshold=0)
-    with routed():
-        status = _real_trio_run(_run_world, args, clock=clock)
+    stdout = sys.stdout
+    sys.stdout = lines = WholeLines(stdout)
+    try:
+        with routed():
+            status = _real_trio_run(_run_world, args, clock=clock)
+    finally:
+        lines.close_lines()
+        sys.stdout = stdout
     followed = getattr(args, "followed", None)
     if followed is not None:
         name, path = followed

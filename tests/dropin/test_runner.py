@@ -135,3 +135,38 @@ def test_cli_path_prints_the_first_data_segments_journey_through_both_kernels(ca
         {("client1", "process")}
     assert {(h, c) for h, c, f in hops if f in ("ip_rcv", "tcp_v4_rcv")} == \
         {("server", "softirq")}
+
+
+def test_two_scripts_printing_at_once_keep_their_lines_whole() -> None:
+    # The threads of `python -m pystack run` share sys.stdout; a print is several writes.
+    import io
+    import threading
+
+    out = io.StringIO()
+    lines = runner.WholeLines(out)
+    client_wrote_half = threading.Event()
+    server_wrote = threading.Event()
+
+    def client() -> None:
+        lines.write("Received")
+        lines.write(" ")
+        client_wrote_half.set()
+        server_wrote.wait()
+        lines.write("b'Hello'")
+        lines.write("\n")
+        lines.write("no newline yet")
+
+    def server() -> None:
+        client_wrote_half.wait()
+        lines.write("closing")
+        lines.write(" conn\n")
+        server_wrote.set()
+
+    threads = [threading.Thread(target=client), threading.Thread(target=server)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out.getvalue() == "closing conn\nReceived b'Hello'\n"
+    lines.close_lines()  # what a thread left unfinished still comes out, at the end
+    assert out.getvalue().endswith("no newline yet")
