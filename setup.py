@@ -10,8 +10,8 @@ Two more variables serve the profile-guided build that `make compiled` runs with
 * ``PYSTACK_PGO=use:DIR`` builds it optimised with the profile found in DIR. Functions the
   training run never reached are optimised as without a profile (-fprofile-partial-training).
   The C that the instrumented build generated is compiled again, unchanged (GCC matches a
-  profile to the code it was made from): the generate step lists its extensions in
-  build/mypyc-extensions.json, and the use step builds those instead of running mypyc.
+  profile to the code it was made from, and mypyc need not run twice): the generate step
+  lists its extensions in build/mypyc-extensions.json, and the use step builds those.
 
 The C files are compiled on every core at once (setuptools compiles an extension's files one
 after another, and mypyc puts the whole kernel into one extension).
@@ -61,6 +61,11 @@ _EXT_FIELDS = ("name", "sources", "include_dirs", "define_macros", "depends",
                "extra_compile_args", "extra_link_args")
 
 
+def _listed_extension(fields: dict) -> Extension:
+    """An extension as the generate step listed it (JSON made its macro pairs lists)."""
+    return Extension(**{**fields, "define_macros": [tuple(m) for m in fields["define_macros"]]})
+
+
 def _mypyc_extensions(here: Path) -> list[Extension]:
     from mypyc.build import mypycify
 
@@ -80,8 +85,7 @@ if os.environ.get("PYSTACK_COMPILE") == "1":
     pgo = os.environ.get("PYSTACK_PGO", "")
     listed = here / "build" / "mypyc-extensions.json"
     if pgo.startswith("use:") and listed.exists():
-        ext_modules = [Extension(**{**fields, "define_macros": [tuple(m) for m in fields["define_macros"]]})
-                       for fields in json.loads(listed.read_text())]
+        ext_modules = [_listed_extension(fields) for fields in json.loads(listed.read_text())]
     else:
         ext_modules = _mypyc_extensions(here)
         if pgo.startswith("generate:"):

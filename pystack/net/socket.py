@@ -285,8 +285,9 @@ def sys_sendto_begin(task: Task, fd: int, data: Any, flags: int = 0,
                 raise KernelError(errno.EAFNOSUPPORT)
             addr = (daddr, dport)
         nonblock = bool(file.f_flags & O_NONBLOCK or flags & MSG_DONTWAIT)
-        task.host.this_cpu = task.cpu  # _enter(task): the event names the CPU, and below
-        if task.host.net.tracer.active:
+        host = task.host
+        host.this_cpu = task.cpu  # _enter(task): the event names the CPU, and below
+        if host.net.tracer.active:
             _trace(task, "EVENT_SOCK_SENDMSG", fd=fd, len=len(data))
         sk = sock.sk
         woken = sk.sk_wakeups
@@ -368,7 +369,8 @@ def sys_recvfrom_begin(task: Task, fd: int, size: int, flags: int = 0,
         nonblock = bool(flags & (MSG_DONTWAIT | MSG_ERRQUEUE))
         # What a stream MSG_WAITALL receive has gathered so far, across its waits.
         acc = bytearray() if sock.type == SOCK_STREAM else None
-        task.host.this_cpu = task.cpu  # _enter(task)
+        host = task.host
+        host.this_cpu = task.cpu  # _enter(task)
         sk = sock.sk
         woken = sk.sk_wakeups
         try:
@@ -378,7 +380,7 @@ def sys_recvfrom_begin(task: Task, fd: int, size: int, flags: int = 0,
                 raise
             return Sleep(_recv_rest(task, fd, sock, size, flags, acc, control,
                                     sk.sk_rcvtimeo, woken))
-        if task.host.net.tracer.active:
+        if host.net.tracer.active:
             _trace(task, "EVENT_SOCK_RECVMSG", fd=fd, len=result[3])
         return result
     except KernelError as e:
